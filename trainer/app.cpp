@@ -1,0 +1,92 @@
+#include "trainer/app.h"
+
+#include <boost/program_options.hpp>
+#include <ostream>
+
+#include "common/cli_util.h"
+#include "common/config.h"
+#include "common/errors.h"
+#include "trainer/banner.h"
+
+namespace po = boost::program_options;
+
+namespace trainer {
+
+namespace {
+
+po::options_description Options() {
+  po::options_description options("Options");
+  options.add_options()
+      ("config,c", po::value<std::string>()->value_name("FILE"),
+       "job config (YAML); default: $RUNNER_CONFIG (set by the runner), else built-in defaults")
+      ("banner", "print the startup banner (versions, BLAS, threads) and exit")
+      ("print-config", "print the resolved job config with the origin of every value, and exit")
+      ("help,h", "print this help and exit")
+      ("version", "print the version and exit");
+  return options;
+}
+
+std::string Help() {
+  std::ostringstream out;
+  out << "Usage: trainer [options] [key.path=value ...]\n\n"
+      << "The bundled data-parallel worker. The runner starts one per GPU or CPU slot with the\n"
+      << "worker contract (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT, ...) and\n"
+      << "RUNNER_CONFIG in the environment. Config keys and overrides work as for the runner\n"
+      << "(configs/README.md).\n\n"
+      << Options() << "\n"
+      << common::ExitCodeHelp();
+  return out.str();
+}
+
+}  // namespace
+
+int RunTrainer(const std::vector<std::string>& args, const common::Environment& env,
+               std::ostream& out, std::ostream& err) {
+  try {
+    const po::options_description options = Options();
+    po::options_description all;
+    all.add(options).add_options()("override", po::value<std::vector<std::string>>());
+    po::positional_options_description positional;
+    positional.add("override", -1);
+    po::variables_map vm;
+    try {
+      po::store(po::command_line_parser(args).options(all).positional(positional).run(), vm);
+      po::notify(vm);
+    } catch (const po::unknown_option& e) {
+      common::ThrowUsage(options, "trainer", e, e.get_option_name());
+    } catch (const po::error& e) {
+      common::ThrowUsage(options, "trainer", e, "");
+    }
+    if (vm.count("help")) {
+      out << Help();
+      return common::kExitOk;
+    }
+    if (vm.count("version")) {
+      out << common::VersionLine("trainer") << "\n";
+      return common::kExitOk;
+    }
+    common::ConfigSources sources;
+    if (vm.count("config")) sources.file = vm["config"].as<std::string>();
+    sources.env = &env;
+    if (vm.count("override")) sources.overrides = vm["override"].as<std::vector<std::string>>();
+    common::Config config = common::LoadConfig(sources);
+    if (vm.count("print-config")) {
+      out << config.ToYaml(/*with_origins=*/true);
+      return common::kExitOk;
+    }
+    auto [threads, source] = ChooseThreads(env, config.GetIntOrAuto("train.num_threads"));
+    ApplyThreads(threads);
+    out << StartupBanner(env) << " (threads from " << source << ")\n";
+    if (vm.count("banner")) return common::kExitOk;
+    err << "trainer: training is not available in this version yet; --banner shows the set-up\n";
+    return common::kExitUsage;
+  } catch (const common::Error& e) {
+    err << "trainer: " << common::ExitCodeName(e.code()) << ": " << e.what() << "\n";
+    return e.code();
+  } catch (const std::exception& e) {
+    err << "trainer: internal error: " << e.what() << " (please report this)\n";
+    return common::kExitInternal;
+  }
+}
+
+}  // namespace trainer
