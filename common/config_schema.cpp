@@ -164,3 +164,24 @@ std::string EnvNameFor(std::string_view path) {
 }
 
 }  // namespace common
+
+namespace common {
+
+std::string SchemaMarkdown() {
+  std::string text;
+  for (std::string_view section : ConfigSections()) {
+    text += "### `" + std::string(section) + "`\n\n| key | allowed values | default | meaning |\n|---|---|---|---|\n";
+    for (const KeySpec& spec : ConfigSchema()) {
+      if (spec.path.substr(0, spec.path.find('.')) != section) continue;
+      std::string allowed = DescribeExpected(spec);
+      std::string escaped;
+      for (char ch : allowed) escaped += ch == '|' ? std::string("\\|") : std::string(1, ch);
+      text += "| `" + std::string(spec.path) + "` | " + escaped + " | `" +
+              std::string(spec.default_value) + "` | " + std::string(spec.doc) + " |\n";
+    }
+    text += "\n";
+  }
+  return text;
+}
+
+}  // namespace common

@@ -51,3 +51,9 @@ inline constexpr std::string_view kEnvPrefix = "RUNNER_";
 [[nodiscard]] size_t EditDistance(std::string_view a, std::string_view b);
 
 }  // namespace common
+
+namespace common {
+// Every key as Markdown tables, one per section: key, allowed values, default, meaning.
+// `runner --list-keys` prints it; configs/README.md holds the same tables.
+[[nodiscard]] std::string SchemaMarkdown();
+}  // namespace common

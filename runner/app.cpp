@@ -4,6 +4,7 @@
 
 #include "common/cli_util.h"
 #include "common/config.h"
+#include "common/config_schema.h"
 #include "common/errors.h"
 #include "runner/cli.h"
 #include "runner/dry_run.h"
@@ -21,6 +22,10 @@ int RunRunner(const std::vector<std::string>& args, const common::Environment& e
     }
     if (options.version) {
       out << common::VersionLine("runner") << "\n";
+      return common::kExitOk;
+    }
+    if (options.list_keys) {
+      out << common::SchemaMarkdown();
       return common::kExitOk;
     }
     common::Config config = common::LoadConfig({options.config_file, &env, options.overrides});

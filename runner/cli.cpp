@@ -20,6 +20,7 @@ po::options_description Options() {
       ("dry-run", "print the resolved topology (hosts, ranks, devices, master, where each value "
                   "came from) and exit without starting anything")
       ("print-config", "print the resolved job config with the origin of every value, and exit")
+      ("list-keys", "print every config key with its allowed values, default and meaning, and exit")
       ("nproc-per-node", po::value<std::string>()->value_name("N|auto"),
        "workers per agent (= launch.nproc_per_node)")
       ("job-name", po::value<std::string>()->value_name("NAME"), "job name (= job.name)")
@@ -71,6 +72,7 @@ RunnerOptions ParseRunnerArgs(const std::vector<std::string>& args) {
   result.version = vm.count("version") > 0;
   result.dry_run = vm.count("dry-run") > 0;
   result.print_config = vm.count("print-config") > 0;
+  result.list_keys = vm.count("list-keys") > 0;
   if (vm.count("config")) result.config_file = vm["config"].as<std::string>();
   const std::pair<const char*, const char*> flag_keys[] = {
       {"nproc-per-node", "launch.nproc_per_node"},

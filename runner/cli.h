@@ -16,6 +16,7 @@ struct RunnerOptions {
   std::vector<std::string> command;    // after "--"; empty: the bundled trainer
   bool dry_run = false;
   bool print_config = false;
+  bool list_keys = false;
   bool help = false;
   bool version = false;
 };
