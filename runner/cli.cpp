@@ -8,12 +8,17 @@
 
 namespace po = boost::program_options;
 
+namespace {
+// Exact flags only: a prefix such as --nproc must not silently mean --nproc-per-node.
+constexpr int kStyle = po::command_line_style::default_style & ~po::command_line_style::allow_guessing;
+}  // namespace
+
 namespace runner {
 
 namespace {
 
 po::options_description Options() {
-  po::options_description options("Options");
+  po::options_description options("Options", 100, 50);
   options.add_options()
       ("config,c", po::value<std::string>()->value_name("FILE"),
        "job config (YAML); default: $RUNNER_CONFIG, else built-in defaults")
@@ -61,7 +66,7 @@ RunnerOptions ParseRunnerArgs(const std::vector<std::string>& args) {
   po::variables_map vm;
   std::string current;
   try {
-    po::store(po::command_line_parser(before).options(all).positional(positional).run(), vm);
+    po::store(po::command_line_parser(before).options(all).positional(positional).style(kStyle).run(), vm);
     po::notify(vm);
   } catch (const po::unknown_option& e) {
     common::ThrowUsage(options, "runner", e, e.get_option_name());

@@ -57,7 +57,9 @@ std::string FormatDryRun(const LaunchEnvironment& env, const AgentPlan& plan,
     table.Row("nodes", std::to_string(env.hosts->value.size()) + ": " + CompressHostlist(env.hosts->value),
               env.hosts->source + ", " + env.node_count->source);
   } else {
-    table.Row("nodes", "(learnt at rendezvous)", "mpirun does not say which hosts it uses");
+    table.Row("nodes", (env.node_count ? std::to_string(env.node_count->value) + ", hosts " : std::string()) + "(learnt at rendezvous)",
+              env.scheduler == Scheduler::kOpenMpi ? "mpirun does not say which hosts it uses"
+                                                   : "torchrun-style variables name only the master");
   }
   if (env.node_rank) {
     std::string host = env.hosts ? env.hosts->value[static_cast<size_t>(env.node_rank->value)] : env.hostname;

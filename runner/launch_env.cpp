@@ -279,9 +279,14 @@ void DetectSlurm(const EnvReader& env, const HostFacts& host, LaunchEnvironment*
 void DetectTorchrun(const EnvReader& env, LaunchEnvironment* out) {
   const std::string fix = "torchrun-style launch needs NNODES, NODE_RANK, MASTER_ADDR and "
                           "MASTER_PORT together; set all four (or none)";
-  const std::string nnodes_var = env.Has("NNODES") ? "NNODES" : "PET_NNODES";
-  const std::string node_var = env.Has("NODE_RANK") ? "NODE_RANK" : "PET_NODE_RANK";
-  const int nnodes = static_cast<int>(env.RequireInt(nnodes_var, 1, 1 << 20, fix + " (elastic ranges like 1:4 are not supported)"));
+  // Name the spelling the user used; the plain one when neither is set.
+  const std::string nnodes_var = env.Has("NNODES") || !env.Has("PET_NNODES") ? "NNODES" : "PET_NNODES";
+  const std::string node_var = env.Has("NODE_RANK") || !env.Has("PET_NODE_RANK") ? "NODE_RANK" : "PET_NODE_RANK";
+  if (std::optional<std::string> text = env.Get(nnodes_var); text && text->find(':') != std::string::npos) {
+    throw EnvironmentError(Raw(nnodes_var, *text) + " is an elastic range; the runner needs a fixed " +
+                           "node count (set " + nnodes_var + " to one number, like 2)");
+  }
+  const int nnodes = static_cast<int>(env.RequireInt(nnodes_var, 1, 1 << 20, fix));
   const int node = static_cast<int>(env.RequireInt(node_var, 0, nnodes - 1, fix));
   const std::string addr = env.RequireString("MASTER_ADDR", fix);
   const int port = static_cast<int>(env.RequireInt("MASTER_PORT", 1, 65535, fix));

@@ -10,12 +10,17 @@
 
 namespace po = boost::program_options;
 
+namespace {
+// Exact flags only: a prefix such as --nproc must not silently mean --nproc-per-node.
+constexpr int kStyle = po::command_line_style::default_style & ~po::command_line_style::allow_guessing;
+}  // namespace
+
 namespace trainer {
 
 namespace {
 
 po::options_description Options() {
-  po::options_description options("Options");
+  po::options_description options("Options", 100, 50);
   options.add_options()
       ("config,c", po::value<std::string>()->value_name("FILE"),
        "job config (YAML); default: $RUNNER_CONFIG (set by the runner), else built-in defaults")
@@ -50,7 +55,7 @@ int RunTrainer(const std::vector<std::string>& args, const common::Environment& 
     positional.add("override", -1);
     po::variables_map vm;
     try {
-      po::store(po::command_line_parser(args).options(all).positional(positional).run(), vm);
+      po::store(po::command_line_parser(args).options(all).positional(positional).style(kStyle).run(), vm);
       po::notify(vm);
     } catch (const po::unknown_option& e) {
       common::ThrowUsage(options, "trainer", e, e.get_option_name());

@@ -1,0 +1,23 @@
+#pragma once
+// Loggers whose every line makes sense alone in a file someone tails at 3 a.m.:
+//   2026-11-26T04:40:01.123+00:00 info  [runner vm node=0 agent=0] started worker rank 1 (pid 812)
+// Lines go to the console (stderr) and, once the job directory exists, to a file, flushed at once.
+
+#include <spdlog/logger.h>
+
+#include <memory>
+#include <string>
+
+namespace common {
+
+// A logger named `who` ("runner vm node=0 agent=0") writing to stderr only.
+[[nodiscard]] std::shared_ptr<spdlog::logger> MakeConsoleLogger(const std::string& who);
+
+// Adds a line-flushed file sink at `path` (created 0640, appended to) to `logger`.
+// Throws common::Error (environment) naming the path when it cannot be opened.
+void AddFileSink(spdlog::logger& logger, const std::string& path);
+
+// The timestamp format every file of the job directory uses (RFC 3339, milliseconds, local zone).
+[[nodiscard]] std::string Timestamp();
+
+}  // namespace common

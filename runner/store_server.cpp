@@ -1,0 +1,530 @@
+#include "runner/store_server.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <deque>
+#include <mutex>
+#include <set>
+#include <thread>
+
+#include "common/errors.h"
+
+namespace runner {
+
+namespace {
+
+constexpr uint32_t kValidationMagic = 0x3C85F7CE;
+// Canonical operations; each dialect maps its query bytes onto these.
+enum class Op {
+  kValidate, kSet, kCompareSet, kGet, kAdd, kCheck, kWait, kNumKeys, kWatchKey, kDeleteKey,
+  kAppend, kMultiGet, kMultiSet, kCancelWait, kPing, kQueuePush, kQueuePop, kQueueLen, kList,
+  kUnknown,
+};
+enum class Dialect { kUndecided, kV1, kV2 };
+
+Op DecodeOp(Dialect dialect, uint8_t byte) {
+  static const Op v1[] = {Op::kSet, Op::kCompareSet, Op::kGet, Op::kAdd, Op::kCheck, Op::kWait,
+                          Op::kNumKeys, Op::kWatchKey, Op::kDeleteKey, Op::kAppend,
+                          Op::kMultiGet, Op::kMultiSet, Op::kCancelWait};
+  static const Op v2[] = {Op::kValidate, Op::kSet, Op::kCompareSet, Op::kGet, Op::kAdd,
+                          Op::kCheck, Op::kWait, Op::kNumKeys, Op::kDeleteKey, Op::kAppend,
+                          Op::kMultiGet, Op::kMultiSet, Op::kCancelWait, Op::kPing,
+                          Op::kQueuePush, Op::kQueuePop, Op::kQueueLen, Op::kList};
+  if (dialect == Dialect::kV1 && byte < std::size(v1)) return v1[byte];
+  if (dialect == Dialect::kV2 && byte < std::size(v2)) return v2[byte];
+  return Op::kUnknown;
+}
+
+// Reads fields from a connection's input buffer; any read past the end marks it incomplete.
+class Reader {
+ public:
+  explicit Reader(const std::string& buffer) : buffer_(buffer) {}
+  template <typename T>
+  T Scalar() {
+    T value{};
+    if (pos_ + sizeof(T) > buffer_.size()) {
+      incomplete_ = true;
+      return value;
+    }
+    std::memcpy(&value, buffer_.data() + pos_, sizeof(T));
+    pos_ += sizeof(T);
+    return value;
+  }
+  std::string Bytes() {
+    const uint64_t size = Scalar<uint64_t>();
+    if (incomplete_ || pos_ + size > buffer_.size()) {
+      incomplete_ = true;
+      return {};
+    }
+    std::string value = buffer_.substr(pos_, size);
+    pos_ += size;
+    return value;
+  }
+  std::vector<std::string> Keys() {
+    const uint64_t n = Scalar<uint64_t>();
+    std::vector<std::string> keys;
+    for (uint64_t i = 0; i < n && !incomplete_; ++i) keys.push_back(Bytes());
+    return keys;
+  }
+  [[nodiscard]] bool incomplete() const { return incomplete_; }
+  [[nodiscard]] size_t consumed() const { return pos_; }
+
+ private:
+  const std::string& buffer_;
+  size_t pos_ = 0;
+  bool incomplete_ = false;
+};
+
+class Writer {
+ public:
+  explicit Writer(std::string* out) : out_(out) {}
+  template <typename T>
+  void Scalar(T value) {
+    out_->append(reinterpret_cast<const char*>(&value), sizeof(T));
+  }
+  void Bytes(const std::string& value) {
+    Scalar<uint64_t>(value.size());
+    out_->append(value);
+  }
+
+ private:
+  std::string* out_;
+};
+
+struct Connection {
+  int fd = -1;
+  std::string peer;
+  Dialect dialect = Dialect::kUndecided;
+  std::string in;
+  std::string out;
+  std::set<std::string> waiting_for;  // keys of the pending WAIT; empty: none pending
+  std::set<std::string> watched;      // WATCH_KEY (1.13)
+  bool closing = false;
+};
+
+}  // namespace
+
+class StoreServer::Impl {
+ public:
+  Impl(const std::string& address, uint16_t port, LogFn log) : address_(address), log_(std::move(log)) {
+    Listen(address, port);
+    if (pipe2(wake_, O_CLOEXEC | O_NONBLOCK) != 0) {
+      close(listen_fd_);
+      throw common::CommunicationError(std::string("store: cannot create a pipe: ") + std::strerror(errno));
+    }
+    thread_ = std::thread([this] { Loop(); });
+  }
+
+  ~Impl() {
+    stop_ = true;
+    char byte = 1;
+    (void)!write(wake_[1], &byte, 1);
+    if (thread_.joinable()) thread_.join();
+    for (auto& [fd, conn] : connections_) close(fd);
+    close(listen_fd_);
+    close(wake_[0]);
+    close(wake_[1]);
+  }
+
+  uint16_t port() const { return port_; }
+  const std::string& address() const { return address_; }
+
+  std::vector<std::string> DescribeWaits() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    std::vector<std::string> out;
+    for (const auto& [fd, conn] : connections_) {
+      if (conn.waiting_for.empty()) continue;
+      std::string keys;
+      for (const std::string& key : conn.waiting_for) keys += (keys.empty() ? "" : ", ") + key;
+      out.push_back(conn.peer + " waits for " + keys);
+    }
+    return out;
+  }
+
+  size_t NumKeys() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return data_.size();
+  }
+
+ private:
+  void Listen(const std::string& address, uint16_t port) {
+    addrinfo hints{};
+    hints.ai_flags = AI_NUMERICHOST | AI_PASSIVE;
+    hints.ai_socktype = SOCK_STREAM;
+    addrinfo* result = nullptr;
+    const std::string where = "store: cannot listen on " + address + ":" + std::to_string(port);
+    int rc = getaddrinfo(address.c_str(), std::to_string(port).c_str(), &hints, &result);
+    if (rc != 0) {
+      throw common::CommunicationError(where + ": '" + address + "' is not an IP address (" +
+                                       gai_strerror(rc) + "); set launch.store_addr to one");
+    }
+    listen_fd_ = socket(result->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    int one = 1;
+    setsockopt(listen_fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (listen_fd_ < 0 || bind(listen_fd_, result->ai_addr, result->ai_addrlen) != 0 ||
+        listen(listen_fd_, 1024) != 0) {
+      const int err = errno;
+      freeaddrinfo(result);
+      if (listen_fd_ >= 0) close(listen_fd_);
+      throw common::CommunicationError(where + ": " + std::strerror(err) +
+                                       (err == EADDRINUSE ? "; use launch.store_port=0" : ""));
+    }
+    freeaddrinfo(result);
+    sockaddr_storage bound{};
+    socklen_t len = sizeof(bound);
+    getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&bound), &len);
+    port_ = ntohs(bound.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port
+                                              : reinterpret_cast<sockaddr_in*>(&bound)->sin_port);
+  }
+
+  void Log(const std::string& line) {
+    if (log_) log_(line);
+  }
+
+  void Loop() {
+    while (!stop_) {
+      std::vector<pollfd> fds = {{wake_[0], POLLIN, 0}, {listen_fd_, POLLIN, 0}};
+      {
+        std::lock_guard<std::mutex> lock(mutex_);
+        for (const auto& [fd, conn] : connections_) {
+          fds.push_back({fd, static_cast<short>(POLLIN | (conn.out.empty() ? 0 : POLLOUT)), 0});
+        }
+      }
+      if (poll(fds.data(), fds.size(), -1) < 0) {
+        if (errno == EINTR) continue;
+        Log(std::string("store: poll failed: ") + std::strerror(errno));
+        return;
+      }
+      if (fds[1].revents & POLLIN) Accept();
+      std::lock_guard<std::mutex> lock(mutex_);
+      for (size_t i = 2; i < fds.size(); ++i) {
+        auto it = connections_.find(fds[i].fd);
+        if (it == connections_.end()) continue;
+        Connection& conn = it->second;
+        if (fds[i].revents & (POLLIN | POLLHUP | POLLERR)) ReadFrom(conn);
+        if (!conn.closing && !conn.out.empty()) Flush(conn);
+      }
+      for (auto it = connections_.begin(); it != connections_.end();) {
+        if (it->second.closing) {
+          close(it->first);
+          it = connections_.erase(it);
+        } else {
+          ++it;
+        }
+      }
+    }
+  }
+
+  void Accept() {
+    while (true) {
+      sockaddr_storage peer{};
+      socklen_t len = sizeof(peer);
+      int fd = accept4(listen_fd_, reinterpret_cast<sockaddr*>(&peer), &len, SOCK_CLOEXEC | SOCK_NONBLOCK);
+      if (fd < 0) return;
+      int one = 1;
+      setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+      char host[INET6_ADDRSTRLEN] = "?";
+      char serv[16] = "?";
+      getnameinfo(reinterpret_cast<sockaddr*>(&peer), len, host, sizeof(host), serv, sizeof(serv),
+                  NI_NUMERICHOST | NI_NUMERICSERV);
+      std::lock_guard<std::mutex> lock(mutex_);
+      Connection& conn = connections_[fd];
+      conn.fd = fd;
+      conn.peer = std::string(host) + ":" + serv;
+    }
+  }
+
+  void ReadFrom(Connection& conn) {
+    char buffer[65536];
+    while (true) {
+      ssize_t n = recv(conn.fd, buffer, sizeof(buffer), 0);
+      if (n > 0) {
+        conn.in.append(buffer, static_cast<size_t>(n));
+        continue;
+      }
+      if (n == 0 || (errno != EAGAIN && errno != EINTR)) conn.closing = true;
+      break;
+    }
+    while (!conn.closing && Handle(conn)) {
+    }
+    if (conn.closing) Unwait(conn);
+  }
+
+  void Flush(Connection& conn) {
+    while (!conn.out.empty()) {
+      ssize_t n = send(conn.fd, conn.out.data(), conn.out.size(), MSG_NOSIGNAL);
+      if (n > 0) {
+        conn.out.erase(0, static_cast<size_t>(n));
+      } else {
+        if (n < 0 && errno != EAGAIN && errno != EINTR) conn.closing = true;
+        return;
+      }
+    }
+  }
+
+  bool Exists(const std::string& key) const {
+    if (data_.count(key)) return true;
+    auto q = queues_.find(key);
+    return q != queues_.end() && !q->second.empty();
+  }
+
+  void Unwait(Connection& conn) { conn.waiting_for.clear(); }
+
+  // A key was created or changed: finish the WAITs it completes and tell its watchers.
+  void Touched(const std::string& key, const std::string* old_value, const std::string* new_value) {
+    for (auto& [fd, conn] : connections_) {
+      if (conn.waiting_for.erase(key) && conn.waiting_for.empty()) {
+        Writer(&conn.out).Scalar<uint8_t>(0);  // STOP_WAITING
+      }
+      if (conn.watched.count(key)) {
+        Writer w(&conn.out);
+        w.Scalar<uint8_t>(new_value == nullptr ? 2 : old_value == nullptr ? 1 : 0);
+        w.Bytes(key);
+        w.Bytes(old_value ? *old_value : "");
+        w.Bytes(new_value ? *new_value : "");
+      }
+    }
+  }
+
+  void Store(const std::string& key, std::string value) {
+    auto it = data_.find(key);
+    std::optional<std::string> old;
+    if (it != data_.end()) old = it->second;
+    data_[key] = std::move(value);
+    Touched(key, old ? &*old : nullptr, &data_[key]);
+  }
+
+  // Parses and answers one request; false when the buffer holds no complete request.
+  bool Handle(Connection& conn) {
+    if (conn.in.empty()) return false;
+    if (conn.dialect == Dialect::kUndecided) {
+      // 2.2+ clients open with VALIDATE (byte 0) and the magic; 1.13 never sends 0 then the magic.
+      if (static_cast<uint8_t>(conn.in[0]) == 0) {
+        if (conn.in.size() < 5) return false;
+        uint32_t magic = 0;
+        std::memcpy(&magic, conn.in.data() + 1, 4);
+        conn.dialect = magic == kValidationMagic ? Dialect::kV2 : Dialect::kV1;
+      } else {
+        conn.dialect = Dialect::kV1;
+      }
+    }
+    Reader r(conn.in);
+    const uint8_t byte = r.Scalar<uint8_t>();
+    const Op op = DecodeOp(conn.dialect, byte);
+    std::string reply;
+    Writer w(&reply);
+    // A 1.13 client that timed out in WAIT moves on without cancelling: drop the stale wait.
+    if (!conn.waiting_for.empty() && op != Op::kCancelWait) conn.waiting_for.clear();
+    switch (op) {
+      case Op::kValidate: {
+        const uint32_t magic = r.Scalar<uint32_t>();
+        if (r.incomplete()) return false;
+        if (magic != kValidationMagic) {
+          Log("store: client " + conn.peer + " sent a wrong validation number; closed");
+          conn.closing = true;
+        }
+        break;
+      }
+      case Op::kPing: {
+        const uint32_t nonce = r.Scalar<uint32_t>();
+        if (r.incomplete()) return false;
+        w.Scalar(nonce);
+        break;
+      }
+      case Op::kSet: {
+        std::string key = r.Bytes();
+        std::string value = r.Bytes();
+        if (r.incomplete()) return false;
+        Store(key, std::move(value));
+        break;
+      }
+      case Op::kCompareSet: {
+        std::string key = r.Bytes();
+        std::string expected = r.Bytes();
+        std::string desired = r.Bytes();
+        if (r.incomplete()) return false;
+        auto it = data_.find(key);
+        if (it == data_.end()) {
+          if (expected.empty()) {
+            Store(key, desired);
+            w.Bytes(desired);
+          } else {
+            w.Bytes(expected);
+          }
+        } else {
+          if (it->second == expected) Store(key, desired);
+          w.Bytes(data_[key]);
+        }
+        break;
+      }
+      case Op::kGet: {
+        std::string key = r.Bytes();
+        if (r.incomplete()) return false;
+        auto it = data_.find(key);
+        w.Bytes(it == data_.end() ? std::string() : it->second);
+        break;
+      }
+      case Op::kAdd: {
+        std::string key = r.Bytes();
+        const int64_t delta = r.Scalar<int64_t>();
+        if (r.incomplete()) return false;
+        int64_t value = delta;
+        auto it = data_.find(key);
+        if (it != data_.end()) {
+          try {
+            value += std::stoll(it->second);
+          } catch (const std::exception&) {
+            Log("store: ADD to key '" + key + "' whose value is not a number; treated as 0");
+          }
+        }
+        Store(key, std::to_string(value));
+        w.Scalar<int64_t>(value);
+        break;
+      }
+      case Op::kCheck: {
+        std::vector<std::string> keys = r.Keys();
+        if (r.incomplete()) return false;
+        bool ready = true;
+        for (const std::string& key : keys) ready = ready && Exists(key);
+        w.Scalar<uint8_t>(ready ? 0 : 1);
+        break;
+      }
+      case Op::kWait: {
+        std::vector<std::string> keys = r.Keys();
+        if (r.incomplete()) return false;
+        for (const std::string& key : keys) {
+          if (!Exists(key)) conn.waiting_for.insert(key);
+        }
+        if (conn.waiting_for.empty()) w.Scalar<uint8_t>(0);
+        break;
+      }
+      case Op::kCancelWait:
+        conn.waiting_for.clear();
+        w.Scalar<uint8_t>(1);  // WAIT_CANCELED
+        break;
+      case Op::kNumKeys:
+        w.Scalar<int64_t>(static_cast<int64_t>(data_.size()));
+        break;
+      case Op::kWatchKey: {
+        std::string key = r.Bytes();
+        if (r.incomplete()) return false;
+        conn.watched.insert(key);
+        w.Scalar<uint8_t>(3);  // CALLBACK_REGISTERED
+        break;
+      }
+      case Op::kDeleteKey: {
+        std::string key = r.Bytes();
+        if (r.incomplete()) return false;
+        auto it = data_.find(key);
+        int64_t deleted = 0;
+        if (it != data_.end()) {
+          std::string old = it->second;
+          data_.erase(it);
+          deleted = 1;
+          Touched(key, &old, nullptr);
+        }
+        w.Scalar<int64_t>(deleted);
+        break;
+      }
+      case Op::kAppend: {
+        std::string key = r.Bytes();
+        std::string value = r.Bytes();
+        if (r.incomplete()) return false;
+        auto it = data_.find(key);
+        Store(key, (it == data_.end() ? std::string() : it->second) + value);
+        break;
+      }
+      case Op::kMultiGet: {
+        std::vector<std::string> keys = r.Keys();
+        if (r.incomplete()) return false;
+        for (const std::string& key : keys) {
+          auto it = data_.find(key);
+          w.Bytes(it == data_.end() ? std::string() : it->second);
+        }
+        break;
+      }
+      case Op::kMultiSet: {
+        const uint64_t n = r.Scalar<uint64_t>();
+        std::vector<std::pair<std::string, std::string>> items;
+        for (uint64_t i = 0; i < n && !r.incomplete(); ++i) {
+          std::string key = r.Bytes();
+          std::string value = r.Bytes();
+          items.emplace_back(std::move(key), std::move(value));
+        }
+        if (r.incomplete()) return false;
+        for (auto& [key, value] : items) Store(key, std::move(value));
+        break;
+      }
+      case Op::kQueuePush: {
+        std::string key = r.Bytes();
+        std::string value = r.Bytes();
+        if (r.incomplete()) return false;
+        queues_[key].push_back(std::move(value));
+        Touched(key, nullptr, &queues_[key].back());
+        break;
+      }
+      case Op::kQueuePop: {
+        std::string key = r.Bytes();
+        if (r.incomplete()) return false;
+        std::deque<std::string>& queue = queues_[key];
+        w.Scalar<int64_t>(static_cast<int64_t>(queue.size()));
+        if (!queue.empty()) {
+          w.Bytes(queue.front());
+          queue.pop_front();
+        }
+        break;
+      }
+      case Op::kQueueLen: {
+        std::string key = r.Bytes();
+        if (r.incomplete()) return false;
+        w.Scalar<int64_t>(static_cast<int64_t>(queues_[key].size()));
+        break;
+      }
+      case Op::kList:
+        w.Scalar<int64_t>(static_cast<int64_t>(data_.size()));
+        for (const auto& [key, value] : data_) w.Bytes(key);
+        break;
+      case Op::kUnknown:
+        Log("store: client " + conn.peer + " sent unknown query type " + std::to_string(byte) +
+            " (" + (conn.dialect == Dialect::kV2 ? "PyTorch >= 2.2" : "PyTorch 1.13") +
+            " dialect); closing it. Is the worker's PyTorch 2.0 or 2.1? Those are not supported.");
+        conn.closing = true;
+        return false;
+    }
+    conn.in.erase(0, r.consumed());
+    conn.out += reply;
+    return true;
+  }
+
+  std::string address_;
+  LogFn log_;
+  int listen_fd_ = -1;
+  uint16_t port_ = 0;
+  int wake_[2] = {-1, -1};
+  std::atomic<bool> stop_{false};
+  mutable std::mutex mutex_;
+  std::map<int, Connection> connections_;
+  std::map<std::string, std::string> data_;
+  std::map<std::string, std::deque<std::string>> queues_;
+  std::thread thread_;
+};
+
+StoreServer::StoreServer(const std::string& address, uint16_t port, LogFn log)
+    : impl_(std::make_unique<Impl>(address, port, std::move(log))) {}
+StoreServer::~StoreServer() = default;
+uint16_t StoreServer::port() const { return impl_->port(); }
+const std::string& StoreServer::address() const { return impl_->address(); }
+std::vector<std::string> StoreServer::DescribeWaits() const { return impl_->DescribeWaits(); }
+size_t StoreServer::NumKeys() const { return impl_->NumKeys(); }
+
+}  // namespace runner
