@@ -26,6 +26,7 @@ std::vector<KeySpec> BuildSchema() {
       {"launch.preempt_signal", T::kEnum, "USR1", "signal that means \"checkpoint, then requeue\" (#SBATCH --signal)", 0, 0, false, {"USR1", "USR2"}},
       {"launch.requeue", T::kBool, "false", "on the preempt signal under Slurm, requeue the job after the checkpoint"},
       {"launch.rendezvous_timeout_s", T::kFloat, "300", "seconds the agents and workers wait to meet before failing", 0, 86400, true},
+      {"launch.store_addr", T::kString, "auto", "address the node-0 agent's store listens on and workers dial; auto: loopback on one host, else its address on the other nodes' subnet"},
       {"launch.store_port", T::kInt, "0", "TCP port of the c10d store on the node-0 agent; 0: the OS picks a free one", 0, 65535},
 
       // --- train: the bundled trainer.

@@ -76,7 +76,7 @@ JsonObject& JsonObject::Add(std::string_view key, double value) {
     return *this;
   }
   char buf[32];
-  std::snprintf(buf, sizeof(buf), "%.6g", value);
+  std::snprintf(buf, sizeof(buf), "%.15g", value);
   body_ += buf;
   return *this;
 }

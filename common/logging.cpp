@@ -4,6 +4,7 @@
 #include <spdlog/sinks/stdout_sinks.h>
 #include <sys/time.h>
 
+#include <algorithm>
 #include <ctime>
 
 #include "common/errors.h"
@@ -23,11 +24,17 @@ std::shared_ptr<spdlog::logger> MakeConsoleLogger(const std::string& who) {
   return logger;
 }
 
-void AddFileSink(spdlog::logger& logger, const std::string& path) {
+void SetFileSink(spdlog::logger& logger, const std::string& path) {
   try {
     auto sink = std::make_shared<spdlog::sinks::basic_file_sink_mt>(path, /*truncate=*/false);
     sink->set_pattern(kPattern);
-    logger.sinks().push_back(sink);
+    auto& sinks = logger.sinks();
+    sinks.erase(std::remove_if(sinks.begin(), sinks.end(),
+                               [](const spdlog::sink_ptr& s) {
+                                 return dynamic_cast<spdlog::sinks::basic_file_sink_mt*>(s.get()) != nullptr;
+                               }),
+                sinks.end());
+    sinks.push_back(sink);
   } catch (const spdlog::spdlog_ex& e) {
     throw EnvironmentError("cannot open log file '" + path + "': " + e.what() +
                            "; check that job.log_root is on a writable filesystem");

@@ -13,9 +13,9 @@ namespace common {
 // A logger named `who` ("runner vm node=0 agent=0") writing to stderr only.
 [[nodiscard]] std::shared_ptr<spdlog::logger> MakeConsoleLogger(const std::string& who);
 
-// Adds a line-flushed file sink at `path` (created 0640, appended to) to `logger`.
-// Throws common::Error (environment) naming the path when it cannot be opened.
-void AddFileSink(spdlog::logger& logger, const std::string& path);
+// Points `logger`'s file sink at `path` (appended to; replaces an earlier file sink), flushed
+// line by line. Throws common::EnvironmentError naming the path when it cannot be opened.
+void SetFileSink(spdlog::logger& logger, const std::string& path);
 
 // The timestamp format every file of the job directory uses (RFC 3339, milliseconds, local zone).
 [[nodiscard]] std::string Timestamp();

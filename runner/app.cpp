@@ -6,6 +6,7 @@
 #include "common/config.h"
 #include "common/config_schema.h"
 #include "common/errors.h"
+#include "runner/agent.h"
 #include "runner/cli.h"
 #include "runner/dry_run.h"
 #include "runner/topology.h"
@@ -42,9 +43,8 @@ int RunRunner(const std::vector<std::string>& args, const common::Environment& e
       out << FormatDryRun(launch, plan, config);
       return common::kExitOk;
     }
-    err << "runner: starting workers is not available in this version yet; use --dry-run to see "
-           "the topology it would start\n";
-    return common::kExitUsage;
+    AgentRequest request{&config, &env, launch, plan, host, options.command};
+    return RunAgent(request);
   } catch (const common::Error& e) {
     err << "runner: " << common::ExitCodeName(e.code()) << ": " << e.what() << "\n";
     return e.code();

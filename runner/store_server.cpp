@@ -9,12 +9,16 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <deque>
 #include <mutex>
+#include <optional>
 #include <set>
+#include <stdexcept>
 #include <thread>
 
 #include "common/errors.h"
@@ -24,6 +28,11 @@ namespace runner {
 namespace {
 
 constexpr uint32_t kValidationMagic = 0x3C85F7CE;
+// Sizes no real client sends; a request claiming more is garbage, and its connection is closed
+// rather than buffered for ever. Keys are c10d paths of a few dozen bytes.
+constexpr uint64_t kMaxKeyBytes = uint64_t{1} << 20;
+constexpr uint64_t kMaxValueBytes = uint64_t{1} << 30;
+constexpr uint64_t kMaxKeyCount = uint64_t{1} << 20;
 // Canonical operations; each dialect maps its query bytes onto these.
 enum class Op {
   kValidate, kSet, kCompareSet, kGet, kAdd, kCheck, kWait, kNumKeys, kWatchKey, kDeleteKey,
@@ -45,6 +54,11 @@ Op DecodeOp(Dialect dialect, uint8_t byte) {
   return Op::kUnknown;
 }
 
+// A request no client would send (absurd sizes): the connection is closed.
+struct Malformed : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
 // Reads fields from a connection's input buffer; any read past the end marks it incomplete.
 class Reader {
  public:
@@ -60,9 +74,31 @@ class Reader {
     pos_ += sizeof(T);
     return value;
   }
-  std::string Bytes() {
+  std::string Key() { return Bytes(kMaxKeyBytes, "key"); }
+  std::string Value() { return Bytes(kMaxValueBytes, "value"); }
+  std::vector<std::string> Keys() {
+    const uint64_t n = Scalar<uint64_t>();
+    if (!incomplete_ && n > kMaxKeyCount) {
+      throw Malformed("a key count of " + std::to_string(n) + " (at most " +
+                      std::to_string(kMaxKeyCount) + ")");
+    }
+    std::vector<std::string> keys;
+    for (uint64_t i = 0; i < n && !incomplete_; ++i) keys.push_back(Key());
+    return keys;
+  }
+  [[nodiscard]] bool incomplete() const { return incomplete_; }
+  [[nodiscard]] size_t consumed() const { return pos_; }
+
+ private:
+  std::string Bytes(uint64_t limit, const char* what) {
     const uint64_t size = Scalar<uint64_t>();
-    if (incomplete_ || pos_ + size > buffer_.size()) {
+    if (incomplete_) return {};
+    if (size > limit) {
+      throw Malformed(std::string("a ") + what + " of " + std::to_string(size) + " bytes (at most " +
+                      std::to_string(limit) + ")");
+    }
+    // Compared without adding: pos_ + size could wrap around.
+    if (size > buffer_.size() - pos_) {
       incomplete_ = true;
       return {};
     }
@@ -70,16 +106,7 @@ class Reader {
     pos_ += size;
     return value;
   }
-  std::vector<std::string> Keys() {
-    const uint64_t n = Scalar<uint64_t>();
-    std::vector<std::string> keys;
-    for (uint64_t i = 0; i < n && !incomplete_; ++i) keys.push_back(Bytes());
-    return keys;
-  }
-  [[nodiscard]] bool incomplete() const { return incomplete_; }
-  [[nodiscard]] size_t consumed() const { return pos_; }
 
- private:
   const std::string& buffer_;
   size_t pos_ = 0;
   bool incomplete_ = false;
@@ -108,6 +135,7 @@ struct Connection {
   std::string in;
   std::string out;
   std::set<std::string> waiting_for;  // keys of the pending WAIT; empty: none pending
+  uint64_t wait_seq = 0;              // when that WAIT began (queue items wake the oldest)
   std::set<std::string> watched;      // WATCH_KEY (1.13)
   bool closing = false;
 };
@@ -169,11 +197,15 @@ class StoreServer::Impl {
                                        gai_strerror(rc) + "); set launch.store_addr to one");
     }
     listen_fd_ = socket(result->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    int one = 1;
-    setsockopt(listen_fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    if (listen_fd_ < 0 || bind(listen_fd_, result->ai_addr, result->ai_addrlen) != 0 ||
-        listen(listen_fd_, 1024) != 0) {
-      const int err = errno;
+    int err = errno;
+    if (listen_fd_ >= 0) {
+      int one = 1;
+      setsockopt(listen_fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+      const bool ok = bind(listen_fd_, result->ai_addr, result->ai_addrlen) == 0 &&
+                      listen(listen_fd_, 1024) == 0;
+      err = ok ? 0 : errno;
+    }
+    if (listen_fd_ < 0 || err != 0) {
       freeaddrinfo(result);
       if (listen_fd_ >= 0) close(listen_fd_);
       throw common::CommunicationError(where + ": " + std::strerror(err) +
@@ -246,16 +278,24 @@ class StoreServer::Impl {
 
   void ReadFrom(Connection& conn) {
     char buffer[65536];
+    bool ended = false;  // end of stream or a connection error
     while (true) {
       ssize_t n = recv(conn.fd, buffer, sizeof(buffer), 0);
       if (n > 0) {
         conn.in.append(buffer, static_cast<size_t>(n));
         continue;
       }
-      if (n == 0 || (errno != EAGAIN && errno != EINTR)) conn.closing = true;
+      if (n < 0 && errno == EINTR) continue;
+      if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) ended = true;
       break;
     }
+    // Requests that arrived together with the end of the stream still count: a client may SET a
+    // key (no reply) and exit at once.
     while (!conn.closing && Handle(conn)) {
+    }
+    if (ended) {
+      if (!conn.closing) Flush(conn);  // a client that only shut down its sending side still reads
+      conn.closing = true;
     }
     if (conn.closing) Unwait(conn);
   }
@@ -280,12 +320,24 @@ class StoreServer::Impl {
 
   void Unwait(Connection& conn) { conn.waiting_for.clear(); }
 
-  // A key was created or changed: finish the WAITs it completes and tell its watchers.
-  void Touched(const std::string& key, const std::string* old_value, const std::string* new_value) {
+  // A key was created or changed: finish the WAITs it completes and tell its watchers. A queue item
+  // (wake_one) is for one popper: only the oldest WAIT it completes finishes, as in PyTorch.
+  void Touched(const std::string& key, const std::string* old_value, const std::string* new_value,
+               bool wake_one = false) {
+    std::vector<Connection*> waiters;
     for (auto& [fd, conn] : connections_) {
-      if (conn.waiting_for.erase(key) && conn.waiting_for.empty()) {
-        Writer(&conn.out).Scalar<uint8_t>(0);  // STOP_WAITING
+      if (conn.waiting_for.count(key)) waiters.push_back(&conn);
+    }
+    std::sort(waiters.begin(), waiters.end(),
+              [](const Connection* a, const Connection* b) { return a->wait_seq < b->wait_seq; });
+    for (Connection* waiter : waiters) {
+      waiter->waiting_for.erase(key);
+      if (waiter->waiting_for.empty()) {
+        Writer(&waiter->out).Scalar<uint8_t>(0);  // STOP_WAITING
+        if (wake_one) break;
       }
+    }
+    for (auto& [fd, conn] : connections_) {
       if (conn.watched.count(key)) {
         Writer w(&conn.out);
         w.Scalar<uint8_t>(new_value == nullptr ? 2 : old_value == nullptr ? 1 : 0);
@@ -304,8 +356,19 @@ class StoreServer::Impl {
     Touched(key, old ? &*old : nullptr, &data_[key]);
   }
 
-  // Parses and answers one request; false when the buffer holds no complete request.
+  // Parses and answers one request; false when the buffer holds no complete request or the
+  // connection is to be closed.
   bool Handle(Connection& conn) {
+    try {
+      return HandleOne(conn);
+    } catch (const Malformed& e) {
+      Log("store: client " + conn.peer + " sent a request with " + e.what() + "; closed");
+      conn.closing = true;
+      return false;
+    }
+  }
+
+  bool HandleOne(Connection& conn) {
     if (conn.in.empty()) return false;
     if (conn.dialect == Dialect::kUndecided) {
       // 2.2+ clients open with VALIDATE (byte 0) and the magic; 1.13 never sends 0 then the magic.
@@ -313,7 +376,20 @@ class StoreServer::Impl {
         if (conn.in.size() < 5) return false;
         uint32_t magic = 0;
         std::memcpy(&magic, conn.in.data() + 1, 4);
-        conn.dialect = magic == kValidationMagic ? Dialect::kV2 : Dialect::kV1;
+        if (magic == kValidationMagic) {
+          conn.dialect = Dialect::kV2;
+        } else if (magic > kMaxKeyBytes) {
+          // Not a 1.13 SET either: those four bytes would be part of its key's length (the low
+          // half on little-endian hosts, the high half, 0, on big-endian ones).
+          char hex[16];
+          std::snprintf(hex, sizeof(hex), "0x%08X", static_cast<unsigned>(magic));
+          Log("store: client " + conn.peer + " opened with a wrong validation number " + hex +
+              " (expected 0x3C85F7CE); closed");
+          conn.closing = true;
+          return false;
+        } else {
+          conn.dialect = Dialect::kV1;
+        }
       } else {
         conn.dialect = Dialect::kV1;
       }
@@ -342,16 +418,16 @@ class StoreServer::Impl {
         break;
       }
       case Op::kSet: {
-        std::string key = r.Bytes();
-        std::string value = r.Bytes();
+        std::string key = r.Key();
+        std::string value = r.Value();
         if (r.incomplete()) return false;
         Store(key, std::move(value));
         break;
       }
       case Op::kCompareSet: {
-        std::string key = r.Bytes();
-        std::string expected = r.Bytes();
-        std::string desired = r.Bytes();
+        std::string key = r.Key();
+        std::string expected = r.Value();
+        std::string desired = r.Value();
         if (r.incomplete()) return false;
         auto it = data_.find(key);
         if (it == data_.end()) {
@@ -368,21 +444,23 @@ class StoreServer::Impl {
         break;
       }
       case Op::kGet: {
-        std::string key = r.Bytes();
+        std::string key = r.Key();
         if (r.incomplete()) return false;
         auto it = data_.find(key);
         w.Bytes(it == data_.end() ? std::string() : it->second);
         break;
       }
       case Op::kAdd: {
-        std::string key = r.Bytes();
+        std::string key = r.Key();
         const int64_t delta = r.Scalar<int64_t>();
         if (r.incomplete()) return false;
         int64_t value = delta;
         auto it = data_.find(key);
         if (it != data_.end()) {
           try {
-            value += std::stoll(it->second);
+            // Wraps around on overflow (as PyTorch's server does in practice) instead of UB.
+            value = static_cast<int64_t>(static_cast<uint64_t>(std::stoll(it->second)) +
+                                         static_cast<uint64_t>(delta));
           } catch (const std::exception&) {
             Log("store: ADD to key '" + key + "' whose value is not a number; treated as 0");
           }
@@ -405,7 +483,11 @@ class StoreServer::Impl {
         for (const std::string& key : keys) {
           if (!Exists(key)) conn.waiting_for.insert(key);
         }
-        if (conn.waiting_for.empty()) w.Scalar<uint8_t>(0);
+        if (conn.waiting_for.empty()) {
+          w.Scalar<uint8_t>(0);
+        } else {
+          conn.wait_seq = ++wait_counter_;
+        }
         break;
       }
       case Op::kCancelWait:
@@ -416,14 +498,14 @@ class StoreServer::Impl {
         w.Scalar<int64_t>(static_cast<int64_t>(data_.size()));
         break;
       case Op::kWatchKey: {
-        std::string key = r.Bytes();
+        std::string key = r.Key();
         if (r.incomplete()) return false;
         conn.watched.insert(key);
         w.Scalar<uint8_t>(3);  // CALLBACK_REGISTERED
         break;
       }
       case Op::kDeleteKey: {
-        std::string key = r.Bytes();
+        std::string key = r.Key();
         if (r.incomplete()) return false;
         auto it = data_.find(key);
         int64_t deleted = 0;
@@ -437,8 +519,8 @@ class StoreServer::Impl {
         break;
       }
       case Op::kAppend: {
-        std::string key = r.Bytes();
-        std::string value = r.Bytes();
+        std::string key = r.Key();
+        std::string value = r.Value();
         if (r.incomplete()) return false;
         auto it = data_.find(key);
         Store(key, (it == data_.end() ? std::string() : it->second) + value);
@@ -457,8 +539,8 @@ class StoreServer::Impl {
         const uint64_t n = r.Scalar<uint64_t>();
         std::vector<std::pair<std::string, std::string>> items;
         for (uint64_t i = 0; i < n && !r.incomplete(); ++i) {
-          std::string key = r.Bytes();
-          std::string value = r.Bytes();
+          std::string key = r.Key();
+          std::string value = r.Value();
           items.emplace_back(std::move(key), std::move(value));
         }
         if (r.incomplete()) return false;
@@ -466,15 +548,15 @@ class StoreServer::Impl {
         break;
       }
       case Op::kQueuePush: {
-        std::string key = r.Bytes();
-        std::string value = r.Bytes();
+        std::string key = r.Key();
+        std::string value = r.Value();
         if (r.incomplete()) return false;
         queues_[key].push_back(std::move(value));
-        Touched(key, nullptr, &queues_[key].back());
+        Touched(key, nullptr, &queues_[key].back(), /*wake_one=*/true);
         break;
       }
       case Op::kQueuePop: {
-        std::string key = r.Bytes();
+        std::string key = r.Key();
         if (r.incomplete()) return false;
         std::deque<std::string>& queue = queues_[key];
         w.Scalar<int64_t>(static_cast<int64_t>(queue.size()));
@@ -485,7 +567,7 @@ class StoreServer::Impl {
         break;
       }
       case Op::kQueueLen: {
-        std::string key = r.Bytes();
+        std::string key = r.Key();
         if (r.incomplete()) return false;
         w.Scalar<int64_t>(static_cast<int64_t>(queues_[key].size()));
         break;
@@ -516,6 +598,7 @@ class StoreServer::Impl {
   std::map<int, Connection> connections_;
   std::map<std::string, std::string> data_;
   std::map<std::string, std::deque<std::string>> queues_;
+  uint64_t wait_counter_ = 0;
   std::thread thread_;
 };
 

@@ -1,0 +1,46 @@
+#pragma once
+// How the agents of one job talk to each other: the rendezvous exchange, failure notices while
+// workers run, the "all my workers have ended" barrier, and the exit-code agreement.
+//
+// MpiControlPlane is the real one (OpenMPI; a lone agent uses singleton MPI_Init and needs no
+// mpirun). LocalControlPlane is a world of one without MPI, for tests of the supervisor logic.
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace runner {
+
+class ControlPlane {
+ public:
+  virtual ~ControlPlane() = default;
+  [[nodiscard]] virtual int rank() const = 0;
+  [[nodiscard]] virtual int size() const = 0;
+  [[nodiscard]] virtual std::string Describe() const = 0;  // "Open MPI v4.1.4 ..." for the manifest
+
+  // Collectives: every agent must call them in the same order.
+  [[nodiscard]] virtual std::vector<std::string> AllGather(const std::string& mine) = 0;
+  [[nodiscard]] virtual std::string Broadcast(const std::string& from_root) = 0;  // root 0
+  [[nodiscard]] virtual std::vector<std::string> Gather(const std::string& mine) = 0;  // at 0
+  [[nodiscard]] virtual int AllReduceMax(int value) = 0;
+
+  // One attempt's notice channel: Notify sends to every other agent, PollNotice receives
+  // without blocking. EnterDone starts a non-blocking barrier, PollDone tests it. EndAttempt
+  // (after PollDone is true) collects the notices still in flight and returns them.
+  virtual void BeginAttempt(int attempt) = 0;
+  virtual void Notify(const std::string& notice) = 0;
+  [[nodiscard]] virtual std::optional<std::string> PollNotice() = 0;
+  virtual void EnterDone() = 0;
+  [[nodiscard]] virtual bool PollDone() = 0;
+  [[nodiscard]] virtual std::vector<std::string> EndAttempt() = 0;
+
+  // Ends every agent of the job at once (after this agent has written down why).
+  [[noreturn]] virtual void Abort(int code) = 0;
+};
+
+// Initialises MPI (MPI_Init_thread, FUNNELED). Throws common::CommunicationError on failure.
+[[nodiscard]] std::unique_ptr<ControlPlane> MakeMpiControlPlane();
+[[nodiscard]] std::unique_ptr<ControlPlane> MakeLocalControlPlane();
+
+}  // namespace runner

@@ -1,0 +1,235 @@
+// The C API only: OpenMPI's deprecated C++ bindings would need libmpi_cxx.
+#define OMPI_SKIP_MPICXX 1
+#include <mpi.h>
+
+#include <cstdlib>
+#include <deque>
+
+#include "common/errors.h"
+#include "runner/control_plane.h"
+
+namespace runner {
+
+namespace {
+
+constexpr int kNoticeTagBase = 1000;
+constexpr int kMaxNotice = 2048;  // below every BTL's eager limit: sends never wait for receives
+
+void Check(int rc, const char* what) {
+  if (rc == MPI_SUCCESS) return;
+  char text[MPI_MAX_ERROR_STRING];
+  int len = 0;
+  MPI_Error_string(rc, text, &len);
+  throw common::CommunicationError(std::string("MPI ") + what + " failed: " + std::string(text, static_cast<size_t>(len)));
+}
+
+class MpiControlPlane final : public ControlPlane {
+ public:
+  MpiControlPlane() {
+    int provided = 0;
+    Check(MPI_Init_thread(nullptr, nullptr, MPI_THREAD_FUNNELED, &provided), "MPI_Init_thread");
+    MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank_);
+    MPI_Comm_size(MPI_COMM_WORLD, &size_);
+    char version[MPI_MAX_LIBRARY_VERSION_STRING];
+    int len = 0;
+    MPI_Get_library_version(version, &len);
+    describe_ = std::string(version, static_cast<size_t>(len));
+    while (!describe_.empty() && (describe_.back() == '\n' || describe_.back() == '\0')) describe_.pop_back();
+  }
+
+  ~MpiControlPlane() override {
+    int finalized = 0;
+    MPI_Finalized(&finalized);
+    if (!finalized) MPI_Finalize();
+  }
+
+  int rank() const override { return rank_; }
+  int size() const override { return size_; }
+  std::string Describe() const override { return describe_; }
+
+  std::vector<std::string> AllGather(const std::string& mine) override {
+    int my_size = static_cast<int>(mine.size());
+    std::vector<int> sizes(static_cast<size_t>(size_));
+    Check(MPI_Allgather(&my_size, 1, MPI_INT, sizes.data(), 1, MPI_INT, MPI_COMM_WORLD), "Allgather");
+    std::vector<int> offsets(static_cast<size_t>(size_));
+    int total = 0;
+    for (int i = 0; i < size_; ++i) {
+      offsets[static_cast<size_t>(i)] = total;
+      total += sizes[static_cast<size_t>(i)];
+    }
+    std::string all(static_cast<size_t>(total), '\0');
+    Check(MPI_Allgatherv(mine.data(), my_size, MPI_CHAR, all.data(), sizes.data(), offsets.data(),
+                         MPI_CHAR, MPI_COMM_WORLD), "Allgatherv");
+    std::vector<std::string> out;
+    for (int i = 0; i < size_; ++i) {
+      out.push_back(all.substr(static_cast<size_t>(offsets[static_cast<size_t>(i)]), static_cast<size_t>(sizes[static_cast<size_t>(i)])));
+    }
+    return out;
+  }
+
+  std::string Broadcast(const std::string& from_root) override {
+    int n = static_cast<int>(from_root.size());
+    Check(MPI_Bcast(&n, 1, MPI_INT, 0, MPI_COMM_WORLD), "Bcast");
+    std::string value = rank_ == 0 ? from_root : std::string(static_cast<size_t>(n), '\0');
+    Check(MPI_Bcast(value.data(), n, MPI_CHAR, 0, MPI_COMM_WORLD), "Bcast");
+    return value;
+  }
+
+  std::vector<std::string> Gather(const std::string& mine) override {
+    int my_size = static_cast<int>(mine.size());
+    std::vector<int> sizes(static_cast<size_t>(size_));
+    Check(MPI_Gather(&my_size, 1, MPI_INT, sizes.data(), 1, MPI_INT, 0, MPI_COMM_WORLD), "Gather");
+    std::vector<int> offsets(static_cast<size_t>(size_));
+    int total = 0;
+    for (int i = 0; i < size_; ++i) {
+      offsets[static_cast<size_t>(i)] = total;
+      total += sizes[static_cast<size_t>(i)];
+    }
+    std::string all(static_cast<size_t>(rank_ == 0 ? total : 0), '\0');
+    Check(MPI_Gatherv(mine.data(), my_size, MPI_CHAR, all.data(), sizes.data(), offsets.data(),
+                      MPI_CHAR, 0, MPI_COMM_WORLD), "Gatherv");
+    std::vector<std::string> out;
+    if (rank_ != 0) return out;
+    for (int i = 0; i < size_; ++i) {
+      out.push_back(all.substr(static_cast<size_t>(offsets[static_cast<size_t>(i)]), static_cast<size_t>(sizes[static_cast<size_t>(i)])));
+    }
+    return out;
+  }
+
+  int AllReduceMax(int value) override {
+    int result = value;
+    Check(MPI_Allreduce(&value, &result, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD), "Allreduce");
+    return result;
+  }
+
+  void BeginAttempt(int attempt) override {
+    tag_ = kNoticeTagBase + attempt;
+    sent_to_.assign(static_cast<size_t>(size_), 0);
+    received_ = 0;
+    sends_.clear();
+    PostReceive();
+    barrier_posted_ = false;
+  }
+
+  void Notify(const std::string& notice) override {
+    std::string text = notice.substr(0, kMaxNotice - 1);
+    for (int peer = 0; peer < size_; ++peer) {
+      if (peer == rank_) continue;
+      sends_.push_back({text, MPI_REQUEST_NULL});
+      Send& send = sends_.back();
+      Check(MPI_Isend(send.text.data(), static_cast<int>(send.text.size()), MPI_CHAR, peer, tag_,
+                      MPI_COMM_WORLD, &send.request), "Isend");
+      ++sent_to_[static_cast<size_t>(peer)];
+    }
+  }
+
+  std::optional<std::string> PollNotice() override {
+    if (receive_ == MPI_REQUEST_NULL) return std::nullopt;
+    int done = 0;
+    MPI_Status status;
+    Check(MPI_Test(&receive_, &done, &status), "Test");
+    if (!done) return std::nullopt;
+    int count = 0;
+    MPI_Get_count(&status, MPI_CHAR, &count);
+    std::string notice(buffer_, static_cast<size_t>(count));
+    ++received_;
+    PostReceive();
+    return notice;
+  }
+
+  void EnterDone() override {
+    if (barrier_posted_) return;
+    Check(MPI_Ibarrier(MPI_COMM_WORLD, &barrier_), "Ibarrier");
+    barrier_posted_ = true;
+  }
+
+  bool PollDone() override {
+    if (!barrier_posted_) return false;
+    if (barrier_ == MPI_REQUEST_NULL) return true;
+    int done = 0;
+    Check(MPI_Test(&barrier_, &done, MPI_STATUS_IGNORE), "Test");
+    return done != 0;
+  }
+
+  std::vector<std::string> EndAttempt() override {
+    // Everyone has stopped sending: learn how many notices are owed to us and collect them.
+    std::vector<int> owed(static_cast<size_t>(size_));
+    Check(MPI_Alltoall(sent_to_.data(), 1, MPI_INT, owed.data(), 1, MPI_INT, MPI_COMM_WORLD), "Alltoall");
+    int expected = 0;
+    for (int n : owed) expected += n;
+    std::vector<std::string> late;
+    while (received_ < expected) {
+      if (receive_ == MPI_REQUEST_NULL) PostReceive();
+      MPI_Status status;
+      Check(MPI_Wait(&receive_, &status), "Wait");
+      int count = 0;
+      MPI_Get_count(&status, MPI_CHAR, &count);
+      late.emplace_back(buffer_, static_cast<size_t>(count));
+      ++received_;
+      if (received_ < expected) PostReceive();
+    }
+    if (receive_ != MPI_REQUEST_NULL) {
+      MPI_Cancel(&receive_);
+      MPI_Wait(&receive_, MPI_STATUS_IGNORE);
+    }
+    for (Send& send : sends_) MPI_Wait(&send.request, MPI_STATUS_IGNORE);
+    sends_.clear();
+    return late;
+  }
+
+  [[noreturn]] void Abort(int code) override {
+    MPI_Abort(MPI_COMM_WORLD, code);
+    std::_Exit(code);
+  }
+
+ private:
+  struct Send {
+    std::string text;
+    MPI_Request request;
+  };
+
+  void PostReceive() {
+    Check(MPI_Irecv(buffer_, kMaxNotice, MPI_CHAR, MPI_ANY_SOURCE, tag_, MPI_COMM_WORLD, &receive_), "Irecv");
+  }
+
+  int rank_ = 0;
+  int size_ = 1;
+  std::string describe_;
+  int tag_ = kNoticeTagBase;
+  char buffer_[kMaxNotice];
+  MPI_Request receive_ = MPI_REQUEST_NULL;
+  MPI_Request barrier_ = MPI_REQUEST_NULL;
+  bool barrier_posted_ = false;
+  std::deque<Send> sends_;  // deque: element addresses stay valid for MPI
+  std::vector<int> sent_to_;
+  int received_ = 0;
+};
+
+class LocalControlPlane final : public ControlPlane {
+ public:
+  int rank() const override { return 0; }
+  int size() const override { return 1; }
+  std::string Describe() const override { return "none (single agent without MPI)"; }
+  std::vector<std::string> AllGather(const std::string& mine) override { return {mine}; }
+  std::string Broadcast(const std::string& from_root) override { return from_root; }
+  std::vector<std::string> Gather(const std::string& mine) override { return {mine}; }
+  int AllReduceMax(int value) override { return value; }
+  void BeginAttempt(int) override { done_ = false; }
+  void Notify(const std::string&) override {}
+  std::optional<std::string> PollNotice() override { return std::nullopt; }
+  void EnterDone() override { done_ = true; }
+  bool PollDone() override { return done_; }
+  std::vector<std::string> EndAttempt() override { return {}; }
+  [[noreturn]] void Abort(int code) override { std::_Exit(code); }
+
+ private:
+  bool done_ = false;
+};
+
+}  // namespace
+
+std::unique_ptr<ControlPlane> MakeMpiControlPlane() { return std::make_unique<MpiControlPlane>(); }
+std::unique_ptr<ControlPlane> MakeLocalControlPlane() { return std::make_unique<LocalControlPlane>(); }
+
+}  // namespace runner

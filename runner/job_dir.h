@@ -1,0 +1,68 @@
+#pragma once
+// The per-job log directory operators tail (README.md, "The job directory"):
+//
+//   <log_root>/<name>-<id>/            mode 0750 (not world-readable)
+//     job.yaml  manifest.json  events.jsonl  outcome.json
+//     checkpoints/                     shared by every attempt
+//     attempt-<k>/                     one per start (restarts, requeues)
+//       runner-<host>.log  rank-<R>.log  train.log ...
+//     current -> attempt-<k>           the newest attempt, switched atomically
+//
+// Every agent of the job opens the same directory (a shared filesystem on clusters; creation is
+// idempotent). Files are written line by line so `tail -f` shows lines as they happen.
+
+#include <cstdint>
+#include <deque>
+#include <string>
+
+#include "common/json.h"
+
+namespace runner {
+
+class JobDir {
+ public:
+  // Creates (or reuses) <root>/<name>-<id> and checkpoints/. Throws common::EnvironmentError
+  // naming the path and the reason when it cannot.
+  JobDir(const std::string& root, const std::string& name, const std::string& id);
+
+  [[nodiscard]] const std::string& path() const { return path_; }
+  [[nodiscard]] std::string AttemptPath(int attempt) const;
+  // The attempt number after the newest attempt-<k> already there (0 for a new job).
+  [[nodiscard]] int NextAttempt() const;
+  // Creates attempt-<k>/ and points `current` at it (atomically: symlink, then rename).
+  void BeginAttempt(int attempt) const;
+
+  // Writes `content` to `relative` atomically (temporary file, fsync, rename).
+  void WriteFile(const std::string& relative, const std::string& content) const;
+  // Appends one JSON line to events.jsonl (one write(2) call, O_APPEND).
+  void AppendEvent(const common::JsonObject& event) const;
+
+ private:
+  std::string path_;
+};
+
+// A worker's output turned into timestamped lines of its rank-<R>.log; keeps the last lines for
+// outcome.json. Partial lines wait for their newline (or Finish).
+class RankLog {
+ public:
+  RankLog(const std::string& path, size_t tail_lines = 20);
+  RankLog(RankLog&& other) noexcept;
+  RankLog& operator=(RankLog&&) = delete;
+  RankLog(const RankLog&) = delete;
+  ~RankLog();
+
+  void Feed(const char* data, size_t size);
+  // Writes a line the agent itself adds ("exited with code 3"), marked as the runner's.
+  void Note(const std::string& line);
+  void Finish();  // flushes a last partial line
+  [[nodiscard]] const std::deque<std::string>& tail() const { return tail_; }
+
+ private:
+  void WriteLine(const std::string& line);
+  int fd_ = -1;
+  std::string partial_;
+  std::deque<std::string> tail_;
+  size_t tail_lines_;
+};
+
+}  // namespace runner

@@ -1,0 +1,55 @@
+#pragma once
+// The agents' rendezvous, as pure functions over what every agent reports (the MPI exchange
+// itself is in runner/agent.cpp): node order, contiguous global ranks per node (heterogeneous
+// worker counts allowed), and the address the node-0 agent's store listens on.
+
+#include <string>
+#include <vector>
+
+namespace runner {
+
+struct InterfaceAddress {
+  std::string address;  // IPv4 literal
+  int prefix_length = 0;
+};
+
+// What one agent tells the others.
+struct AgentInfo {
+  int agent = 0;            // MPI rank
+  std::string host;
+  int pid = 0;
+  int nproc = 0;            // workers it will start
+  int scheduler_node = -1;  // SLURM_NODEID / NODE_RANK when the scheduler says; -1 otherwise
+  std::vector<std::string> devices;
+  std::vector<InterfaceAddress> addresses;  // non-loopback IPv4 addresses of its host
+
+  [[nodiscard]] std::string Serialize() const;
+  // Throws common::CommunicationError when `text` is not what Serialize wrote.
+  [[nodiscard]] static AgentInfo Parse(const std::string& text);
+};
+
+struct Layout {
+  std::vector<std::string> hosts;          // node order
+  std::vector<int> node_of_agent;          // by MPI rank
+  std::vector<int> local_index_of_agent;   // among the agents of its node
+  std::vector<int> first_rank_of_agent;    // global rank of its first worker
+  std::vector<int> first_local_rank_of_agent;
+  std::vector<int> workers_on_node;
+  int world_size = 0;
+};
+
+// Nodes are ordered by the scheduler's node ids when every agent has one, else by the lowest MPI
+// rank on them; agents within a node by MPI rank. Throws common::EnvironmentError when the
+// scheduler's node ids contradict the hostnames (two ids on one host or one id on two hosts).
+[[nodiscard]] Layout BuildLayout(const std::vector<AgentInfo>& agents);
+
+// The address the store binds and workers dial: `configured` unless it is "auto"; loopback when
+// the job has one host; else the node-0 agent's address on the subnet that holds the most other
+// agents. Throws common::CommunicationError when there is none.
+[[nodiscard]] std::string ChooseStoreAddress(const std::vector<AgentInfo>& agents,
+                                             const Layout& layout, const std::string& configured);
+
+// This host's non-loopback IPv4 addresses (getifaddrs).
+[[nodiscard]] std::vector<InterfaceAddress> LocalAddresses();
+
+}  // namespace runner

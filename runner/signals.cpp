@@ -1,0 +1,61 @@
+#include "runner/signals.h"
+
+#include <csignal>
+#include <initializer_list>
+
+namespace runner {
+
+namespace {
+
+volatile sig_atomic_t g_terminate = 0;
+volatile sig_atomic_t g_usr1 = 0;
+volatile sig_atomic_t g_usr2 = 0;
+volatile sig_atomic_t g_child = 0;
+sigset_t g_wait_mask;
+
+void OnSignal(int sig) {
+  switch (sig) {
+    case SIGUSR1: g_usr1 = 1; break;
+    case SIGUSR2: g_usr2 = 1; break;
+    case SIGCHLD: g_child = 1; break;
+    default: g_terminate = sig; break;
+  }
+}
+
+}  // namespace
+
+void InstallSignalHandlers() {
+  sigset_t handled;
+  sigemptyset(&handled);
+  for (int sig : {SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2, SIGCHLD}) sigaddset(&handled, sig);
+  sigset_t original;
+  sigprocmask(SIG_BLOCK, &handled, &original);
+  g_wait_mask = original;
+  for (int sig : {SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2, SIGCHLD}) sigdelset(&g_wait_mask, sig);
+  struct sigaction action {};
+  action.sa_handler = OnSignal;
+  sigemptyset(&action.sa_mask);
+  action.sa_flags = SA_RESTART;
+  for (int sig : {SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2, SIGCHLD}) sigaction(sig, &action, nullptr);
+  // A worker's closed pipe must not kill the agent.
+  signal(SIGPIPE, SIG_IGN);
+}
+
+const sigset_t& WaitMask() { return g_wait_mask; }
+
+PendingSignals TakeSignals() {
+  PendingSignals out;
+  // The signals are blocked here (outside ppoll), so reading and clearing cannot race.
+  if (g_terminate) {
+    out.terminate = true;
+    out.terminate_signal = g_terminate;
+    g_terminate = 0;
+  }
+  out.usr1 = g_usr1 != 0;
+  out.usr2 = g_usr2 != 0;
+  out.child = g_child != 0;
+  g_usr1 = g_usr2 = g_child = 0;
+  return out;
+}
+
+}  // namespace runner
