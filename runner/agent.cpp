@@ -209,8 +209,11 @@ int RunAgent(const AgentRequest& request) {
   int attempt = std::stoi(shared["attempt"]);
   const int max_restarts = static_cast<int>(config.GetInt("launch.max_restarts"));
   const std::string config_path = dir.path() + "/job.yaml";
+  int agents_here = 0;
+  for (int n : layout.node_of_agent) agents_here += n == node ? 1 : 0;
   const std::string runner_log_name =
-      "runner-" + launch.hostname + (launch.local_agent_count.value > 1 ? "-" + std::to_string(launch.local_agent_rank.value) : "") + ".log";
+      "runner-" + launch.hostname +
+      (agents_here > 1 ? "-" + std::to_string(layout.local_index_of_agent[static_cast<size_t>(me)]) : "") + ".log";
   std::vector<std::string> worker_command = request.command;
   if (worker_command.empty()) worker_command = {TrainerPath(), "--config", config_path};
 

@@ -1,12 +1,14 @@
 #include "runner/launch_env.h"
 
 #include <dirent.h>
+#include <sched.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cctype>
 #include <charconv>
 #include <climits>
+#include <cstdlib>
 #include <numeric>
 
 #include "common/errors.h"
@@ -367,7 +369,12 @@ HostFacts ReadHostFacts() {
   HostFacts facts;
   char name[256] = {};
   if (gethostname(name, sizeof(name) - 1) == 0) facts.hostname = name;
-  long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+  // A container's hostname is often not the node's name; RUNNER_HOSTNAME says what to report.
+  if (const char* given = std::getenv("RUNNER_HOSTNAME"); given != nullptr && *given != '\0') facts.hostname = given;
+  // The CPUs this process may run on (Slurm's binding), not every CPU of the machine.
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  long cpus = sched_getaffinity(0, sizeof(set), &set) == 0 ? CPU_COUNT(&set) : sysconf(_SC_NPROCESSORS_ONLN);
   facts.online_cpus = cpus > 0 ? static_cast<int>(cpus) : 1;
   if (DIR* dir = opendir("/dev")) {
     while (dirent* entry = readdir(dir)) {

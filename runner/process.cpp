@@ -10,6 +10,7 @@
 #include <climits>
 #include <csignal>
 #include <cstring>
+#include <initializer_list>
 #include <string>
 
 #include "common/errors.h"
@@ -139,18 +140,57 @@ int RunExecShim(const std::vector<std::string>& args) {
     std::fprintf(stderr, "runner --exec-shim: internal use only\n");
     return common::kExitUsage;
   }
-  const pid_t expected_parent = static_cast<pid_t>(std::stol(args[1]));
-  prctl(PR_SET_PDEATHSIG, SIGKILL);
-  // The agent may have died between spawn and prctl: then nobody would kill us.
-  if (getppid() != expected_parent) return common::kExitCollateral;
+  const pid_t agent = static_cast<pid_t>(std::stol(args[1]));
+  // The shim stays between the agent and the worker: PR_SET_PDEATHSIG reaches only a direct
+  // child, so the shim catches it and takes the whole process group (the worker and anything it
+  // started) down with it. SIGTERM is catchable, unlike SIGKILL.
+  sigset_t wanted;
+  sigemptyset(&wanted);
+  for (int sig : {SIGTERM, SIGCHLD}) sigaddset(&wanted, sig);
+  sigprocmask(SIG_BLOCK, &wanted, nullptr);
+  prctl(PR_SET_PDEATHSIG, SIGTERM);
+  // The agent may have died between spawn and prctl: then nobody would tell us.
+  if (getppid() != agent) return common::kExitCollateral;
   std::vector<std::string> command(args.begin() + 3, args.end());
-  std::vector<char*> c_argv = CStrings(command);
-  execvp(c_argv[0], c_argv.data());
-  const int err = errno;
-  std::fprintf(stderr, "runner: cannot execute worker command '%s': %s%s\n", command[0].c_str(),
-               std::strerror(err),
-               err == ENOENT ? " (not found in PATH; give a path or fix PATH)" : "");
-  return 127;
+  const pid_t worker = fork();
+  if (worker < 0) {
+    std::fprintf(stderr, "runner: cannot fork the worker: %s\n", std::strerror(errno));
+    return 127;
+  }
+  if (worker == 0) {
+    sigprocmask(SIG_UNBLOCK, &wanted, nullptr);
+    std::vector<char*> c_argv = CStrings(command);
+    execvp(c_argv[0], c_argv.data());
+    const int err = errno;
+    std::fprintf(stderr, "runner: cannot execute worker command '%s': %s%s\n", command[0].c_str(),
+                 std::strerror(err),
+                 err == ENOENT ? " (not found in PATH; give a path or fix PATH)" : "");
+    _exit(127);
+  }
+  // The agent signals the whole group, so the worker gets its SIGTERM directly; the shim only
+  // acts when the agent itself is gone. Other signals (SIGUSR1, SIGINT, ...) keep their default
+  // action in the worker and are ignored here.
+  for (int sig : {SIGINT, SIGHUP, SIGUSR1, SIGUSR2, SIGQUIT}) signal(sig, SIG_IGN);
+  while (true) {
+    siginfo_t info{};
+    if (sigwaitinfo(&wanted, &info) < 0) continue;
+    if (info.si_signo == SIGTERM && getppid() != agent) {
+      kill(0, SIGKILL);  // the agent died: the whole group goes, this shim included
+    }
+    int status = 0;
+    if (waitpid(worker, &status, WNOHANG) != worker) continue;
+    if (WIFEXITED(status)) return WEXITSTATUS(status);
+    // Die the way the worker died, so the agent sees the real signal.
+    const int sig = WTERMSIG(status);
+    signal(sig, SIG_DFL);
+    sigset_t just;
+    sigemptyset(&just);
+    sigaddset(&just, sig);
+    sigprocmask(SIG_UNBLOCK, &just, nullptr);
+    prctl(PR_SET_DUMPABLE, 0);  // the worker dumped core already, if it was going to
+    kill(getpid(), sig);
+    return 128 + sig;
+  }
 }
 
 std::string SelfExecutable() {

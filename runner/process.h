@@ -2,9 +2,10 @@
 // Worker processes: started with posix_spawn (never a bare fork of an MPI process), each in its
 // own process group, stdout and stderr merged into one pipe the agent reads, stdin /dev/null.
 //
-// The command runs through an exec shim (the runner binary itself, `runner --exec-shim PPID --
-// CMD...`) which sets PR_SET_PDEATHSIG=SIGKILL before exec: posix_spawn cannot, and a worker must
-// never outlive its agent.
+// The command runs under a shim (the runner binary itself, `runner --exec-shim PPID -- CMD...`)
+// that leads the worker's process group: it sets PR_SET_PDEATHSIG (posix_spawn cannot), forks
+// the worker, and when the agent dies it kills the whole group, so neither the worker nor anything
+// it started outlives the agent. It exits the way the worker exited (same code or same signal).
 
 #include <sys/types.h>
 
@@ -49,8 +50,9 @@ class ChildProcess {
   bool reaped_ = false;
 };
 
-// The shim's entry: argv = {"--exec-shim", PPID, "--", CMD, ARGS...}. Returns only on failure
-// (with an exit code: 127 command not found/not executable, 12 agent already gone).
+// The shim's entry: argv = {"--exec-shim", PPID, "--", CMD, ARGS...}. Returns the worker's exit
+// code (127: command not found or not executable; 12: the agent was already gone), or ends by
+// the worker's signal.
 [[nodiscard]] int RunExecShim(const std::vector<std::string>& args);
 
 // Absolute path of the running executable (/proc/self/exe).

@@ -1,0 +1,296 @@
+"""The runner with real processes: workers are small shell or Python programs, agents are real
+MPI processes (singleton, or two under mpirun acting as two nodes through RUNNER_HOSTNAME).
+
+Environment: RUNNER_BIN (the runner executable). Every wait is bounded.
+"""
+import json
+import os
+import re
+import signal
+import stat
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+import uuid
+
+RUNNER = os.environ.get("RUNNER_BIN", "")
+HERE = os.path.dirname(os.path.abspath(__file__))
+MPIRUN = ["mpirun", "--allow-run-as-root", "--mca", "btl_tcp_if_include", "lo",
+          "--mca", "oob_tcp_if_include", "lo"]
+# Scheduler variables of an enclosing job must not leak into these tests.
+CLEAN_ENV = {k: v for k, v in os.environ.items()
+             if not k.startswith(("SLURM_", "OMPI_", "PMIX_", "RUNNER_")) and k not in ("NNODES", "NODE_RANK")}
+
+
+def read_text(path):
+    with open(path) as f:
+        return f.read()
+
+
+def processes_with(marker):
+    """PIDs whose command line contains `marker`."""
+    found = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if marker.encode() in f.read():
+                    found.append(int(pid))
+        except OSError:
+            pass
+    return found
+
+
+class RunnerTest(unittest.TestCase):
+    def setUp(self):
+        self.assertTrue(RUNNER, "RUNNER_BIN is not set")
+        self.tmp = tempfile.TemporaryDirectory(prefix="runner-test-")
+        self.root = os.path.join(self.tmp.name, "logs")
+        self.marker = "marker-" + uuid.uuid4().hex[:12]
+
+    def tearDown(self):
+        leftovers = processes_with(self.marker)
+        for pid in leftovers:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        self.tmp.cleanup()
+        self.assertEqual(leftovers, [], "processes of the job outlived it")
+
+    # --- helpers -------------------------------------------------------------------------------
+
+    def runner_args(self, *extra, name="t", nproc=2):
+        return [RUNNER, "--log-root", self.root, "--job-name", name, "--nproc-per-node", str(nproc),
+                "launch.store_addr=127.0.0.1", *extra]
+
+    def sh_worker(self, script):
+        # The marker rides along as $0 so leftover processes can be found.
+        return ["--", "sh", "-c", script, self.marker]
+
+    def run_runner(self, args, timeout=60, env=None):
+        start = time.monotonic()
+        proc = subprocess.run(args, capture_output=True, text=True, timeout=timeout,
+                              env=env or CLEAN_ENV, cwd=self.tmp.name)
+        return proc, time.monotonic() - start
+
+    def job_dir(self, name="t"):
+        dirs = [d for d in os.listdir(self.root) if d.startswith(name + "-")]
+        self.assertEqual(len(dirs), 1, dirs)
+        return os.path.join(self.root, dirs[0])
+
+    def read_json(self, path):
+        with open(path) as f:
+            return json.load(f)
+
+    def mpirun_two_nodes(self, extra_per_node):
+        """mpirun with two agents acting as nodes 'nodeA' and 'nodeB'."""
+        cmd = list(MPIRUN)
+        for i, host in enumerate(["nodeA", "nodeB"]):
+            if i:
+                cmd.append(":")
+            cmd += ["-np", "1", "-x", f"RUNNER_HOSTNAME={host}"] + extra_per_node(host)
+        return cmd
+
+    # --- tests ---------------------------------------------------------------------------------
+
+    def test_one_node_two_workers_and_the_job_directory(self):
+        proc, _ = self.run_runner(self.runner_args(*self.sh_worker(
+            'echo "rank=$RANK local=$LOCAL_RANK world=$WORLD_SIZE lws=$LOCAL_WORLD_SIZE '
+            'node=$NODE_RANK master=$MASTER_ADDR:$MASTER_PORT agent_store=$TORCHELASTIC_USE_AGENT_STORE '
+            'restart=$TORCHELASTIC_RESTART_COUNT omp=$OMP_NUM_THREADS ompi=$(env | grep -c ^OMPI_)"; '
+            'echo partial-line-without-newline | tr -d "\\n"')))
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        job = self.job_dir()
+        # Layout operators rely on (README.md, "The job directory").
+        for name in ["job.yaml", "manifest.json", "events.jsonl", "outcome.json", "checkpoints",
+                     "attempt-0", "current"]:
+            self.assertTrue(os.path.exists(os.path.join(job, name)), name)
+        self.assertEqual(os.readlink(os.path.join(job, "current")), "attempt-0")
+        self.assertEqual(stat.S_IMODE(os.stat(job).st_mode) & 0o007, 0, "job directory is world-accessible")
+        attempt = os.path.join(job, "attempt-0")
+        host = self.read_json(os.path.join(job, "manifest.json"))["nodes"][0]["host"]
+        self.assertTrue(os.path.exists(os.path.join(attempt, f"runner-{host}.log")))
+        for rank in (0, 1):
+            with open(os.path.join(attempt, f"rank-{rank}.log")) as f:
+                lines = f.read().splitlines()
+            ts = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}[+-]\d\d:\d\d "
+            for line in lines:
+                self.assertRegex(line, ts)
+            body = lines[0].split(" ", 1)[1]
+            self.assertRegex(body, rf"rank={rank} local={rank} world=2 lws=2 node=0 "
+                                   r"master=127\.0\.0\.1:\d+ agent_store=True restart=0 omp=1 ompi=0")
+            self.assertTrue(any(l.endswith(" partial-line-without-newline") for l in lines), lines)
+        outcome = self.read_json(os.path.join(job, "outcome.json"))
+        self.assertEqual((outcome["status"], outcome["exit_code"]), ("succeeded", 0))
+        manifest = self.read_json(os.path.join(job, "manifest.json"))
+        self.assertEqual(manifest["world_size"], 2)
+        with open(os.path.join(job, "events.jsonl")) as f:
+            events = [json.loads(l)["event"] for l in f]
+        self.assertEqual(events.count("worker_started"), 2)
+        self.assertIn("attempt_ended", events)
+        with open(os.path.join(job, "job.yaml")) as f:
+            self.assertIn("nproc_per_node: 2", f.read())
+
+    def test_two_agents_under_mpirun_as_two_nodes(self):
+        script = 'echo "rank=$RANK local=$LOCAL_RANK world=$WORLD_SIZE node=$NODE_RANK master=$MASTER_PORT"'
+        cmd = self.mpirun_two_nodes(lambda host: self.runner_args(*self.sh_worker(script)))
+        proc, _ = self.run_runner(cmd)
+        self.assertEqual(proc.returncode, 0, proc.stdout + proc.stderr)
+        job = self.job_dir()
+        attempt = os.path.join(job, "attempt-0")
+        ports = set()
+        for rank in range(4):
+            with open(os.path.join(attempt, f"rank-{rank}.log")) as f:
+                body = f.readline().split(" ", 1)[1]
+            node = rank // 2
+            m = re.match(rf"rank={rank} local={rank % 2} world=4 node={node} master=(\d+)", body)
+            self.assertTrue(m, body)
+            ports.add(m.group(1))
+        self.assertEqual(len(ports), 1, "workers disagree on the store port")
+        manifest = self.read_json(os.path.join(job, "manifest.json"))
+        self.assertEqual([n["host"] for n in manifest["nodes"]], ["nodeA", "nodeB"])
+        for host in ("nodeA", "nodeB"):
+            self.assertTrue(os.path.exists(os.path.join(attempt, f"runner-{host}.log")))
+
+    def test_failing_worker_ends_the_job_with_its_rank_named(self):
+        proc, took = self.run_runner(self.runner_args(*self.sh_worker(
+            'if [ "$RANK" = 1 ]; then echo about to fail; exit 3; fi; sleep 60')))
+        self.assertEqual(proc.returncode, 20, proc.stderr)
+        self.assertLess(took, 10)
+        outcome = self.read_json(os.path.join(self.job_dir(), "outcome.json"))
+        self.assertEqual(outcome["status"], "failed")
+        failure = outcome["first_failure"]
+        self.assertEqual((failure["rank"], failure["exit_code"]), (1, 3))
+        self.assertIn("about to fail", failure["last_lines"])
+        self.assertIn("worker rank 1 exited with code 3", proc.stderr)
+
+    def test_killed_worker_ends_the_job_with_the_signal_named(self):
+        proc, took = self.run_runner(self.runner_args(*self.sh_worker(
+            'if [ "$RANK" = 0 ]; then kill -9 $$; fi; sleep 60')))
+        self.assertEqual(proc.returncode, 21, proc.stderr)
+        self.assertLess(took, 10)
+        failure = self.read_json(os.path.join(self.job_dir(), "outcome.json"))["first_failure"]
+        self.assertEqual((failure["rank"], failure["signal"], failure["signal_name"]), (0, 9, "SIGKILL"))
+
+    def test_failure_on_one_node_ends_the_other_node_within_seconds(self):
+        script = 'if [ "$RANK" = 3 ]; then sleep 0.5; exit 3; fi; sleep 60'
+        cmd = self.mpirun_two_nodes(lambda host: self.runner_args(*self.sh_worker(script)))
+        proc, took = self.run_runner(cmd)
+        self.assertLess(took, 10)
+        self.assertEqual(proc.returncode, 20, proc.stdout + proc.stderr)
+        outcome = self.read_json(os.path.join(self.job_dir(), "outcome.json"))
+        failure = outcome["first_failure"]
+        self.assertEqual((failure["rank"], failure["host"], failure["exit_code"]), (3, "nodeB", 3))
+        codes = {a["host"]: a["code"] for a in outcome["agents"]}
+        self.assertEqual(codes, {"nodeA": 12, "nodeB": 20})
+
+    def test_sigterm_to_the_agent_stops_cleanly(self):
+        args = self.runner_args(*self.sh_worker(
+            'trap "echo got SIGTERM; exit 0" TERM; echo ready; while true; do sleep 0.1; done'))
+        proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                env=CLEAN_ENV, cwd=self.tmp.name)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            logs = [os.path.join(r, f) for r, _, fs in os.walk(self.root) for f in fs if f.startswith("rank-")]
+            if len(logs) == 2 and all("ready" in read_text(p) for p in logs):
+                break
+            time.sleep(0.05)
+        else:
+            proc.kill()
+            self.fail("workers did not start")
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=20)
+        self.assertEqual(proc.returncode, 10, err)
+        job = self.job_dir()
+        self.assertEqual(self.read_json(os.path.join(job, "outcome.json"))["status"], "stopped")
+        with open(os.path.join(job, "attempt-0", "rank-0.log")) as f:
+            self.assertIn("got SIGTERM", f.read())
+
+    def test_worker_ignoring_sigterm_is_killed_after_the_grace_period(self):
+        proc, took = self.run_runner(self.runner_args(
+            "launch.grace_period_s=1",
+            *self.sh_worker('trap "" TERM; if [ "$RANK" = 0 ]; then exit 5; fi; sleep 60')))
+        self.assertEqual(proc.returncode, 20, proc.stderr)
+        self.assertLess(took, 8)
+        self.assertIn("SIGKILL", proc.stderr)
+
+    def test_restart_after_a_failure(self):
+        proc, _ = self.run_runner(self.runner_args(
+            "launch.max_restarts=1",
+            *self.sh_worker('echo attempt $TORCHELASTIC_RESTART_COUNT; '
+                            'if [ "$TORCHELASTIC_RESTART_COUNT" = 0 ] && [ "$RANK" = 1 ]; then exit 4; fi')))
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        job = self.job_dir()
+        self.assertEqual(os.readlink(os.path.join(job, "current")), "attempt-1")
+        with open(os.path.join(job, "attempt-1", "rank-1.log")) as f:
+            self.assertIn("attempt 1", f.read())
+        self.assertEqual(self.read_json(os.path.join(job, "attempt-0", "outcome.json"))["status"], "restarting")
+        self.assertEqual(self.read_json(os.path.join(job, "outcome.json"))["status"], "succeeded")
+
+    def test_missing_worker_command_is_reported(self):
+        proc, _ = self.run_runner(self.runner_args("--", "no-such-program-" + self.marker))
+        self.assertEqual(proc.returncode, 20, proc.stderr)
+        failure = self.read_json(os.path.join(self.job_dir(), "outcome.json"))["first_failure"]
+        self.assertEqual(failure["exit_code"], 127)
+        self.assertTrue(any("cannot execute worker command" in l for l in failure["last_lines"]), failure)
+
+    def test_killed_agent_takes_its_workers_along(self):
+        # Each worker is a shell with a child of its own: both generations must go.
+        grandchild = os.path.join(self.tmp.name, f"grandchild-{self.marker}.sh")
+        with open(grandchild, "w") as f:
+            f.write("sleep 60\n")
+        args = self.runner_args(*self.sh_worker(f'sh {grandchild}; :'))
+        proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                env=CLEAN_ENV, cwd=self.tmp.name)
+
+        def grandchildren():
+            found = []
+            for pid in processes_with(grandchild):
+                try:
+                    with open(f"/proc/{pid}/cmdline", "rb") as f:
+                        if f.read().split(b"\0")[:2] == [b"sh", grandchild.encode()]:
+                            found.append(pid)
+                except OSError:
+                    pass
+            return found
+
+        deadline = time.monotonic() + 20
+        while len(grandchildren()) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.assertEqual(len(grandchildren()), 2)
+        sleeps = [int(p) for p in os.listdir("/proc") if p.isdigit() and self._parent(int(p)) in grandchildren()]
+        proc.kill()
+        proc.wait(timeout=10)
+        deadline = time.monotonic() + 5
+        while (processes_with(self.marker) or any(os.path.exists(f"/proc/{p}") for p in sleeps)) \
+                and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.assertEqual(processes_with(self.marker), [], "workers outlived a SIGKILLed agent")
+        self.assertEqual([p for p in sleeps if os.path.exists(f"/proc/{p}")], [],
+                         "a worker's children outlived a SIGKILLed agent")
+
+    @staticmethod
+    def _parent(pid):
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                return int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            return -1
+
+    def test_stock_pytorch_script_with_two_workers(self):
+        proc, _ = self.run_runner(self.runner_args("--", "/usr/bin/python3",
+                                                   os.path.join(HERE, "workers", "ddp_gloo.py"), self.marker),
+                                  timeout=120)
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        attempt = os.path.join(self.job_dir(), "attempt-0")
+        for rank in (0, 1):
+            with open(os.path.join(attempt, f"rank-{rank}.log")) as f:
+                self.assertIn(f"rank {rank}/2: all_reduce sum 3.0 (expected 3.0)", f.read())
+
+
+if __name__ == "__main__":
+    unittest.main()
