@@ -12,6 +12,7 @@
 #include "common/exit_codes.h"
 #include "common/json.h"
 #include "common/logging.h"
+#include "common/version.h"
 #include "runner/process.h"
 #include "runner/signals.h"
 
@@ -97,6 +98,15 @@ AttemptOutcome Supervisor::RunAttempt(int attempt, const std::vector<WorkerLaunc
                 launch.contract.local_rank, process.pid(),
                 launch.contract.device.empty() ? "" : ", CUDA_VISIBLE_DEVICES=" + launch.contract.device,
                 launch.argv.front());
+      // The rank's own banner, so its log makes sense alone.
+      std::string command;
+      for (const std::string& arg : launch.argv) command += (command.empty() ? "" : " ") + arg;
+      log.Note("rank " + std::to_string(launch.contract.rank) + "/" + std::to_string(launch.contract.world_size) +
+               " local_rank " + std::to_string(launch.contract.local_rank) + " node " +
+               std::to_string(launch.contract.node_rank) + " host " + options_.host + " pid " +
+               std::to_string(process.pid()) + " device " +
+               (launch.contract.device.empty() ? std::string("cpu") : "cuda (CUDA_VISIBLE_DEVICES=" + launch.contract.device + ")") +
+               " attempt " + std::to_string(attempt) + " runner " + common::kProjectVersion + ": " + command);
       job_dir_.AppendEvent(event("worker_started").Add("rank", launch.contract.rank).Add("pid", static_cast<int>(process.pid())));
       workers.push_back({launch, std::move(process), std::move(log)});
     } catch (const common::Error& e) {

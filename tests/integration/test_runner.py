@@ -120,7 +120,9 @@ class RunnerTest(unittest.TestCase):
             ts = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}[+-]\d\d:\d\d "
             for line in lines:
                 self.assertRegex(line, ts)
-            body = lines[0].split(" ", 1)[1]
+            self.assertRegex(lines[0], rf"\[runner\] rank {rank}/2 local_rank {rank} node 0 host \S+ pid \d+ "
+                                       r"device cpu attempt 0 runner \d+\.\d+\.\d+: sh -c ")
+            body = lines[1].split(" ", 1)[1]
             self.assertRegex(body, rf"rank={rank} local={rank} world=2 lws=2 node=0 "
                                    r"master=127\.0\.0\.1:\d+ agent_store=True restart=0 omp=1 ompi=0")
             self.assertTrue(any(l.endswith(" partial-line-without-newline") for l in lines), lines)
@@ -145,6 +147,7 @@ class RunnerTest(unittest.TestCase):
         ports = set()
         for rank in range(4):
             with open(os.path.join(attempt, f"rank-{rank}.log")) as f:
+                f.readline()  # the runner's banner line
                 body = f.readline().split(" ", 1)[1]
             node = rank // 2
             m = re.match(rf"rank={rank} local={rank % 2} world=4 node={node} master=(\d+)", body)

@@ -1,0 +1,255 @@
+// Pure parts of the agent: worker environment, rendezvous layout, store address, secrets, the
+// srun-without-PMI check, JSON quoting, and the job directory's files.
+
+#include <gtest/gtest.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "common/errors.h"
+#include "common/json.h"
+#include "runner/agent.h"
+#include "runner/job_dir.h"
+#include "runner/rendezvous.h"
+#include "runner/worker_env.h"
+
+namespace runner {
+namespace {
+
+namespace fs = std::filesystem;
+
+TEST(WorkerEnvTest, ContractIsSetAndMpiRuntimeScrubbed) {
+  std::map<std::string, std::string> agent = {
+      {"PATH", "/usr/bin"}, {"OMPI_COMM_WORLD_RANK", "1"}, {"PMIX_RANK", "1"}, {"PMI_FD", "3"},
+      {"OPAL_PREFIX", "/x"}, {"RUNNER_TRAIN__LR", "0.1"}, {"RUNNER_HOSTNAME", "n1"},
+      {"SLURM_JOB_ID", "7"}, {"RANK", "99"}, {"CUDA_VISIBLE_DEVICES", "0,1,2,3"}};
+  WorkerContract c;
+  c.rank = 5;
+  c.local_rank = 1;
+  c.world_size = 8;
+  c.local_world_size = 4;
+  c.node_rank = 1;
+  c.node_count = 2;
+  c.master_addr = "10.0.0.1";
+  c.master_port = 4242;
+  c.restart_count = 2;
+  c.run_id = "123";
+  c.device = "1";
+  c.omp_threads = 3;
+  auto env = BuildWorkerEnv(agent, c);
+  const std::map<std::string, std::string> expected = {
+      {"RANK", "5"}, {"LOCAL_RANK", "1"}, {"WORLD_SIZE", "8"}, {"LOCAL_WORLD_SIZE", "4"},
+      {"GROUP_RANK", "1"}, {"NODE_RANK", "1"}, {"GROUP_WORLD_SIZE", "2"}, {"MASTER_ADDR", "10.0.0.1"},
+      {"MASTER_PORT", "4242"}, {"TORCHELASTIC_USE_AGENT_STORE", "True"},
+      {"TORCHELASTIC_RESTART_COUNT", "2"}, {"TORCHELASTIC_RUN_ID", "123"},
+      {"CUDA_VISIBLE_DEVICES", "1"}, {"OMP_NUM_THREADS", "3"}, {"PATH", "/usr/bin"},
+      {"SLURM_JOB_ID", "7"}, {"RUNNER_HOSTNAME", "n1"}};
+  for (const auto& [name, value] : expected) {
+    SCOPED_TRACE(name);
+    ASSERT_TRUE(env.count(name));
+    EXPECT_EQ(env[name], value);
+  }
+  for (const char* gone : {"OMPI_COMM_WORLD_RANK", "PMIX_RANK", "PMI_FD", "OPAL_PREFIX", "RUNNER_TRAIN__LR"}) {
+    EXPECT_EQ(env.count(gone), 0u) << gone;
+  }
+}
+
+TEST(WorkerEnvTest, CpuWorkerSeesNoGpuAndKeepsUserThreads) {
+  WorkerContract c;
+  auto env = BuildWorkerEnv({{"OMP_NUM_THREADS", "7"}, {"CUDA_VISIBLE_DEVICES", "0"}}, c);
+  EXPECT_EQ(env["CUDA_VISIBLE_DEVICES"], "");
+  EXPECT_EQ(env["OMP_NUM_THREADS"], "7");
+}
+
+AgentInfo Agent(int rank, const std::string& host, int nproc, int node = -1,
+                std::vector<InterfaceAddress> addrs = {}) {
+  AgentInfo a;
+  a.agent = rank;
+  a.host = host;
+  a.nproc = nproc;
+  a.scheduler_node = node;
+  a.addresses = std::move(addrs);
+  return a;
+}
+
+TEST(RendezvousTest, InfoRoundTrips) {
+  AgentInfo a = Agent(3, "n-2", 4, 1, {{"10.1.2.3", 24}, {"192.168.0.5", 16}});
+  a.devices = {"0", "GPU-abc"};
+  a.pid = 77;
+  AgentInfo b = AgentInfo::Parse(a.Serialize());
+  EXPECT_EQ(b.Serialize(), a.Serialize());
+  EXPECT_THROW((void)AgentInfo::Parse("garbage"), common::CommunicationError);
+}
+
+TEST(RendezvousTest, LayoutIsNodeMajorAndHeterogeneous) {
+  struct Row {
+    std::string name;
+    std::vector<AgentInfo> agents;
+    std::vector<std::string> hosts;
+    std::vector<int> first_rank;
+    std::vector<int> first_local;
+    int world;
+  };
+  const std::vector<Row> rows = {
+      {"one agent", {Agent(0, "a", 2)}, {"a"}, {0}, {0}, 2},
+      {"two nodes by hostname", {Agent(0, "a", 2), Agent(1, "b", 2)}, {"a", "b"}, {0, 2}, {0, 0}, 4},
+      {"heterogeneous 3+1", {Agent(0, "a", 3), Agent(1, "b", 1)}, {"a", "b"}, {0, 3}, {0, 0}, 4},
+      {"cyclic MPI ranks: node-major ranks anyway",
+       {Agent(0, "a", 1), Agent(1, "b", 1), Agent(2, "a", 1), Agent(3, "b", 1)}, {"a", "b"},
+       {0, 2, 1, 3}, {0, 0, 1, 1}, 4},
+      {"scheduler node ids order the nodes", {Agent(0, "b", 2, 1), Agent(1, "a", 2, 0)}, {"a", "b"},
+       {2, 0}, {0, 0}, 4},
+      {"several agents per host", {Agent(0, "a", 1, 0), Agent(1, "a", 2, 0), Agent(2, "b", 1, 1)},
+       {"a", "b"}, {0, 1, 3}, {0, 1, 0}, 4},
+  };
+  for (const Row& row : rows) {
+    SCOPED_TRACE(row.name);
+    Layout layout = BuildLayout(row.agents);
+    EXPECT_EQ(layout.hosts, row.hosts);
+    EXPECT_EQ(layout.first_rank_of_agent, row.first_rank);
+    EXPECT_EQ(layout.first_local_rank_of_agent, row.first_local);
+    EXPECT_EQ(layout.world_size, row.world);
+  }
+}
+
+TEST(RendezvousTest, ContradictoryNodeIdsAreRefused) {
+  EXPECT_THROW((void)BuildLayout({Agent(0, "a", 1, 0), Agent(1, "b", 1, 0)}), common::EnvironmentError);
+  EXPECT_THROW((void)BuildLayout({Agent(0, "a", 1, 0), Agent(1, "a", 1, 1)}), common::EnvironmentError);
+}
+
+TEST(RendezvousTest, StoreAddressIsLoopbackOrTheSharedSubnet) {
+  std::vector<AgentInfo> one = {Agent(0, "a", 1, -1, {{"10.0.0.1", 24}})};
+  EXPECT_EQ(ChooseStoreAddress(one, BuildLayout(one), "auto"), "127.0.0.1");
+  std::vector<AgentInfo> two = {Agent(0, "a", 1, -1, {{"172.17.0.1", 16}, {"10.9.0.1", 24}}),
+                                Agent(1, "b", 1, -1, {{"10.9.0.2", 24}})};
+  EXPECT_EQ(ChooseStoreAddress(two, BuildLayout(two), "auto"), "10.9.0.1");
+  EXPECT_EQ(ChooseStoreAddress(two, BuildLayout(two), "10.9.0.7"), "10.9.0.7");
+  std::vector<AgentInfo> none = {Agent(0, "a", 1), Agent(1, "b", 1, -1, {{"10.9.0.2", 24}})};
+  try {
+    (void)ChooseStoreAddress(none, BuildLayout(none), "auto");
+    FAIL() << "no error";
+  } catch (const common::CommunicationError& e) {
+    EXPECT_NE(std::string(e.what()).find("set launch.store_addr"), std::string::npos) << e.what();
+  }
+}
+
+TEST(AgentTest, SecretsAreRecognised) {
+  for (const char* name : {"HF_TOKEN", "WANDB_API_KEY", "AWS_SECRET_ACCESS_KEY", "DB_PASSWORD",
+                           "SLURM_AUTH_X", "OMPI_MCA_orte_precondition_transports", "my_session_id"}) {
+    EXPECT_TRUE(LooksSecret(name)) << name;
+  }
+  for (const char* name : {"SLURM_JOB_ID", "NCCL_DEBUG", "CUDA_VISIBLE_DEVICES", "OMPI_COMM_WORLD_RANK"}) {
+    EXPECT_FALSE(LooksSecret(name)) << name;
+  }
+}
+
+TEST(AgentTest, SrunWithoutPmiFailsBeforeMpiInit) {
+  common::MapEnvironment env({{"SLURM_STEP_ID", "0"}, {"SLURM_MPI_TYPE", "none"}});
+  LaunchEnvironment launch;
+  launch.scheduler = Scheduler::kSlurm;
+  launch.agent_count = {4, "SLURM_STEP_NUM_TASKS"};
+  try {
+    CheckLaunchBeforeMpi(env, launch);
+    FAIL() << "no error";
+  } catch (const common::EnvironmentError& e) {
+    const std::string message = e.what();
+    EXPECT_NE(message.find("SLURM_STEP_NUM_TASKS=4"), std::string::npos) << message;
+    EXPECT_NE(message.find("SLURM_MPI_TYPE=none"), std::string::npos) << message;
+    EXPECT_NE(message.find("srun --mpi=pmix"), std::string::npos) << message;
+  }
+  env.Set("PMIX_RANK", "0");
+  EXPECT_NO_THROW(CheckLaunchBeforeMpi(env, launch));
+  launch.agent_count = {1, "SLURM_STEP_NUM_TASKS"};
+  env.Unset("PMIX_RANK");
+  EXPECT_NO_THROW(CheckLaunchBeforeMpi(env, launch));
+}
+
+TEST(JsonTest, QuotingTable) {
+  const std::vector<std::pair<std::string, std::string>> rows = {
+      {"plain", "\"plain\""}, {"a\"b", "\"a\\\"b\""}, {"back\\slash", "\"back\\\\slash\""},
+      {"line\nbreak\t", "\"line\\nbreak\\t\""}, {std::string("nul\0x", 5), "\"nul\\u0000x\""},
+      {"caf\xc3\xa9", "\"caf\xc3\xa9\""}, {"bad\xff", "\"bad\\ufffd\""}, {"\x1b[31m", "\"\\u001b[31m\""}};
+  for (const auto& [in, out] : rows) {
+    SCOPED_TRACE(in);
+    EXPECT_EQ(common::JsonQuote(in), out);
+  }
+  common::JsonObject o;
+  o.Add("n", 3).Add("x", 0.5).Add("t", true).AddNull("z").Add("l", std::vector<std::string>{"a", "b"});
+  EXPECT_EQ(o.str(), R"({"n":3,"x":0.5,"t":true,"z":null,"l":["a","b"]})");
+  EXPECT_EQ(common::JsonObject().Add("time", 1795670019.849).str(), R"({"time":1795670019.849})");
+}
+
+class TempDir {
+ public:
+  TempDir() {
+    std::string pattern = (fs::temp_directory_path() / "jobdir_test.XXXXXX").string();
+    path_ = mkdtemp(pattern.data());
+  }
+  ~TempDir() { fs::remove_all(path_); }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+std::string Slurp(const std::string& path) {
+  std::ifstream in(path);
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+TEST(JobDirTest, LayoutAttemptsAndCurrentLink) {
+  TempDir tmp;
+  mode_t old = umask(027);
+  JobDir dir(tmp.path() + "/deep/logs", "train", "42");
+  EXPECT_EQ(dir.path(), tmp.path() + "/deep/logs/train-42");
+  EXPECT_TRUE(fs::is_directory(dir.path() + "/checkpoints"));
+  EXPECT_EQ(dir.NextAttempt(), 0);
+  dir.BeginAttempt(0);
+  dir.BeginAttempt(1);
+  EXPECT_EQ(fs::read_symlink(dir.path() + "/current").string(), "attempt-1");
+  EXPECT_EQ(dir.NextAttempt(), 2);
+  dir.WriteFile("outcome.json", "{}\n");
+  dir.WriteFile("outcome.json", "{\"v\":2}\n");
+  EXPECT_EQ(Slurp(dir.path() + "/outcome.json"), "{\"v\":2}\n");
+  dir.AppendEvent(common::JsonObject().Add("event", "a"));
+  dir.AppendEvent(common::JsonObject().Add("event", "b"));
+  EXPECT_EQ(Slurp(dir.path() + "/events.jsonl"), "{\"event\":\"a\"}\n{\"event\":\"b\"}\n");
+  struct stat st{};
+  stat(dir.path().c_str(), &st);
+  EXPECT_EQ(st.st_mode & 07, 0u) << "world-accessible job directory";
+  JobDir again(tmp.path() + "/deep/logs", "train", "42");  // a second agent, same directory
+  EXPECT_EQ(again.NextAttempt(), 2);
+  umask(old);
+}
+
+TEST(JobDirTest, UnwritableRootNamesThePath) {
+  try {
+    JobDir dir("/proc/no-such-dir", "x", "1");
+    FAIL() << "no error";
+  } catch (const common::EnvironmentError& e) {
+    EXPECT_NE(std::string(e.what()).find("/proc/no-such-dir"), std::string::npos) << e.what();
+  }
+}
+
+TEST(RankLogTest, TimestampsLinesKeepsTailAndFlushesPartials) {
+  TempDir tmp;
+  const std::string path = tmp.path() + "/rank-0.log";
+  {
+    RankLog log(path, 2);
+    log.Feed("one\ntw", 6);
+    log.Feed("o\r\nthree", 8);
+    EXPECT_EQ(std::vector<std::string>(log.tail().begin(), log.tail().end()),
+              (std::vector<std::string>{"one", "two"}));
+    log.Note("worker exited with code 0");
+  }
+  std::vector<std::string> lines;
+  std::istringstream in(Slurp(path));
+  for (std::string line; std::getline(in, line);) lines.push_back(line.substr(line.find(' ') + 1));
+  EXPECT_EQ(lines, (std::vector<std::string>{"one", "two", "[runner] worker exited with code 0", "three"}));
+}
+
+}  // namespace
+}  // namespace runner
