@@ -192,6 +192,13 @@ class StoreServer::Impl {
     addrinfo* result = nullptr;
     const std::string where = "store: cannot listen on " + address + ":" + std::to_string(port);
     int rc = getaddrinfo(address.c_str(), std::to_string(port).c_str(), &hints, &result);
+    // getaddrinfo also takes inet_aton's short forms ("10.1" is 10.0.0.1): a typo, not an address.
+    in_addr ipv4{};
+    if (rc == 0 && address.find(':') == std::string::npos &&
+        inet_pton(AF_INET, address.c_str(), &ipv4) != 1) {
+      freeaddrinfo(result);
+      rc = EAI_NONAME;
+    }
     if (rc != 0) {
       throw common::CommunicationError(where + ": '" + address + "' is not an IP address (" +
                                        gai_strerror(rc) + "); set launch.store_addr to one");
@@ -537,6 +544,10 @@ class StoreServer::Impl {
       }
       case Op::kMultiSet: {
         const uint64_t n = r.Scalar<uint64_t>();
+        if (!r.incomplete() && n > kMaxKeyCount) {
+          throw Malformed("a key count of " + std::to_string(n) + " (at most " +
+                          std::to_string(kMaxKeyCount) + ")");
+        }
         std::vector<std::pair<std::string, std::string>> items;
         for (uint64_t i = 0; i < n && !r.incomplete(); ++i) {
           std::string key = r.Key();
