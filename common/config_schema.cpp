@@ -41,6 +41,8 @@ std::vector<KeySpec> BuildSchema() {
       {"train.batch_size", T::kInt, "64", "samples per rank per micro-step", 1, 1e7},
       {"train.keep_effective_batch_size", T::kBool, "false", "treat batch_size as the global batch: per-rank batch = batch_size / world"},
       {"train.grad_accum_steps", T::kInt, "1", "micro-steps per optimizer step (no communication until the last)", 1, 4096},
+      {"train.augment", T::kBool, "false", "random horizontal flips and 2-pixel shifts, seeded per rank and epoch"},
+      {"train.data_limit", T::kInt, "0", "use only the first N training samples (and N/6 test samples); 0: all", 0, 1e9},
       {"train.drop_last", T::kBool, "true", "drop the incomplete last batch; false: pad shards to equal length"},
       {"train.optimizer", T::kEnum, "sgd", "optimizer", 0, 0, false, {"sgd", "adamw"}},
       {"train.lr", T::kFloat, "0.01", "base learning rate (before lr_scaling)", 0, 100, true},

@@ -45,6 +45,12 @@ class CommunicationError : public Error {
   explicit CommunicationError(const std::string& message) : Error(kExitRendezvous, message) {}
 };
 
+// Training itself failed (the loss became NaN or infinite). Fix: the learning rate, clipping, data.
+class TrainingError : public Error {
+ public:
+  explicit TrainingError(const std::string& message) : Error(kExitDiverged, message) {}
+};
+
 // A syntax error at a known column of a one-line expression (hostlists, task counts).
 // The caller names the variable the text came from.
 class ParseError : public std::runtime_error {

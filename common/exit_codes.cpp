@@ -9,6 +9,7 @@ const char* ExitCodeName(int code) {
     case kExitConfig: return "config error";
     case kExitEnvironment: return "environment error";
     case kExitRendezvous: return "rendezvous error";
+    case kExitDiverged: return "training diverged";
     case kExitStopped: return "stopped on request";
     case kExitRequeued: return "requeued";
     case kExitCollateral: return "stopped because of a failure elsewhere";

@@ -14,6 +14,7 @@ enum ExitCode : int {
   kExitConfig = 3,        // bad job config: file, environment override or command-line override
   kExitEnvironment = 4,   // scheduler environment missing, malformed or contradictory
   kExitRendezvous = 5,    // agents or workers could not meet (MPI, store, timeouts)
+  kExitDiverged = 6,      // training diverged: the loss became NaN or infinite
   kExitStopped = 10,      // stopped on request (SIGTERM/SIGINT), work saved
   kExitRequeued = 11,     // preempted and requeued; the job will come back by itself
   kExitCollateral = 12,   // stopped because a worker or an agent elsewhere failed

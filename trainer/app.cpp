@@ -1,12 +1,16 @@
 #include "trainer/app.h"
 
 #include <boost/program_options.hpp>
+#include <chrono>
 #include <ostream>
 
 #include "common/cli_util.h"
 #include "common/config.h"
 #include "common/errors.h"
 #include "trainer/banner.h"
+#include "trainer/comm.h"
+#include "trainer/contract.h"
+#include "trainer/train_loop.h"
 
 namespace po = boost::program_options;
 
@@ -81,10 +85,18 @@ int RunTrainer(const std::vector<std::string>& args, const common::Environment& 
     }
     auto [threads, source] = ChooseThreads(env, config.GetIntOrAuto("train.num_threads"));
     ApplyThreads(threads);
-    out << StartupBanner(env) << " (threads from " << source << ")\n";
+    out << StartupBanner(env) << " (threads from " << source << ")" << std::endl;
     if (vm.count("banner")) return common::kExitOk;
-    err << "trainer: training is not available in this version yet; --banner shows the set-up\n";
-    return common::kExitUsage;
+    const Contract contract = ReadContract(env);
+    std::string backend = config.GetString("launch.backend");
+    if (backend == "auto") backend = HaveNccl() && !contract.device.empty() ? "nccl" : "gloo";
+    const auto timeout = std::chrono::milliseconds(static_cast<int64_t>(config.GetFloat("train.collective_timeout_s") * 1000));
+    std::unique_ptr<Communicator> comm = MakeCommunicator(contract, backend, timeout);
+    TrainContext context;
+    context.output_dir = contract.attempt_dir;
+    context.local_world_size = contract.local_world_size;
+    (void)Train(config, *comm, context);
+    return common::kExitOk;
   } catch (const common::Error& e) {
     err << "trainer: " << common::ExitCodeName(e.code()) << ": " << e.what() << "\n";
     return e.code();

@@ -1,0 +1,165 @@
+#include "trainer/comm.h"
+
+// ProcessGroupGloo.hpp declares its class only under this macro; Debian's LibTorch has Gloo.
+#ifndef USE_C10D_GLOO
+#define USE_C10D_GLOO 1
+#endif
+#include <torch/csrc/distributed/c10d/HashStore.hpp>
+#include <torch/csrc/distributed/c10d/PrefixStore.hpp>
+#include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
+#include <torch/csrc/distributed/c10d/TCPStore.hpp>
+
+#include <cstdlib>
+
+#include "common/errors.h"
+
+namespace trainer {
+
+class InProcessStore {
+ public:
+  c10::intrusive_ptr<c10d::Store> store = c10::make_intrusive<c10d::HashStore>();
+};
+
+namespace {
+
+class SoloCommunicator final : public Communicator {
+ public:
+  class Done final : public Pending {
+   public:
+    void Wait() override {}
+  };
+  int rank() const override { return 0; }
+  int size() const override { return 1; }
+  std::string backend() const override { return "none (world of one)"; }
+  std::unique_ptr<Pending> AllReduceAsync(at::Tensor&) override { return std::make_unique<Done>(); }
+  void AllReduceSum(std::vector<at::Tensor>&) override {}
+  void Broadcast(std::vector<at::Tensor>&, int) override {}
+  void Barrier() override {}
+};
+
+class C10dCommunicator final : public Communicator {
+ public:
+  C10dCommunicator(c10::intrusive_ptr<c10d::ProcessGroup> group, std::string backend)
+      : group_(std::move(group)), backend_(std::move(backend)) {}
+
+  class Work final : public Pending {
+   public:
+    Work(c10::intrusive_ptr<c10d::Work> work, std::string what)
+        : work_(std::move(work)), what_(std::move(what)) {}
+    void Wait() override {
+      try {
+        work_->wait();
+      } catch (const std::exception& e) {
+        throw common::CommunicationError(what_ + " failed: " + e.what());
+      }
+    }
+
+   private:
+    c10::intrusive_ptr<c10d::Work> work_;
+    std::string what_;
+  };
+
+  int rank() const override { return group_->getRank(); }
+  int size() const override { return group_->getSize(); }
+  std::string backend() const override { return backend_; }
+
+  std::unique_ptr<Pending> AllReduceAsync(at::Tensor& tensor) override {
+    std::vector<at::Tensor> tensors = {tensor};
+    return std::make_unique<Work>(group_->allreduce(tensors), "all-reduce of " + Describe(tensor));
+  }
+
+  void AllReduceSum(std::vector<at::Tensor>& tensors) override {
+    Work(group_->allreduce(tensors), "all-reduce of " + std::to_string(tensors.size()) + " tensor(s)").Wait();
+  }
+
+  void Broadcast(std::vector<at::Tensor>& tensors, int root) override {
+    // One tensor per call: Gloo broadcasts a list as replicas of one tensor.
+    for (at::Tensor& t : tensors) {
+      std::vector<at::Tensor> one = {t};
+      c10d::BroadcastOptions options;
+      options.rootRank = root;
+      Work(group_->broadcast(one, options), "broadcast from rank " + std::to_string(root)).Wait();
+    }
+  }
+
+  void Barrier() override { Work(group_->barrier(), "barrier").Wait(); }
+
+ private:
+  static std::string Describe(const at::Tensor& t) {
+    return std::to_string(t.numel()) + " " + std::string(c10::toString(t.scalar_type())) + " values";
+  }
+  c10::intrusive_ptr<c10d::ProcessGroup> group_;
+  std::string backend_;
+};
+
+c10::intrusive_ptr<c10d::ProcessGroup> MakeGloo(const c10::intrusive_ptr<c10d::Store>& store, int rank,
+                                                int size, std::chrono::milliseconds timeout,
+                                                const std::string& address) {
+  auto options = c10d::ProcessGroupGloo::Options::create(timeout);
+  // Gloo's own connections: the interface GLOO_SOCKET_IFNAME names, else the address the store
+  // was reached by when that is loopback (one host), else this host's name.
+  if (const char* ifname = std::getenv("GLOO_SOCKET_IFNAME"); ifname != nullptr && *ifname != '\0') {
+    options->devices.push_back(c10d::ProcessGroupGloo::createDeviceForInterface(ifname));
+  } else if (address.rfind("127.", 0) == 0 || address == "localhost") {
+    options->devices.push_back(c10d::ProcessGroupGloo::createDeviceForHostname("127.0.0.1"));
+  } else {
+    options->devices.push_back(c10d::ProcessGroupGloo::createDefaultDevice());
+  }
+  return c10::make_intrusive<c10d::ProcessGroupGloo>(store, rank, size, options);
+}
+
+}  // namespace
+
+bool HaveNccl() { return false; }
+
+std::unique_ptr<Communicator> MakeCommunicator(const Contract& contract, const std::string& backend,
+                                               std::chrono::milliseconds timeout) {
+  if (contract.standalone || contract.world_size == 1) {
+    if (backend == "nccl" && !HaveNccl()) {
+      throw common::ConfigError("launch.backend=nccl, but this trainer was built with a CPU-only "
+                                "LibTorch; build against a CUDA LibTorch (README, GPU build) or use gloo");
+    }
+    return std::make_unique<SoloCommunicator>();
+  }
+  if (backend == "nccl") {
+    throw common::ConfigError("launch.backend=nccl, but this trainer was built with a CPU-only "
+                              "LibTorch; build against a CUDA LibTorch (README, GPU build) or use gloo");
+  }
+  c10::intrusive_ptr<c10d::Store> tcp;
+  const std::string where = contract.master_addr + ":" + std::to_string(contract.master_port);
+  try {
+    c10d::TCPStoreOptions options;
+    options.port = static_cast<uint16_t>(contract.master_port);
+    options.isServer = false;
+    options.timeout = timeout;
+    tcp = c10::make_intrusive<c10d::TCPStore>(contract.master_addr, options);
+  } catch (const std::exception& e) {
+    throw common::CommunicationError("rank " + std::to_string(contract.rank) +
+                                     ": cannot reach the job's store at " + where +
+                                     " (MASTER_ADDR:MASTER_PORT): " + e.what() +
+                                     "; is the node-0 runner alive?");
+  }
+  auto store = c10::make_intrusive<c10d::PrefixStore>(
+      "/worker/attempt_" + std::to_string(contract.restart_count), tcp);
+  try {
+    return std::make_unique<C10dCommunicator>(
+        MakeGloo(store, contract.rank, contract.world_size, timeout, contract.master_addr), "gloo");
+  } catch (const std::exception& e) {
+    throw common::CommunicationError("rank " + std::to_string(contract.rank) + " of " +
+                                     std::to_string(contract.world_size) +
+                                     ": the gloo process group did not form through the store at " +
+                                     where + " within " + std::to_string(timeout.count() / 1000) +
+                                     " s: " + e.what());
+  }
+}
+
+std::shared_ptr<InProcessStore> MakeInProcessStore() { return std::make_shared<InProcessStore>(); }
+
+std::unique_ptr<Communicator> MakeInProcessCommunicator(const std::shared_ptr<InProcessStore>& store,
+                                                        int rank, int size,
+                                                        std::chrono::milliseconds timeout) {
+  if (size == 1) return std::make_unique<SoloCommunicator>();
+  return std::make_unique<C10dCommunicator>(MakeGloo(store->store, rank, size, timeout, "127.0.0.1"), "gloo");
+}
+
+}  // namespace trainer

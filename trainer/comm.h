@@ -1,0 +1,60 @@
+#pragma once
+// The trainer's one seam to c10d: collectives on tensors, whatever the backend and the LibTorch
+// version. Gloo on CPU (built everywhere); NCCL only where a CUDA LibTorch is found. No c10d
+// header leaks out of comm.cpp.
+
+#include <ATen/core/Tensor.h>
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "trainer/contract.h"
+
+namespace trainer {
+
+class Communicator {
+ public:
+  // An all-reduce in flight.
+  class Pending {
+   public:
+    virtual ~Pending() = default;
+    // Blocks until done. Throws common::CommunicationError naming the operation on failure or
+    // timeout.
+    virtual void Wait() = 0;
+  };
+
+  virtual ~Communicator() = default;
+  [[nodiscard]] virtual int rank() const = 0;
+  [[nodiscard]] virtual int size() const = 0;
+  [[nodiscard]] virtual std::string backend() const = 0;
+
+  // Sums `tensor` over all ranks, in place, without blocking.
+  [[nodiscard]] virtual std::unique_ptr<Pending> AllReduceAsync(at::Tensor& tensor) = 0;
+  // Blocking helpers built on the same process group.
+  virtual void AllReduceSum(std::vector<at::Tensor>& tensors) = 0;
+  virtual void Broadcast(std::vector<at::Tensor>& tensors, int root) = 0;
+  virtual void Barrier() = 0;
+};
+
+// The process group for this worker: connects to the agent's store (MASTER_ADDR:MASTER_PORT,
+// keys under /worker/attempt_<TORCHELASTIC_RESTART_COUNT>, like torch.distributed) and builds
+// ProcessGroupGloo ("gloo") or ProcessGroupNCCL ("nccl"). A standalone contract gets a world of
+// one with no process group. Throws common::CommunicationError (store unreachable, peers missing
+// within `timeout`) or common::ConfigError (nccl without a CUDA build).
+[[nodiscard]] std::unique_ptr<Communicator> MakeCommunicator(const Contract& contract,
+                                                             const std::string& backend,
+                                                             std::chrono::milliseconds timeout);
+
+// For tests: ranks as threads of one process over an in-memory store (real ProcessGroupGloo).
+class InProcessStore;
+[[nodiscard]] std::shared_ptr<InProcessStore> MakeInProcessStore();
+[[nodiscard]] std::unique_ptr<Communicator> MakeInProcessCommunicator(
+    const std::shared_ptr<InProcessStore>& store, int rank, int size,
+    std::chrono::milliseconds timeout);
+
+// True when this build can use NCCL.
+[[nodiscard]] bool HaveNccl();
+
+}  // namespace trainer

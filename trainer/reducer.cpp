@@ -1,0 +1,114 @@
+#include "trainer/reducer.h"
+
+#include <ATen/ATen.h>
+#include <torch/csrc/autograd/function.h>
+#include <torch/csrc/autograd/utils/lambda_post_hook.h>
+#include <torch/csrc/autograd/variable.h>
+
+namespace trainer {
+
+Reducer::Reducer(std::vector<at::Tensor> parameters, Communicator& comm, int64_t bucket_bytes, bool overlap)
+    : parameters_(std::move(parameters)), comm_(comm), overlap_(overlap) {
+  // Reverse registration order approximates the order gradients become ready.
+  Bucket current;
+  int64_t bytes = 0;
+  bucket_of_.resize(parameters_.size());
+  for (size_t k = parameters_.size(); k-- > 0;) {
+    const at::Tensor& p = parameters_[k];
+    const int64_t size = p.numel() * static_cast<int64_t>(p.element_size());
+    if (!current.params.empty() && bytes + size > bucket_bytes) {
+      buckets_.push_back(std::move(current));
+      current = Bucket();
+      bytes = 0;
+    }
+    bucket_of_[k] = buckets_.size();
+    current.params.push_back(k);
+    current.numel += p.numel();
+    bytes += size;
+  }
+  if (!current.params.empty()) buckets_.push_back(std::move(current));
+  param_ready_.assign(parameters_.size(), false);
+  if (comm_.size() == 1) return;  // nothing to communicate
+  for (size_t k = 0; k < parameters_.size(); ++k) {
+    std::shared_ptr<torch::autograd::Node> accumulator = torch::autograd::impl::grad_accumulator(parameters_[k]);
+    uintptr_t key = accumulator->add_post_hook(std::make_unique<torch::autograd::utils::LambdaPostHook>(
+        [this, k](const torch::autograd::variable_list& outputs, const torch::autograd::variable_list&) {
+          MarkReady(k);
+          return outputs;
+        }));
+    hooks_.emplace_back(accumulator, key);
+  }
+}
+
+Reducer::~Reducer() {
+  for (auto& [node, key] : hooks_) {
+    std::static_pointer_cast<torch::autograd::Node>(node)->del_post_hook(key);
+  }
+}
+
+void Reducer::Prepare(bool sync) {
+  sync_ = sync && comm_.size() > 1;
+  std::fill(param_ready_.begin(), param_ready_.end(), false);
+  for (Bucket& b : buckets_) {
+    b.ready = 0;
+    b.pending.reset();
+  }
+  next_bucket_ = 0;
+}
+
+void Reducer::MarkReady(size_t param) {
+  if (!sync_ || param_ready_[param]) return;
+  param_ready_[param] = true;
+  ++buckets_[bucket_of_[param]].ready;
+  if (overlap_) LaunchReadyInOrder();
+}
+
+void Reducer::LaunchReadyInOrder() {
+  while (next_bucket_ < buckets_.size() && buckets_[next_bucket_].ready == buckets_[next_bucket_].params.size()) {
+    Launch(buckets_[next_bucket_]);
+    ++next_bucket_;
+  }
+}
+
+void Reducer::Launch(Bucket& bucket) {
+  std::vector<at::Tensor> grads;
+  grads.reserve(bucket.params.size());
+  for (size_t k : bucket.params) {
+    at::Tensor& p = parameters_[k];
+    // A parameter that took no part in this forward contributes zeros, like DDP's unused ones.
+    grads.push_back(p.grad().defined() ? p.grad().reshape({-1}) : at::zeros({p.numel()}, p.options()));
+  }
+  bucket.flat = at::cat(grads);
+  bucket.pending = comm_.AllReduceAsync(bucket.flat);
+}
+
+std::chrono::duration<double> Reducer::Finish() {
+  std::chrono::duration<double> waited{0};
+  if (!sync_) return waited;
+  // Buckets whose parameters got no gradient, or all of them without overlap, start now.
+  for (size_t i = next_bucket_; i < buckets_.size(); ++i) Launch(buckets_[i]);
+  next_bucket_ = buckets_.size();
+  for (Bucket& bucket : buckets_) {
+    const auto start = std::chrono::steady_clock::now();
+    bucket.pending->Wait();
+    waited += std::chrono::steady_clock::now() - start;
+    // Average only after the all-reduce has finished with the buffer.
+    bucket.flat.div_(comm_.size());
+    int64_t offset = 0;
+    for (size_t k : bucket.params) {
+      at::Tensor& p = parameters_[k];
+      at::Tensor slice = bucket.flat.narrow(0, offset, p.numel()).view(p.sizes());
+      if (p.grad().defined()) {
+        p.mutable_grad().copy_(slice);
+      } else {
+        p.mutable_grad() = slice.clone();
+      }
+      offset += p.numel();
+    }
+    bucket.pending.reset();
+  }
+  sync_ = false;
+  return waited;
+}
+
+}  // namespace trainer

@@ -1,0 +1,40 @@
+#pragma once
+// The data-parallel training loop: parameters and buffers broadcast from rank 0, a distributed
+// sampler, micro-steps with gradient accumulation (communication only on the last), bucketed
+// all-reduce overlapped with backward (trainer/reducer.h), clipping, the optimizer and LR
+// schedule, per-step loss averaged over ranks, evaluation on the test split each epoch
+// (distributed, counts all-reduced), progress in train.log / metrics.jsonl from rank 0.
+
+#include <ATen/core/Tensor.h>
+
+#include <string>
+#include <vector>
+
+#include "common/config.h"
+#include "trainer/comm.h"
+
+namespace trainer {
+
+struct TrainContext {
+  std::string output_dir;   // where rank 0 writes train.log, metrics.jsonl, loss.svg; "" none
+  int local_world_size = 1;
+  bool overlap = true;      // false: all-reduce after backward (bench baseline)
+};
+
+struct TrainResult {
+  std::vector<at::Tensor> parameters;  // final values (detached copies)
+  int64_t steps = 0;
+  double last_loss = 0;                // mean over ranks, last step
+  double test_accuracy = -1;           // last evaluation; -1 if none
+  double samples_per_second = 0;       // global, over the whole run
+  double comm_wait_seconds = 0;        // this rank's total wait for gradient all-reduces
+  double seconds = 0;
+};
+
+// Throws common::ConfigError (bad combinations found at start: batch smaller than the world, fp16
+// without CUDA, ...), common::TrainingError (NaN/Inf loss, naming the step), and
+// common::CommunicationError.
+[[nodiscard]] TrainResult Train(const common::Config& config, Communicator& comm,
+                                const TrainContext& context);
+
+}  // namespace trainer
