@@ -12,6 +12,7 @@
 #include <cmath>
 #include <cstdio>
 #include <fstream>
+#include <mutex>
 
 #include "common/errors.h"
 #include "common/json.h"
@@ -128,8 +129,15 @@ TrainResult Train(const common::Config& config, Communicator& comm, const TrainC
   if (config.GetInt("train.max_steps") > 0) total_steps = std::min(total_steps, config.GetInt("train.max_steps"));
 
   // Model: the same initial values everywhere (seeded, then broadcast from rank 0 like DDP).
-  torch::manual_seed(seed);
-  std::unique_ptr<Model> model = MakeModel(config);
+  std::unique_ptr<Model> model;
+  {
+    // Modules initialise from the global generator; ranks running as threads of one process
+    // (tests) must not interleave their draws.
+    static std::mutex init_mutex;
+    std::lock_guard<std::mutex> lock(init_mutex);
+    torch::manual_seed(seed);
+    model = MakeModel(config);
+  }
   std::vector<at::Tensor> params = model->Parameters();
   {
     torch::NoGradGuard no_grad;
