@@ -56,6 +56,7 @@ std::vector<KeySpec> BuildSchema() {
       {"train.grad_clip_norm", T::kFloat, "0", "clip gradients to this global norm; 0: off", 0, 1e9},
       {"train.precision", T::kEnum, "fp32", "fp32, bf16 autocast, or fp16 with dynamic loss scaling (CUDA)", 0, 0, false, {"fp32", "bf16", "fp16"}},
       {"train.bucket_size_mb", T::kFloat, "25", "gradient all-reduce bucket size in MiB", 0, 4096, true},
+      {"train.overlap_comm", T::kBool, "true", "all-reduce gradient buckets while backward runs; false: after backward (for comparison)"},
       {"train.collective_timeout_s", T::kFloat, "1800", "timeout of each collective operation, seconds", 0, 604800, true},
       {"train.num_threads", T::kIntOrAuto, "auto", "intra-op CPU threads per worker; auto: OMP_NUM_THREADS, else the CPUs / workers", 1, 4096},
       {"train.log_every", T::kInt, "10", "steps between progress lines in train.log", 1, kBig},

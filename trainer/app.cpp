@@ -95,6 +95,7 @@ int RunTrainer(const std::vector<std::string>& args, const common::Environment& 
     TrainContext context;
     context.output_dir = contract.attempt_dir;
     context.local_world_size = contract.local_world_size;
+    context.overlap = config.GetBool("train.overlap_comm");
     (void)Train(config, *comm, context);
     return common::kExitOk;
   } catch (const common::Error& e) {

@@ -1,0 +1,113 @@
+"""The bundled trainer under the runner, as users run it: real agents, real workers, real data
+(Debian's Fashion-MNIST), kept short for CI. The full run to >= 0.90 accuracy is the quickstart.
+
+Environment: RUNNER_BIN, TRAINER_BIN.
+"""
+import json
+import os
+import re
+import subprocess
+import tempfile
+import unittest
+
+RUNNER = os.environ.get("RUNNER_BIN", "")
+TRAINER = os.environ.get("TRAINER_BIN", "")
+SOURCE = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+CLEAN_ENV = {k: v for k, v in os.environ.items()
+             if not k.startswith(("SLURM_", "OMPI_", "PMIX_", "RUNNER_")) and k not in ("NNODES", "NODE_RANK")}
+
+
+class TrainerJobTest(unittest.TestCase):
+    def setUp(self):
+        self.assertTrue(RUNNER and TRAINER, "RUNNER_BIN and TRAINER_BIN must be set")
+        self.tmp = tempfile.TemporaryDirectory(prefix="trainer-test-")
+        self.root = os.path.join(self.tmp.name, "logs")
+
+    def tearDown(self):
+        self.tmp.cleanup()
+
+    def run_job(self, *args, timeout=300):
+        proc = subprocess.run([RUNNER, "--log-root", self.root, "--job-name", "t", *args],
+                              capture_output=True, text=True, timeout=timeout, env=CLEAN_ENV,
+                              cwd=self.tmp.name)
+        dirs = os.listdir(self.root) if os.path.isdir(self.root) else []
+        job = os.path.join(self.root, dirs[0]) if len(dirs) == 1 else None
+        return proc, job
+
+    def test_fashion_mnist_subset_on_two_workers(self):
+        proc, job = self.run_job("--config", os.path.join(SOURCE, "configs", "fashion_mnist.yaml"),
+                                 "train.data_limit=6000", "train.epochs=2", "train.log_every=10",
+                                 "train.lr_schedule=constant", "train.warmup_steps=0")
+        self.assertEqual(proc.returncode, 0, proc.stderr[-3000:])
+        attempt = os.path.join(job, "current")
+        with open(os.path.join(attempt, "train.log")) as f:
+            log = f.read()
+        self.assertRegex(log, r"world_size=2 rank=0 backend=gloo collective_timeout=1800s model=cnn")
+        self.assertIn("effective batch = 64 per rank x 2 ranks x 1 accumulation steps = 128", log)
+        progress = re.findall(r"epoch [12]/2 step (\d+)/92 loss ([\d.]+) lr [\d.]+ samples/s \d+ step [\d.]+ms "
+                              r"\(data [\d.]+ fwd\+bwd [\d.]+ comm-wait [\d.]+ opt [\d.]+\) eta \S+", log)
+        self.assertGreaterEqual(len(progress), 9, log)
+        accuracy = float(re.search(r"epoch 2/2 eval: test loss [\d.]+ accuracy ([\d.]+) on 1000 samples", log).group(1))
+        self.assertGreater(accuracy, 0.70)
+        with open(os.path.join(attempt, "metrics.jsonl")) as f:
+            metrics = [json.loads(line) for line in f]
+        self.assertTrue(any("test_accuracy" in m for m in metrics))
+        self.assertTrue(all(m["loss"] > 0 for m in metrics if "loss" in m))
+        with open(os.path.join(attempt, "loss.svg")) as f:
+            self.assertTrue(f.read().startswith("<svg"))
+        # Rank 1 logs its own banner but no progress.
+        with open(os.path.join(attempt, "rank-1.log")) as f:
+            rank1 = f.read()
+        self.assertIn("blas=OpenBLAS", rank1)
+        self.assertNotIn("samples/s", rank1)
+
+    def test_diverging_loss_names_the_step(self):
+        proc, job = self.run_job("--nproc-per-node", "2", "train.lr=100", "train.momentum=0",
+                                 "train.hidden_sizes=[32]", "train.synthetic_samples=1024",
+                                 "train.batch_size=32", "job.seed=7")
+        self.assertEqual(proc.returncode, 20, proc.stderr[-3000:])
+        with open(os.path.join(job, "outcome.json")) as f:
+            failure = json.load(f)["first_failure"]
+        self.assertEqual(failure["exit_code"], 6)
+        self.assertTrue(any(re.search(r"training diverged: the loss became \S+ at step \d+", l)
+                            for l in failure["last_lines"]), failure)
+
+    def test_torchscript_model_from_python(self):
+        path = os.path.join(self.tmp.name, "net.pt")
+        # torch.jit.script reads the class's source, so the model lives in a file.
+        script = os.path.join(self.tmp.name, "make_net.py")
+        with open(script, "w") as f:
+            f.write(f"""import torch
+class Net(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = torch.nn.Linear(784, 10)
+    def forward(self, x):
+        return self.fc(x.flatten(1))
+torch.jit.save(torch.jit.script(Net()), {path!r})
+""")
+        subprocess.run(["/usr/bin/python3", script], check=True, timeout=120)
+        proc, job = self.run_job("--nproc-per-node", "2", "train.model=torchscript", f"train.model_path={path}",
+                                 "train.max_steps=5", "train.synthetic_samples=1024")
+        self.assertEqual(proc.returncode, 0, proc.stderr[-3000:])
+        with open(os.path.join(job, "current", "train.log")) as f:
+            self.assertIn(f"model=torchscript {path} (7850 parameters)", f.read())
+
+    def test_bad_torchscript_file_is_a_config_error(self):
+        path = os.path.join(self.tmp.name, "broken.pt")
+        with open(path, "w") as f:
+            f.write("not a module")
+        proc = subprocess.run([TRAINER, "train.model=torchscript", f"train.model_path={path}"],
+                              capture_output=True, text=True, timeout=60, env=CLEAN_ENV)
+        self.assertEqual(proc.returncode, 3, proc.stderr)
+        self.assertIn(f"train.model_path: '{path}' does not load as a TorchScript module", proc.stderr)
+
+    def test_missing_contract_variable_is_named(self):
+        env = dict(CLEAN_ENV, RANK="0", WORLD_SIZE="2")
+        proc = subprocess.run([TRAINER], capture_output=True, text=True, timeout=60, env=env)
+        self.assertEqual(proc.returncode, 4, proc.stderr)
+        self.assertIn("LOCAL_WORLD_SIZE is not set", proc.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()
