@@ -46,6 +46,9 @@ std::map<std::string, std::string> BuildWorkerEnv(const std::map<std::string, st
     env["CUDA_VISIBLE_DEVICES"] = c.device;
   }
   if (!env.count("OMP_NUM_THREADS")) env["OMP_NUM_THREADS"] = std::to_string(c.omp_threads);
+  // Spinning OpenMP threads fight BLAS threads and the other workers for cores: on 2 cores the
+  // CNN ran 10x slower with 2 threads and the default (active) policy (bench/README.md).
+  if (!env.count("OMP_WAIT_POLICY")) env["OMP_WAIT_POLICY"] = "PASSIVE";
   // Python workers: lines reach rank-<R>.log as they are printed, not at exit.
   if (!env.count("PYTHONUNBUFFERED")) env["PYTHONUNBUFFERED"] = "1";
   return env;

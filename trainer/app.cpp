@@ -85,7 +85,7 @@ int RunTrainer(const std::vector<std::string>& args, const common::Environment& 
     }
     auto [threads, source] = ChooseThreads(env, config.GetIntOrAuto("train.num_threads"));
     ApplyThreads(threads);
-    out << StartupBanner(env) << " (threads from " << source << ")" << std::endl;
+    out << StartupBanner(env, source) << std::endl;
     if (vm.count("banner")) return common::kExitOk;
     const Contract contract = ReadContract(env);
     std::string backend = config.GetString("launch.backend");

@@ -12,7 +12,7 @@
 
 namespace trainer {
 
-std::string StartupBanner(const common::Environment& env) {
+std::string StartupBanner(const common::Environment& env, const std::string& threads_source) {
   char host[256] = {};
   gethostname(host, sizeof(host) - 1);
   const BlasInfo blas = DetectBlas();
@@ -22,7 +22,13 @@ std::string StartupBanner(const common::Environment& env) {
       << env.Get("WORLD_SIZE").value_or("-") << " local_rank=" << env.Get("LOCAL_RANK").value_or("-")
       << " device=cpu libtorch=" << TORCH_VERSION << " intra_op_threads=" << at::get_num_threads()
       << " blas=" << blas.vendor << " blas_threads=" << blas.threads
-      << " blas_library=" << (blas.library.empty() ? "(none loaded)" : blas.library);
+      << " blas_library=" << (blas.library.empty() ? "(none loaded)" : blas.library)
+      << " (threads from " << threads_source << ")";
+  if (at::get_num_threads() > 1 && !env.Get("OMP_WAIT_POLICY")) {
+    out << "\nwarning: OMP_WAIT_POLICY is not set and intra_op_threads=" << at::get_num_threads()
+        << ": spinning OpenMP threads can slow training many times over (measured 10x on 2 cores); "
+           "export OMP_WAIT_POLICY=PASSIVE (the runner sets it for its workers)";
+  }
   if (blas.slow) {
     out << "\nwarning: the BLAS is the slow reference implementation (" << blas.library
         << "); matrix products run ~18x slower. Fix: scripts/install-deps (installs OpenBLAS and "

@@ -52,14 +52,24 @@ class RunnerTest(unittest.TestCase):
         self.marker = "marker-" + uuid.uuid4().hex[:12]
 
     def tearDown(self):
+        deadline = time.monotonic() + 10
+        while processes_with(self.marker) and time.monotonic() < deadline:
+            time.sleep(0.05)
         leftovers = processes_with(self.marker)
+        described = []
+        for pid in leftovers:
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    described.append(f"{pid}: " + f.read().replace(b"\0", b" ").decode(errors="replace")[:200])
+            except OSError:
+                pass
         for pid in leftovers:
             try:
                 os.kill(pid, signal.SIGKILL)
             except OSError:
                 pass
         self.tmp.cleanup()
-        self.assertEqual(leftovers, [], "processes of the job outlived it")
+        self.assertEqual(leftovers, [], "processes of the job outlived it:\n" + "\n".join(described))
 
     # --- helpers -------------------------------------------------------------------------------
 
@@ -268,7 +278,7 @@ class RunnerTest(unittest.TestCase):
         sleeps = [int(p) for p in os.listdir("/proc") if p.isdigit() and self._parent(int(p)) in grandchildren()]
         proc.kill()
         proc.wait(timeout=10)
-        deadline = time.monotonic() + 5
+        deadline = time.monotonic() + 10
         while (processes_with(self.marker) or any(os.path.exists(f"/proc/{p}") for p in sleeps)) \
                 and time.monotonic() < deadline:
             time.sleep(0.05)

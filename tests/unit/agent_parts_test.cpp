@@ -45,7 +45,7 @@ TEST(WorkerEnvTest, ContractIsSetAndMpiRuntimeScrubbed) {
       {"GROUP_RANK", "1"}, {"NODE_RANK", "1"}, {"GROUP_WORLD_SIZE", "2"}, {"MASTER_ADDR", "10.0.0.1"},
       {"MASTER_PORT", "4242"}, {"TORCHELASTIC_USE_AGENT_STORE", "True"},
       {"TORCHELASTIC_RESTART_COUNT", "2"}, {"TORCHELASTIC_RUN_ID", "123"},
-      {"CUDA_VISIBLE_DEVICES", "1"}, {"OMP_NUM_THREADS", "3"}, {"PATH", "/usr/bin"},
+      {"CUDA_VISIBLE_DEVICES", "1"}, {"OMP_NUM_THREADS", "3"}, {"OMP_WAIT_POLICY", "PASSIVE"}, {"PATH", "/usr/bin"},
       {"SLURM_JOB_ID", "7"}, {"RUNNER_HOSTNAME", "n1"}};
   for (const auto& [name, value] : expected) {
     SCOPED_TRACE(name);
