@@ -157,7 +157,10 @@ int RunAgent(const AgentRequest& request) {
 
   auto log = common::MakeConsoleLogger("runner " + launch.hostname + " agent=" +
                                        std::to_string(launch.agent_rank.value));
-  std::unique_ptr<ControlPlane> control = MakeMpiControlPlane();
+  // A job of one agent needs no MPI at all: no mpirun, and no PMI under srun (a one-task
+  // `srun --mpi=none` would otherwise abort inside MPI_Init).
+  std::unique_ptr<ControlPlane> control =
+      launch.agent_count.value == 1 ? MakeLocalControlPlane() : MakeMpiControlPlane();
   if (control->size() != launch.agent_count.value) {
     throw common::EnvironmentError(
         "the scheduler says there are " + std::to_string(launch.agent_count.value) + " agents (" +

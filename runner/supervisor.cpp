@@ -32,6 +32,8 @@ struct Worker {
   RankLog log;
   bool ended = false;
   int status = 0;
+  bool deferred = false;  // ended by a stop signal; judged when kStopSignalWindow has passed
+  double ended_at = 0;
 };
 
 // Notices between agents: key=value lines.
@@ -55,6 +57,22 @@ std::string SignalName(int sig) {
   const char* abbrev = sigabbrev_np(sig);
   return abbrev ? std::string("SIG") + abbrev : std::to_string(sig);
 }
+
+// A worker that died of a stop signal (or exited 128+signal, as shells do) that its agent did not send.
+bool EndedByStopSignal(int status) {
+  for (int sig : {SIGTERM, SIGINT, SIGHUP}) {
+    if ((WIFSIGNALED(status) && WTERMSIG(status) == sig) || (WIFEXITED(status) && WEXITSTATUS(status) == 128 + sig)) {
+      return true;
+    }
+  }
+  return false;
+}
+
+// Slurm (scancel, a time limit, a requeue) signals every process of the step, the workers
+// included, in no set order: a worker can die of SIGTERM a moment before its agent's own SIGTERM
+// (or another agent's stop notice) arrives. Such a death is the root cause only if no stop
+// follows within this window.
+constexpr auto kStopSignalWindow = std::chrono::milliseconds(1000);
 
 }  // namespace
 
@@ -126,21 +144,34 @@ AttemptOutcome Supervisor::RunAttempt(int attempt, const std::vector<WorkerLaunc
     }
   }
 
+  std::vector<Worker*> deferred;  // died of a stop signal before any stop (kStopSignalWindow)
+  Clock::time_point deferred_until{};
   auto handle_exit = [&](Worker& w) {
-    w.ended = true;
     const int rank = w.launch.contract.rank;
     const std::string how = DescribeWaitStatus(w.status);
-    w.log.Finish();
-    std::vector<std::string> last(w.log.tail().begin(), w.log.tail().end());
-    w.log.Note("worker " + how);
     const bool failed = !(WIFEXITED(w.status) && WEXITSTATUS(w.status) == 0);
-    job_dir_.AppendEvent(event("worker_exited").Add("rank", rank).Add("status", how).Add("failed", failed));
+    if (!w.ended) {
+      w.ended = true;
+      w.log.Finish();
+      w.log.Note("worker " + how);
+      job_dir_.AppendEvent(event("worker_exited").Add("rank", rank).Add("status", how).Add("failed", failed));
+    }
+    std::vector<std::string> last(w.log.tail().begin(), w.log.tail().end());
     if (!failed) {
       log_.info("worker rank {} {}", rank, how);
       return;
     }
     if (stopping) {
       log_.info("worker rank {} {} (while stopping)", rank, how);
+      return;
+    }
+    if (!w.deferred && EndedByStopSignal(w.status)) {
+      w.deferred = true;
+      w.ended_at = UnixNow();
+      if (deferred.empty()) deferred_until = Clock::now() + kStopSignalWindow;
+      deferred.push_back(&w);
+      log_.warn("worker rank {} {}, which this agent did not send: a stop if one follows within {} ms, else a failure",
+                rank, how, kStopSignalWindow.count());
       return;
     }
     // The root cause: first abnormal end on this node before anyone asked it to stop.
@@ -154,7 +185,7 @@ AttemptOutcome Supervisor::RunAttempt(int attempt, const std::vector<WorkerLaunc
     } else {
       failure.Add("signal", WTERMSIG(w.status)).Add("signal_name", SignalName(WTERMSIG(w.status)));
     }
-    outcome.failure_time = UnixNow();
+    outcome.failure_time = w.deferred ? w.ended_at : UnixNow();
     failure.Add("time", outcome.failure_time).Add("log", w.launch.log_path).Add("last_lines", last);
     outcome.failure_json = failure.str();
     control_.Notify(MakeNotice("failure", {{"rank", std::to_string(rank)}, {"host", options_.host},
@@ -170,7 +201,8 @@ AttemptOutcome Supervisor::RunAttempt(int attempt, const std::vector<WorkerLaunc
                                 : "agent on " + fields["host"] + " " + fields["status"];
     log_.warn("notice from another agent: {}", who);
     job_dir_.AppendEvent(event("notice").Add("from", who));
-    begin_stop(common::kExitCollateral, "stopped because " + who);
+    // A stop asked for on any node is the job's stop (10), not a failure elsewhere (12).
+    begin_stop(fields["kind"] == "stop" ? common::kExitStopped : common::kExitCollateral, "stopped because " + who);
   };
 
   bool all_ended = workers.empty();
@@ -236,6 +268,11 @@ AttemptOutcome Supervisor::RunAttempt(int attempt, const std::vector<WorkerLaunc
       }
     }
     while (std::optional<std::string> notice = control_.PollNotice()) handle_notice(*notice);
+    if (!deferred.empty() && (stopping || Clock::now() >= deferred_until)) {
+      std::vector<Worker*> late;
+      late.swap(deferred);
+      for (Worker* w : late) handle_exit(*w);  // while stopping: part of the stop; else the first is the root cause
+    }
     if (stopping && !killed && Clock::now() >= kill_at) {
       killed = true;
       for (Worker& w : workers) {
@@ -245,7 +282,7 @@ AttemptOutcome Supervisor::RunAttempt(int attempt, const std::vector<WorkerLaunc
         }
       }
     }
-    all_ended = true;
+    all_ended = deferred.empty();
     for (const Worker& w : workers) all_ended = all_ended && w.ended;
     if (all_ended && !entered_done) {
       // Leftovers of a worker's process group die with the attempt.
