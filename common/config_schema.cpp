@@ -22,7 +22,7 @@ std::vector<KeySpec> BuildSchema() {
       {"launch.nproc_per_node", T::kIntOrAuto, "auto", "workers per agent; auto: one per visible GPU, else 1", 1, 1024},
       {"launch.backend", T::kEnum, "auto", "collective backend; auto: nccl with GPUs, gloo without", 0, 0, false, {"auto", "gloo", "nccl"}},
       {"launch.max_restarts", T::kInt, "0", "times all agents restart their workers after a failure", 0, 1000},
-      {"launch.grace_period_s", T::kFloat, "15", "seconds between SIGTERM and SIGKILL when stopping workers", 0, 3600},
+      {"launch.grace_period_s", T::kFloat, "25", "seconds between SIGTERM and SIGKILL when stopping workers", 0, 3600},
       {"launch.preempt_signal", T::kEnum, "USR1", "signal that means \"checkpoint, then requeue\" (#SBATCH --signal)", 0, 0, false, {"USR1", "USR2"}},
       {"launch.requeue", T::kBool, "false", "on the preempt signal under Slurm, requeue the job after the checkpoint"},
       {"launch.rendezvous_timeout_s", T::kFloat, "300", "seconds the agents and workers wait to meet before failing", 0, 86400, true},
@@ -64,6 +64,8 @@ std::vector<KeySpec> BuildSchema() {
       {"train.checkpoint_every", T::kInt, "0", "steps between checkpoints; 0: only at the end and on a stop", 0, kBig},
       {"train.keep_checkpoints", T::kInt, "3", "checkpoints kept (oldest deleted first)", 1, 1000},
       {"train.resume", T::kString, "auto", "auto (checkpoints/latest if any), none, or a checkpoint path"},
+      {"train.allow_config_change", T::kBool, "false", "resume from a checkpoint written with different training keys (lr, model, ...)"},
+      {"train.stop_margin_s", T::kFloat, "30", "with SLURM_JOB_END_TIME: stop and checkpoint when less than a step + a checkpoint + this remains", 0, 86400},
   };
 }
 

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <csignal>
 #include <chrono>
 #include <cstring>
 #include <ctime>
@@ -117,6 +118,55 @@ std::string StatusWord(int code) {
     case common::kExitRequeued: return "requeued";
     default: return "failed";
   }
+}
+
+// After the workers checkpointed on the preemption signal: the node-0 agent asks Slurm to requeue
+// the job (array-aware) when launch.requeue allows. Every agent returns the same code: 11 when
+// the job will come back, else 10 (stopped, checkpoint written).
+template <typename EventFn>
+int Requeue(const common::Config& config, const LaunchEnvironment& launch, int me, spdlog::logger& log,
+            const JobDir& dir, EventFn event) {
+  if (!config.GetBool("launch.requeue") || launch.job_id.source != "SLURM_JOB_ID") {
+    log.warn("workers checkpointed after the preemption signal; not requeueing ({})",
+             config.GetBool("launch.requeue") ? "not a Slurm job" : "launch.requeue is false");
+    return common::kExitStopped;
+  }
+  std::string target = launch.job_id.value;
+  if (launch.array_job_id) target = launch.array_job_id->value + "_" + launch.array_task_id->value;
+  if (me != 0) return common::kExitRequeued;
+  // scontrol signals this job's tasks (this agent included) as part of the requeue: the handlers
+  // only set flags now, and nothing is left to stop.
+  SpawnRequest request{{"scontrol", "requeue", target}, {}, ""};
+  for (const auto& [name, value] : common::ProcessEnvironment().All()) request.env[name] = value;
+  int status = -1;
+  std::string output;
+  try {
+    ChildProcess child = ChildProcess::Spawn(request);
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    char buffer[4096];
+    while (!child.TryReap(&status)) {
+      ssize_t n = child.output_fd() >= 0 ? read(child.output_fd(), buffer, sizeof(buffer)) : 0;
+      if (n > 0) output.append(buffer, static_cast<size_t>(n));
+      if (std::chrono::steady_clock::now() > deadline) {
+        child.Signal(SIGKILL);
+        output += " (timed out after 30 s)";
+        break;
+      }
+      usleep(20000);
+    }
+  } catch (const common::Error& e) {
+    output = e.what();
+  }
+  while (!output.empty() && output.back() == '\n') output.pop_back();
+  if (status == 0) {
+    log.warn("requeued Slurm job {} (scontrol requeue); it resumes from {}/checkpoints/latest", target, dir.path());
+    dir.AppendEvent(event("requeue").Add("job", target));
+    return common::kExitRequeued;
+  }
+  log.error("scontrol requeue {} failed ({}): {}; the checkpoint is written, resubmit the job to resume",
+            target, status < 0 ? std::string("did not finish") : DescribeWaitStatus(status), output);
+  dir.AppendEvent(event("requeue_failed").Add("job", target).Add("output", output));
+  return common::kExitStopped;
 }
 
 }  // namespace
@@ -312,6 +362,10 @@ int RunAgent(const AgentRequest& request) {
     const std::vector<std::string> summaries = control->Gather(summary.str());
     const std::vector<std::string> failures = control->Gather(outcome.failure_json.value_or(""));
     const std::vector<std::string> failure_times = control->Gather(std::to_string(outcome.failure_time));
+    if (agreed == common::kExitRequeued) {
+      const int mine_code = Requeue(config, launch, me, *log, dir, event);
+      agreed = std::stoi(control->Broadcast(std::to_string(mine_code)));  // node 0 knows whether it worked
+    }
     const bool restart = (agreed == common::kExitWorkerFailed || agreed == common::kExitWorkerSignaled ||
                           agreed == common::kExitCollateral) && restarts < max_restarts;
     if (me == 0) {

@@ -149,7 +149,10 @@ AttemptOutcome Supervisor::RunAttempt(int attempt, const std::vector<WorkerLaunc
   auto handle_exit = [&](Worker& w) {
     const int rank = w.launch.contract.rank;
     const std::string how = DescribeWaitStatus(w.status);
-    const bool failed = !(WIFEXITED(w.status) && WEXITSTATUS(w.status) == 0);
+    const int exit_code = WIFEXITED(w.status) ? WEXITSTATUS(w.status) : -1;
+    // 10 and 11 are the trainer's agreed stops (checkpoint written): stopped, or preempted.
+    const bool agreed_stop = exit_code == common::kExitStopped || exit_code == common::kExitRequeued;
+    const bool failed = exit_code != 0 && !agreed_stop;
     if (!w.ended) {
       w.ended = true;
       w.log.Finish();
@@ -158,7 +161,13 @@ AttemptOutcome Supervisor::RunAttempt(int attempt, const std::vector<WorkerLaunc
     }
     std::vector<std::string> last(w.log.tail().begin(), w.log.tail().end());
     if (!failed) {
-      log_.info("worker rank {} {}", rank, how);
+      log_.info("worker rank {} {}{}", rank, how,
+                agreed_stop ? (exit_code == common::kExitRequeued ? " (checkpointed for a requeue)" : " (stopped, checkpointed)") : "");
+      if (agreed_stop && outcome.code < exit_code && outcome.code != common::kExitCollateral) {
+        outcome.code = exit_code;
+        outcome.reason = exit_code == common::kExitRequeued ? "workers checkpointed after the preemption signal"
+                                                            : "workers stopped and checkpointed";
+      }
       return;
     }
     if (stopping) {

@@ -10,6 +10,7 @@
 #include "trainer/banner.h"
 #include "trainer/comm.h"
 #include "trainer/contract.h"
+#include "trainer/stop_signals.h"
 #include "trainer/train_loop.h"
 
 namespace po = boost::program_options;
@@ -96,7 +97,23 @@ int RunTrainer(const std::vector<std::string>& args, const common::Environment& 
     context.output_dir = contract.attempt_dir;
     context.local_world_size = contract.local_world_size;
     context.overlap = config.GetBool("train.overlap_comm");
-    (void)Train(config, *comm, context);
+    if (!contract.job_dir.empty()) {
+      context.checkpoint_dir = contract.job_dir + "/checkpoints";
+      context.events_path = contract.job_dir + "/events.jsonl";
+    } else if (config.GetString("train.resume") != "auto" && config.GetString("train.resume") != "none") {
+      context.checkpoint_dir = "checkpoints";  // standalone: resume from the path given, save beside it
+    }
+    if (std::optional<std::string> end = env.Get("SLURM_JOB_END_TIME")) {
+      try {
+        context.job_end_time = std::stod(*end);
+      } catch (const std::exception&) {
+        throw common::EnvironmentError("SLURM_JOB_END_TIME='" + *end + "' is not a Unix time");
+      }
+    }
+    InstallStopHandlers(config.GetString("launch.preempt_signal").c_str());
+    const TrainResult result = Train(config, *comm, context);
+    if (result.stop_reason == "preempt") return common::kExitRequeued;
+    if (!result.stop_reason.empty()) return common::kExitStopped;
     return common::kExitOk;
   } catch (const common::Error& e) {
     err << "trainer: " << common::ExitCodeName(e.code()) << ": " << e.what() << "\n";

@@ -11,17 +11,23 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <fstream>
 #include <mutex>
 
 #include "common/errors.h"
 #include "common/json.h"
+#include "common/logging.h"
+#include "trainer/checkpoint.h"
 #include "trainer/data.h"
 #include "trainer/models.h"
 #include "trainer/progress.h"
 #include "trainer/reducer.h"
 #include "trainer/sampler.h"
 #include "trainer/schedule.h"
+#include "trainer/stop_signals.h"
 
 namespace trainer {
 
@@ -43,6 +49,15 @@ at::Tensor Augment(const at::Tensor& images, at::Generator& gen) {
   at::Tensor out = at::where(flip.view({n, 1, 1, 1}), images.flip({3}), images);
   const auto shift = at::randint(-2, 3, {2}, gen, at::kLong);
   return at::roll(out, {shift[0].item<int64_t>(), shift[1].item<int64_t>()}, {2, 3});
+}
+
+void AppendEvent(const std::string& path, const common::JsonObject& event) {
+  if (path.empty()) return;
+  int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+  if (fd < 0) return;
+  const std::string line = event.str() + "\n";
+  (void)!write(fd, line.data(), line.size());
+  close(fd);
 }
 
 struct Evaluation {
@@ -155,6 +170,7 @@ TrainResult Train(const common::Config& config, Communicator& comm, const TrainC
     optimizer = std::make_unique<torch::optim::AdamW>(
         params, torch::optim::AdamWOptions(config.GetFloat("train.lr")).weight_decay(config.GetFloat("train.weight_decay")));
   }
+  std::string resume_note;
   LrSchedule schedule;
   schedule.base_lr = config.GetFloat("train.lr");
   schedule.scaling = config.GetString("train.lr_scaling");
@@ -164,6 +180,38 @@ TrainResult Train(const common::Config& config, Communicator& comm, const TrainC
   schedule.step_size = config.GetInt("train.lr_step_size");
   schedule.gamma = config.GetFloat("train.lr_gamma");
   schedule.world_size = world;
+  // Resume: every rank loads the same checkpoint from the shared job directory.
+  std::unique_ptr<CheckpointStore> checkpoints;
+  int64_t start_epoch = 0, start_step_in_epoch = 0, step = 0;
+  TrainResult result;
+  if (!context.checkpoint_dir.empty()) {
+    checkpoints = std::make_unique<CheckpointStore>(context.checkpoint_dir, static_cast<int>(config.GetInt("train.keep_checkpoints")));
+    if (std::optional<std::string> from = checkpoints->Resolve(config.GetString("train.resume"))) {
+      TrainingState state = checkpoints->Load(*from, *model, *optimizer, config);
+      at::Generator generator = at::detail::getDefaultCPUGenerator();
+      generator.set_state(state.rng_state);
+      step = state.step;
+      start_epoch = state.epoch;
+      start_step_in_epoch = state.step_in_epoch;
+      result.resumed_from_step = state.step;
+      std::string note;
+      if (state.world_size != world) {
+        // Another world size: keep the epoch and the global samples already consumed in it.
+        const int64_t global_step = batch * accum * world;
+        start_step_in_epoch = state.samples_in_epoch / global_step;
+        note = " (written by " + std::to_string(state.world_size) + " ranks; " + std::to_string(state.samples_in_epoch) +
+               " samples of epoch " + std::to_string(state.epoch + 1) + " done = step " + std::to_string(start_step_in_epoch) +
+               " of it with " + std::to_string(world) + " ranks" +
+               (state.samples_in_epoch % global_step != 0 ? ", rounded down: not bit-exact" : "") + ")";
+      }
+      if (start_step_in_epoch >= steps_per_epoch) {
+        ++start_epoch;
+        start_step_in_epoch = 0;
+      }
+      resume_note = "resumed from " + *from + " at step " + std::to_string(step) + ", epoch " +
+                    std::to_string(start_epoch + 1) + " step " + std::to_string(start_step_in_epoch) + note;
+    }
+  }
   const double clip = config.GetFloat("train.grad_clip_norm");
   const int64_t bucket_bytes = static_cast<int64_t>(config.GetFloat("train.bucket_size_mb") * 1024 * 1024);
   Reducer reducer(params, comm, bucket_bytes, context.overlap);
@@ -189,18 +237,47 @@ TrainResult Train(const common::Config& config, Communicator& comm, const TrainC
   if (bf16) {
     at::autocast::set_autocast_cpu_dtype(at::kBFloat16);
   }
+  if (!resume_note.empty()) say(resume_note);
   model->SetTraining(true);
-  TrainResult result;
   std::vector<CurvePoint> loss_curve, accuracy_curve;
+  double step_seconds_ema = 0, checkpoint_seconds = 0;
+  const double stop_margin = config.GetFloat("train.stop_margin_s");
+  const int64_t checkpoint_every = config.GetInt("train.checkpoint_every");
+  auto save = [&](int64_t epoch_now, int64_t steps_in_epoch, const std::string& why) {
+    if (!checkpoints) return;
+    if (leader) {
+      TrainingState state;
+      state.step = step;
+      state.epoch = epoch_now;
+      state.step_in_epoch = steps_in_epoch;
+      state.samples_in_epoch = steps_in_epoch * batch * accum * world;
+      state.world_size = world;
+      state.rng_state = at::detail::getDefaultCPUGenerator().get_state();
+      checkpoint_seconds = checkpoints->Save(state, *model, *optimizer, config);
+      say("checkpoint step " + std::to_string(step) + " (" + why + ") written to " + checkpoints->dir() + " in " +
+          Fixed(checkpoint_seconds, 2) + " s");
+      AppendEvent(context.events_path, common::JsonObject().Add("time", common::Timestamp()).Add("event", "checkpoint")
+                                           .Add("step", step).Add("reason", why).Add("seconds", checkpoint_seconds));
+    }
+    // Nobody moves on (or exits) before the checkpoint is complete; all learn how long it took.
+    std::vector<at::Tensor> took = {at::tensor({checkpoint_seconds}, at::kDouble)};
+    comm.AllReduceSum(took);
+    checkpoint_seconds = took[0].item<double>();
+  };
   double t_data = 0, t_compute = 0, t_comm = 0, t_opt = 0;
   const auto start = Clock::now();
   auto window_start = start;
   int64_t window_steps = 0;
-  int64_t step = 0;
-  for (int64_t epoch = 0; epoch < epochs && step < total_steps; ++epoch) {
+  bool stopped = false;
+  int64_t pos_epoch = start_epoch, pos_in_epoch = start_step_in_epoch;  // where the next step starts
+  for (int64_t epoch = start_epoch; epoch < epochs && step < total_steps && !stopped; ++epoch) {
     const std::vector<int64_t> indices = sampler.Indices(epoch);
-    at::Generator aug_gen = at::make_generator<at::CPUGeneratorImpl>(seed + 7919 * static_cast<uint64_t>(rank) + 104729 * static_cast<uint64_t>(epoch));
-    for (int64_t s = 0; s < steps_per_epoch && step < total_steps; ++s, ++step) {
+    const int64_t first_step = epoch == start_epoch ? start_step_in_epoch : 0;
+    for (int64_t s = first_step; s < steps_per_epoch && step < total_steps; ++s, ++step) {
+      const auto step_start = Clock::now();
+      // Augmentation seeded by rank, epoch and step: a resumed run draws what the original drew.
+      at::Generator aug_gen = at::make_generator<at::CPUGeneratorImpl>(
+          seed + 7919 * static_cast<uint64_t>(rank) + 104729 * static_cast<uint64_t>(epoch) + 15485863 * static_cast<uint64_t>(s));
       const double lr = schedule.At(step);
       for (auto& group : optimizer->param_groups()) group.options().set_lr(lr);
       double loss_sum = 0;
@@ -242,7 +319,18 @@ TrainResult Train(const common::Config& config, Communicator& comm, const TrainC
 
       // The loss averaged over ranks, and whether any rank's was not finite (one tiny all-reduce).
       const double local = loss_sum / static_cast<double>(accum);
-      std::vector<at::Tensor> check = {at::tensor({std::isfinite(local) ? local : 0.0, std::isfinite(local) ? 0.0 : 1.0}, at::kDouble)};
+      const StopRequests requests = PendingStops();
+      const double step_seconds = Seconds(Clock::now() - step_start);
+      step_seconds_ema = step_seconds_ema == 0 ? step_seconds : 0.9 * step_seconds_ema + 0.1 * step_seconds;
+      bool out_of_time = false;
+      if (context.job_end_time > 0) {
+        const double left = context.job_end_time - std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+        out_of_time = left < step_seconds_ema + std::max(checkpoint_seconds, 2 * step_seconds_ema) + stop_margin;
+      }
+      const bool stop_now = requests.stop || (context.stop_at_step >= 0 && step + 1 >= context.stop_at_step);
+      std::vector<at::Tensor> check = {at::tensor({std::isfinite(local) ? local : 0.0, std::isfinite(local) ? 0.0 : 1.0,
+                                                   stop_now ? 1.0 : 0.0, requests.preempt ? 1.0 : 0.0, out_of_time ? 1.0 : 0.0},
+                                                  at::kDouble)};
       comm.AllReduceSum(check);
       const double mean_loss = check[0][0].item<double>() / world;
       if (check[0][1].item<double>() > 0) {
@@ -275,7 +363,31 @@ TrainResult Train(const common::Config& config, Communicator& comm, const TrainC
         window_steps = 0;
         t_data = t_compute = t_comm = t_opt = 0;
       }
+      pos_epoch = s + 1 >= steps_per_epoch ? epoch + 1 : epoch;
+      pos_in_epoch = s + 1 >= steps_per_epoch ? 0 : s + 1;
+      // Stops the ranks agreed on, at this step boundary: checkpoint, then leave together.
+      const bool agreed_preempt = check[0][3].item<double>() > 0;
+      const bool agreed_stop = check[0][2].item<double>() > 0;
+      const bool agreed_walltime = check[0][4].item<double>() > 0;
+      if (agreed_preempt || agreed_stop || agreed_walltime) {
+        result.stop_reason = agreed_preempt ? "preempt" : agreed_stop ? "signal" : "walltime";
+        ++step;
+        say("stopping after step " + std::to_string(step) + ": " +
+            (agreed_preempt ? std::string("preemption signal (checkpoint, then requeue)")
+                            : agreed_stop ? std::string("stop signal")
+                                          : "the job's end time (SLURM_JOB_END_TIME) is near: " +
+                                                FormatDuration(context.job_end_time - std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count()) + " left"));
+        save(pos_epoch, pos_in_epoch, result.stop_reason);
+        stopped = true;
+        break;
+      }
+      if (checkpoint_every > 0 && (step + 1) % checkpoint_every == 0 && step + 1 < total_steps) {
+        ++step;
+        save(pos_epoch, pos_in_epoch, "every " + std::to_string(checkpoint_every) + " steps");
+        --step;
+      }
     }
+    if (stopped) break;
     if (config.GetBool("train.eval_every_epoch")) {
       Evaluation e = Evaluate(*model, test, comm, std::max<int64_t>(batch, 256));
       result.test_accuracy = e.accuracy;
@@ -288,13 +400,16 @@ TrainResult Train(const common::Config& config, Communicator& comm, const TrainC
       }
     }
   }
+  if (!stopped && step > result.resumed_from_step) save(pos_epoch, pos_in_epoch, "end of training");
   result.steps = step;
   result.seconds = Seconds(Clock::now() - start);
   result.samples_per_second = static_cast<double>(step * batch * accum * world) / std::max(1e-9, result.seconds);
   for (const at::Tensor& p : params) result.parameters.push_back(p.detach().clone());
+  result.parameter_digest = ParameterDigest(params);
   say("done: " + std::to_string(step) + " steps in " + FormatDuration(result.seconds) + ", " +
       Fixed(result.samples_per_second, 0) + " samples/s, last loss " + Fixed(result.last_loss, 4) +
-      (result.test_accuracy >= 0 ? ", test accuracy " + Fixed(result.test_accuracy, 4) : std::string()));
+      (result.test_accuracy >= 0 ? ", test accuracy " + Fixed(result.test_accuracy, 4) : std::string()) +
+      ", parameter digest " + result.parameter_digest + (result.stop_reason.empty() ? "" : ", stopped: " + result.stop_reason));
   if (leader && !context.output_dir.empty()) {
     std::ofstream(context.output_dir + "/loss.svg")
         << LossCurveSvg(loss_curve, accuracy_curve, "training loss and test accuracy (" + model->Describe() + ")");

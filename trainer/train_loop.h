@@ -16,9 +16,13 @@
 namespace trainer {
 
 struct TrainContext {
-  std::string output_dir;   // where rank 0 writes train.log, metrics.jsonl, loss.svg; "" none
+  std::string output_dir;      // where rank 0 writes train.log, metrics.jsonl, loss.svg; "" none
+  std::string checkpoint_dir;  // the job's checkpoints/; "" = no checkpoints, no resume
+  std::string events_path;     // the job's events.jsonl (checkpoint events); "" none
   int local_world_size = 1;
-  bool overlap = true;      // false: all-reduce after backward (bench baseline)
+  bool overlap = true;         // false: all-reduce after backward (bench baseline)
+  double job_end_time = 0;     // Unix seconds the scheduler ends the job (SLURM_JOB_END_TIME); 0 none
+  int64_t stop_at_step = -1;   // tests: behave as if a stop signal arrived after this step
 };
 
 struct TrainResult {
@@ -29,6 +33,9 @@ struct TrainResult {
   double samples_per_second = 0;       // global, over the whole run
   double comm_wait_seconds = 0;        // this rank's total wait for gradient all-reduces
   double seconds = 0;
+  std::string stop_reason;             // "" (finished), "signal", "preempt" or "walltime"
+  std::string parameter_digest;        // CRC-32 of the final parameters (bit-identity checks)
+  int64_t resumed_from_step = -1;      // the checkpoint's step, or -1
 };
 
 // Throws common::ConfigError (bad combinations found at start: batch smaller than the world, fp16
