@@ -386,8 +386,13 @@ int RunAgent(const AgentRequest& request) {
           .AddRaw("first_failure", first_failure).Add("started_at", started_at).Add("ended_at", UnixNow())
           .Add("duration_s", UnixNow() - started_at).Add("restarts", restarts)
           .AddRaw("agents", common::JsonArray(summaries));
-      dir.WriteFile("attempt-" + std::to_string(attempt) + "/outcome.json", result.str() + "\n");
-      dir.WriteFile("outcome.json", result.str() + "\n");
+      // A full or failing disk must not lose how the job ended: say it on the console instead.
+      try {
+        dir.WriteFile("attempt-" + std::to_string(attempt) + "/outcome.json", result.str() + "\n");
+        dir.WriteFile("outcome.json", result.str() + "\n");
+      } catch (const common::Error& e) {
+        log->error("{}; the outcome is: {}", e.what(), result.str());
+      }
     }
     dir.AppendEvent(event("attempt_ended").Add("code", outcome.code).Add("job_code", agreed).Add("reason", outcome.reason));
     log->info("attempt {} ended: {} (this node: {}; job: exit code {}, {})", attempt, outcome.reason,

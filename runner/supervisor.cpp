@@ -174,13 +174,18 @@ AttemptOutcome Supervisor::RunAttempt(int attempt, const std::vector<WorkerLaunc
       log_.info("worker rank {} {} (while stopping)", rank, how);
       return;
     }
-    if (!w.deferred && EndedByStopSignal(w.status)) {
+    // A communication error (exit 5) is usually the echo of another rank's failure: its peers see
+    // the connection drop within milliseconds. Like a stop signal nobody sent, it waits a moment
+    // for the real root cause before it is taken for one.
+    const bool echo = exit_code == common::kExitRendezvous;
+    if (!w.deferred && (EndedByStopSignal(w.status) || echo)) {
       w.deferred = true;
       w.ended_at = UnixNow();
       if (deferred.empty()) deferred_until = Clock::now() + kStopSignalWindow;
       deferred.push_back(&w);
-      log_.warn("worker rank {} {}, which this agent did not send: a stop if one follows within {} ms, else a failure",
-                rank, how, kStopSignalWindow.count());
+      log_.warn("worker rank {} {}{}: waiting {} ms for {} before taking it for the root cause", rank, how,
+                echo ? " (a communication error)" : ", a signal this agent did not send", kStopSignalWindow.count(),
+                echo ? "another rank's failure" : "a stop");
       return;
     }
     // The root cause: first abnormal end on this node before anyone asked it to stop.

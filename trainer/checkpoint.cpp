@@ -54,7 +54,8 @@ std::string StepName(int64_t step) {
                         (err == ENOSPC || err == EDQUOT || err == EFBIG
                              ? "; the disk (or quota) is full: free space or point job.log_root elsewhere; "
                                "the previous checkpoint is intact"
-                             : ""));
+                             : ""),
+                        common::kExitEnvironment);
 }
 
 void FsyncPath(const std::string& path) {
@@ -108,8 +109,10 @@ FileRecord WriteArchive(torch::serialize::OutputArchive& archive, const std::str
   if (fd < 0) Fail("create", path, errno);
   FileRecord record;
   int error = 0;
+  // After a failed write the callback still claims every byte: LibTorch's writer throws from its
+  // destructor (and aborts the process) when told otherwise. The error is reported below instead.
   archive.save_to([&](const void* data, size_t size) -> size_t {
-    if (error != 0) return 0;
+    if (error != 0) return size;
     const char* bytes = static_cast<const char*>(data);
     size_t done = 0;
     while (done < size) {
@@ -117,7 +120,7 @@ FileRecord WriteArchive(torch::serialize::OutputArchive& archive, const std::str
       if (n < 0) {
         if (errno == EINTR) continue;
         error = errno;
-        return 0;
+        return size;
       }
       done += static_cast<size_t>(n);
     }

@@ -32,10 +32,12 @@ namespace trainer {
 
 class Model;
 
-// A checkpoint that cannot be written (the disk) or used (corrupt, mismatched).
+// A checkpoint that cannot be used (corrupt, mismatched: exit 3, fix train.resume) or written
+// (the disk: exit 4, fix the filesystem).
 class CheckpointError : public common::Error {
  public:
-  explicit CheckpointError(const std::string& message) : common::Error(common::kExitConfig, message) {}
+  explicit CheckpointError(const std::string& message, common::ExitCode code = common::kExitConfig)
+      : common::Error(code, message) {}
 };
 
 struct TrainingState {
