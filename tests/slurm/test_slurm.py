@@ -127,9 +127,9 @@ class Job:
         self.test.fail(f"job {self.id} did not end within {timeout} s: JobState={info.get('JobState')} "
                        f"Reason={info.get('Reason')} Restarts={info.get('Restarts')}\n" + self.test.diagnostics(self))
 
-    def wait_lines(self, pattern, count, attempt=0, timeout=30):
-        """Waits until `count` lines of the attempt's rank logs match `pattern` (a worker's own
-        output: the runner prefixes each line with its time)."""
+    def wait_lines(self, pattern, count, attempt=0, timeout=30, log=None):
+        """Waits until `count` lines of the attempt's rank logs (or of the file `log` there, such as
+        train.log) match `pattern` (a line's text after its timestamp)."""
         regex = re.compile(r"^\S+ " + pattern, re.M)
         deadline = time.monotonic() + timeout
         found = 0
@@ -138,7 +138,7 @@ class Job:
             adir = os.path.join(self.dir, f"attempt-{attempt}")
             if os.path.isdir(adir):
                 for name in os.listdir(adir):
-                    if name.startswith("rank-"):
+                    if (name == log) if log else name.startswith("rank-"):
                         found += len(regex.findall(read_text(os.path.join(adir, name))))
             if found >= count:
                 return
@@ -389,6 +389,33 @@ class SlurmTemplateTest(unittest.TestCase):
         self.assertIn("start 1 (SLURM_RESTART_COUNT=unset)", console)
         self.assertIn("start 2 (SLURM_RESTART_COUNT=1)", console)
         self.assertRegex(read_text(os.path.join(job.dir, "job.yaml")), r"\n  requeue: true  # from .*/configs/preemptible\.yaml")
+
+    def test_preemption_requeues_and_the_trainer_resumes(self):
+        """slurm/preemptible.sbatch with the bundled trainer: SIGUSR1 (as --signal=USR1@120 would
+        send it) makes the ranks agree on a step, rank 0 checkpoint, every worker exit 11; the
+        node-0 runner runs `scontrol requeue` itself; the job comes back with
+        SLURM_RESTART_COUNT=1 into attempt-1 and resumes from checkpoints/latest to the end."""
+        job = self.submit("preemptible.sbatch",
+                          ["--nproc-per-node", "2", "train.num_threads=1", "train.hidden_sizes=[512,512]",
+                           "train.synthetic_samples=8192", "train.epochs=3", "train.batch_size=32",
+                           "train.log_every=1", "train.checkpoint_every=0", "train.eval_every_epoch=false"],
+                          env={"CONFIG": os.path.join(SOURCE, "configs", "preemptible.yaml")})
+        job.wait_lines(r"epoch \d+/\d+ step 20/", 1, timeout=60, log="train.log")
+        subprocess.run(["scancel", "--signal=USR1", job.id], env=client_env({}), check=True, timeout=30)
+        info = job.wait_end(timeout=120, restarts=1)
+        self.assert_job(info, "COMPLETED", "0:0", job)
+        self.assertEqual(info["Restarts"], "1")
+        first = job.outcome(attempt=0)
+        self.assertEqual((first["status"], first["exit_code"]), ("requeued", 11), json.dumps(first, indent=1))
+        first_log = read_text(os.path.join(job.dir, "attempt-0", "train.log"))
+        stopped_at = int(re.search(r"stopping after step (\d+): preemption signal", first_log).group(1))
+        second_log = read_text(os.path.join(job.dir, "attempt-1", "train.log"))
+        self.assertRegex(second_log, rf"resumed from \S*/{os.path.basename(job.dir)}/checkpoints/step-{stopped_at:06d} "
+                                     rf"at step {stopped_at}, epoch 1 step {stopped_at}\n")
+        self.assertRegex(second_log, r"done: 384 steps")
+        self.assertEqual(job.outcome()["status"], "succeeded")
+        events = [json.loads(line) for line in read_text(os.path.join(job.dir, "events.jsonl")).splitlines()]
+        self.assertIn("requeue", [e["event"] for e in events])
 
     def test_srun_without_pmi_is_refused(self):
         """slurm/multi_node.sbatch with SRUN_MPI=none: the runners refuse in their first second
