@@ -15,9 +15,12 @@
 #include "runner/job_dir.h"
 #include "runner/rendezvous.h"
 #include "runner/worker_env.h"
+#include "tests/unit/temp_dir.h"
 
 namespace runner {
 namespace {
+
+using testing_support::TempDir;
 
 namespace fs = std::filesystem;
 
@@ -181,19 +184,6 @@ TEST(JsonTest, QuotingTable) {
   EXPECT_EQ(o.str(), R"({"n":3,"x":0.5,"t":true,"z":null,"l":["a","b"]})");
   EXPECT_EQ(common::JsonObject().Add("time", 1795670019.849).str(), R"({"time":1795670019.849})");
 }
-
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = (fs::temp_directory_path() / "jobdir_test.XXXXXX").string();
-    path_ = mkdtemp(pattern.data());
-  }
-  ~TempDir() { fs::remove_all(path_); }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
 
 std::string Slurp(const std::string& path) {
   std::ifstream in(path);

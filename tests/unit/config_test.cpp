@@ -11,33 +11,14 @@
 #include "common/config.h"
 #include "common/config_schema.h"
 #include "common/errors.h"
+#include "tests/unit/temp_dir.h"
 
 namespace common {
 namespace {
 
+using testing_support::TempDir;
+
 namespace fs = std::filesystem;
-
-// A fresh directory per test, removed at the end.
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = (fs::temp_directory_path() / "config_test.XXXXXX").string();
-    path_ = mkdtemp(pattern.data());
-  }
-  ~TempDir() {
-    std::error_code ignored;
-    fs::remove_all(path_, ignored);
-  }
-  std::string Write(const std::string& name, const std::string& text) const {
-    std::string file = path_ + "/" + name;
-    std::ofstream(file) << text;
-    return file;
-  }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
 
 TEST(ConfigTest, DefaultsWhenNothingIsGiven) {
   MapEnvironment env;

@@ -22,9 +22,12 @@
 #include "trainer/sampler.h"
 #include "trainer/schedule.h"
 #include "trainer/train_loop.h"
+#include "tests/unit/temp_dir.h"
 
 namespace trainer {
 namespace {
+
+using testing_support::TempDir;
 
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
@@ -180,19 +183,6 @@ TEST(TrainerErrors, BadInputsGetClearErrors) {
     }
   }
 }
-
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = (fs::temp_directory_path() / "trainer_test.XXXXXX").string();
-    path_ = mkdtemp(pattern.data());
-  }
-  ~TempDir() { fs::remove_all(path_); }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
 
 void WriteIdx(const std::string& path, uint32_t magic, std::vector<uint32_t> dims, size_t payload) {
   std::ofstream out(path, std::ios::binary);
