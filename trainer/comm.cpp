@@ -37,9 +37,12 @@ class SoloCommunicator final : public Communicator {
   void Barrier() override {}
 };
 
+// Over the concrete group type: in LibTorch 1.13 ProcessGroupGloo/NCCL derive from
+// c10d::ProcessGroup, in 2.x from c10d::Backend; both have the calls used here.
+template <typename Group>
 class C10dCommunicator final : public Communicator {
  public:
-  C10dCommunicator(c10::intrusive_ptr<c10d::ProcessGroup> group, std::string backend)
+  C10dCommunicator(c10::intrusive_ptr<Group> group, std::string backend)
       : group_(std::move(group)), backend_(std::move(backend)) {}
 
   class Work final : public Pending {
@@ -88,11 +91,11 @@ class C10dCommunicator final : public Communicator {
   static std::string Describe(const at::Tensor& t) {
     return std::to_string(t.numel()) + " " + std::string(c10::toString(t.scalar_type())) + " values";
   }
-  c10::intrusive_ptr<c10d::ProcessGroup> group_;
+  c10::intrusive_ptr<Group> group_;
   std::string backend_;
 };
 
-c10::intrusive_ptr<c10d::ProcessGroup> MakeGloo(const c10::intrusive_ptr<c10d::Store>& store, int rank,
+c10::intrusive_ptr<c10d::ProcessGroupGloo> MakeGloo(const c10::intrusive_ptr<c10d::Store>& store, int rank,
                                                 int size, std::chrono::milliseconds timeout,
                                                 const std::string& address) {
   auto options = c10d::ProcessGroupGloo::Options::create(timeout);
@@ -142,7 +145,7 @@ std::unique_ptr<Communicator> MakeCommunicator(const Contract& contract, const s
   auto store = c10::make_intrusive<c10d::PrefixStore>(
       "/worker/attempt_" + std::to_string(contract.restart_count), tcp);
   try {
-    return std::make_unique<C10dCommunicator>(
+    return std::make_unique<C10dCommunicator<c10d::ProcessGroupGloo>>(
         MakeGloo(store, contract.rank, contract.world_size, timeout, contract.master_addr), "gloo");
   } catch (const std::exception& e) {
     throw common::CommunicationError("rank " + std::to_string(contract.rank) + " of " +
@@ -159,7 +162,8 @@ std::unique_ptr<Communicator> MakeInProcessCommunicator(const std::shared_ptr<In
                                                         int rank, int size,
                                                         std::chrono::milliseconds timeout) {
   if (size == 1) return std::make_unique<SoloCommunicator>();
-  return std::make_unique<C10dCommunicator>(MakeGloo(store->store, rank, size, timeout, "127.0.0.1"), "gloo");
+  return std::make_unique<C10dCommunicator<c10d::ProcessGroupGloo>>(
+      MakeGloo(store->store, rank, size, timeout, "127.0.0.1"), "gloo");
 }
 
 }  // namespace trainer

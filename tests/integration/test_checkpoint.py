@@ -95,7 +95,7 @@ class CheckpointTest(unittest.TestCase):
         self.assertEqual(self.final(resumed), (digest, last_line))
 
     def test_kill_9_of_rank_0_while_writing_keeps_the_previous_checkpoint(self):
-        proc = self.start("killed", "train.checkpoint_every=5", env={"TRAINER_TEST_CHECKPOINT_DELAY_MS": "200"})
+        proc = self.start("killed", "train.checkpoint_every=5", env={"TRAINER_TEST_CHECKPOINT_DELAY_MS": "30"})
         job = wait_for("the job directory", lambda: os.path.isdir(self.root) and
                        [d for d in os.listdir(self.root) if d.startswith("killed-")] and self.job_dir("killed"))
         checkpoints = os.path.join(job, "checkpoints")
