@@ -22,111 +22,14 @@
 #include <thread>
 
 #include "common/errors.h"
+#include "runner/store_protocol.h"
 
 namespace runner {
 
 namespace {
 
-constexpr uint32_t kValidationMagic = 0x3C85F7CE;
-// Sizes no real client sends; a request claiming more is garbage, and its connection is closed
-// rather than buffered for ever. Keys are c10d paths of a few dozen bytes.
-constexpr uint64_t kMaxKeyBytes = uint64_t{1} << 20;
-constexpr uint64_t kMaxValueBytes = uint64_t{1} << 30;
-constexpr uint64_t kMaxKeyCount = uint64_t{1} << 20;
-// Canonical operations; each dialect maps its query bytes onto these.
-enum class Op {
-  kValidate, kSet, kCompareSet, kGet, kAdd, kCheck, kWait, kNumKeys, kWatchKey, kDeleteKey,
-  kAppend, kMultiGet, kMultiSet, kCancelWait, kPing, kQueuePush, kQueuePop, kQueueLen, kList,
-  kUnknown,
-};
-enum class Dialect { kUndecided, kV1, kV2 };
+using namespace store_protocol;  // NOLINT: the codec is this file's vocabulary
 
-Op DecodeOp(Dialect dialect, uint8_t byte) {
-  static const Op v1[] = {Op::kSet, Op::kCompareSet, Op::kGet, Op::kAdd, Op::kCheck, Op::kWait,
-                          Op::kNumKeys, Op::kWatchKey, Op::kDeleteKey, Op::kAppend,
-                          Op::kMultiGet, Op::kMultiSet, Op::kCancelWait};
-  static const Op v2[] = {Op::kValidate, Op::kSet, Op::kCompareSet, Op::kGet, Op::kAdd,
-                          Op::kCheck, Op::kWait, Op::kNumKeys, Op::kDeleteKey, Op::kAppend,
-                          Op::kMultiGet, Op::kMultiSet, Op::kCancelWait, Op::kPing,
-                          Op::kQueuePush, Op::kQueuePop, Op::kQueueLen, Op::kList};
-  if (dialect == Dialect::kV1 && byte < std::size(v1)) return v1[byte];
-  if (dialect == Dialect::kV2 && byte < std::size(v2)) return v2[byte];
-  return Op::kUnknown;
-}
-
-// A request no client would send (absurd sizes): the connection is closed.
-struct Malformed : std::runtime_error {
-  using std::runtime_error::runtime_error;
-};
-
-// Reads fields from a connection's input buffer; any read past the end marks it incomplete.
-class Reader {
- public:
-  explicit Reader(const std::string& buffer) : buffer_(buffer) {}
-  template <typename T>
-  T Scalar() {
-    T value{};
-    if (pos_ + sizeof(T) > buffer_.size()) {
-      incomplete_ = true;
-      return value;
-    }
-    std::memcpy(&value, buffer_.data() + pos_, sizeof(T));
-    pos_ += sizeof(T);
-    return value;
-  }
-  std::string Key() { return Bytes(kMaxKeyBytes, "key"); }
-  std::string Value() { return Bytes(kMaxValueBytes, "value"); }
-  std::vector<std::string> Keys() {
-    const uint64_t n = Scalar<uint64_t>();
-    if (!incomplete_ && n > kMaxKeyCount) {
-      throw Malformed("a key count of " + std::to_string(n) + " (at most " +
-                      std::to_string(kMaxKeyCount) + ")");
-    }
-    std::vector<std::string> keys;
-    for (uint64_t i = 0; i < n && !incomplete_; ++i) keys.push_back(Key());
-    return keys;
-  }
-  [[nodiscard]] bool incomplete() const { return incomplete_; }
-  [[nodiscard]] size_t consumed() const { return pos_; }
-
- private:
-  std::string Bytes(uint64_t limit, const char* what) {
-    const uint64_t size = Scalar<uint64_t>();
-    if (incomplete_) return {};
-    if (size > limit) {
-      throw Malformed(std::string("a ") + what + " of " + std::to_string(size) + " bytes (at most " +
-                      std::to_string(limit) + ")");
-    }
-    // Compared without adding: pos_ + size could wrap around.
-    if (size > buffer_.size() - pos_) {
-      incomplete_ = true;
-      return {};
-    }
-    std::string value = buffer_.substr(pos_, size);
-    pos_ += size;
-    return value;
-  }
-
-  const std::string& buffer_;
-  size_t pos_ = 0;
-  bool incomplete_ = false;
-};
-
-class Writer {
- public:
-  explicit Writer(std::string* out) : out_(out) {}
-  template <typename T>
-  void Scalar(T value) {
-    out_->append(reinterpret_cast<const char*>(&value), sizeof(T));
-  }
-  void Bytes(const std::string& value) {
-    Scalar<uint64_t>(value.size());
-    out_->append(value);
-  }
-
- private:
-  std::string* out_;
-};
 
 struct Connection {
   int fd = -1;
