@@ -118,14 +118,15 @@ void JobDir::AppendEvent(const common::JsonObject& event) const {
   close(fd);
 }
 
-RankLog::RankLog(const std::string& path, size_t tail_lines) : tail_lines_(tail_lines) {
+RankLog::RankLog(const std::string& path, size_t tail_lines, std::string mirror_prefix)
+    : tail_lines_(tail_lines), mirror_prefix_(std::move(mirror_prefix)) {
   fd_ = open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, kFileMode);
   if (fd_ < 0) Fail("open", path);
 }
 
 RankLog::RankLog(RankLog&& other) noexcept
     : fd_(other.fd_), partial_(std::move(other.partial_)), tail_(std::move(other.tail_)),
-      tail_lines_(other.tail_lines_) {
+      tail_lines_(other.tail_lines_), mirror_prefix_(std::move(other.mirror_prefix_)) {
   other.fd_ = -1;
 }
 
@@ -166,8 +167,13 @@ void RankLog::WriteLine(const std::string& line) {
   if (!text.empty() && text.back() == '\r') text.pop_back();
   tail_.push_back(text);
   if (tail_.size() > tail_lines_) tail_.pop_front();
-  const std::string out = common::Timestamp() + " " + text + "\n";
+  const std::string stamp = common::Timestamp();
+  const std::string out = stamp + " " + text + "\n";
   (void)!write(fd_, out.data(), out.size());
+  if (!mirror_prefix_.empty()) {
+    const std::string mirrored = stamp + " " + mirror_prefix_ + text + "\n";
+    (void)!write(STDERR_FILENO, mirrored.data(), mirrored.size());
+  }
 }
 
 }  // namespace runner

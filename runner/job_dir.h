@@ -45,7 +45,9 @@ class JobDir {
 // outcome.json. Partial lines wait for their newline (or Finish).
 class RankLog {
  public:
-  RankLog(const std::string& path, size_t tail_lines = 20);
+  // mirror_prefix non-empty: every line also goes to stderr with that prefix (the agent's console
+  // shows global rank 0 that way, so `runner` and Slurm's .out file show progress).
+  RankLog(const std::string& path, size_t tail_lines = 20, std::string mirror_prefix = "");
   RankLog(RankLog&& other) noexcept;
   RankLog& operator=(RankLog&&) = delete;
   RankLog(const RankLog&) = delete;
@@ -63,6 +65,7 @@ class RankLog {
   std::string partial_;
   std::deque<std::string> tail_;
   size_t tail_lines_;
+  std::string mirror_prefix_;
 };
 
 }  // namespace runner

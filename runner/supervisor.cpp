@@ -109,7 +109,8 @@ AttemptOutcome Supervisor::RunAttempt(int attempt, const std::vector<WorkerLaunc
   // Start every worker. A start failure is this node's root cause.
   for (const WorkerLaunch& launch : launches) {
     SpawnRequest request{launch.argv, BuildWorkerEnv(agent_env, launch.contract), options_.shim};
-    RankLog log(launch.log_path);
+    // Global rank 0's output also reaches this agent's console (and Slurm's .out file).
+    RankLog log(launch.log_path, 20, launch.contract.rank == 0 ? "rank 0 | " : "");
     try {
       ChildProcess process = ChildProcess::Spawn(request);
       log_.info("started worker rank {} (local rank {}, pid {}{}): {}", launch.contract.rank,
