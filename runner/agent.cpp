@@ -196,10 +196,11 @@ void CheckLaunchBeforeMpi(const common::Environment& env, const LaunchEnvironmen
       "with mpirun");
 }
 
+int RunAgentWith(const AgentRequest& request, ControlPlane& control_plane,
+                 const std::shared_ptr<spdlog::logger>& log, double started_at);
+
 int RunAgent(const AgentRequest& request) {
-  const common::Config& config = *request.config;
   const LaunchEnvironment& launch = request.launch;
-  const AgentPlan& plan = request.plan;
   CheckLaunchBeforeMpi(*request.env, launch);
   umask(027);  // the job directory is not world-readable
   InstallSignalHandlers();
@@ -211,6 +212,27 @@ int RunAgent(const AgentRequest& request) {
   // `srun --mpi=none` would otherwise abort inside MPI_Init).
   std::unique_ptr<ControlPlane> control =
       launch.agent_count.value == 1 ? MakeLocalControlPlane() : MakeMpiControlPlane();
+  try {
+    return RunAgentWith(request, *control, log, started_at);
+  } catch (const std::exception& e) {
+    // The other agents would wait for this one in their next collective for ever: say why here,
+    // then end them all.
+    if (control->size() <= 1) throw;
+    const auto* error = dynamic_cast<const common::Error*>(&e);
+    const int code = error != nullptr ? error->code() : common::kExitInternal;
+    log->critical("{}: {}; ending every agent of the job (MPI_Abort): the others cannot go on without this one",
+                  common::ExitCodeName(code), e.what());
+    control->Abort(code);  // does not return
+    return code;
+  }
+}
+
+int RunAgentWith(const AgentRequest& request, ControlPlane& control_plane,
+                 const std::shared_ptr<spdlog::logger>& log, double started_at) {
+  const common::Config& config = *request.config;
+  const LaunchEnvironment& launch = request.launch;
+  const AgentPlan& plan = request.plan;
+  ControlPlane* control = &control_plane;
   if (control->size() != launch.agent_count.value) {
     throw common::EnvironmentError(
         "the scheduler says there are " + std::to_string(launch.agent_count.value) + " agents (" +

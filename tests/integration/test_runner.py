@@ -169,6 +169,19 @@ class RunnerTest(unittest.TestCase):
         for host in ("nodeA", "nodeB"):
             self.assertTrue(os.path.exists(os.path.join(attempt, f"runner-{host}.log")))
 
+    def test_an_agent_that_cannot_go_on_ends_every_agent(self):
+        # nodeB cannot create its job directory: without MPI_Abort, nodeA would wait for it in the
+        # next collective for ever.
+        def args(host):
+            root = "/proc/no-such-dir" if host == "nodeB" else self.root
+            return [RUNNER, "--log-root", root, "--job-name", "t", "--nproc-per-node", "1",
+                    "launch.store_addr=127.0.0.1", *self.sh_worker("true")]
+        proc, took = self.run_runner(self.mpirun_two_nodes(args), timeout=60)
+        self.assertLess(took, 10)
+        self.assertEqual(proc.returncode, 4, proc.stdout + proc.stderr)
+        self.assertIn("job directory: cannot create '/proc/no-such-dir'", proc.stderr)
+        self.assertIn("ending every agent of the job (MPI_Abort)", proc.stderr)
+
     def test_failing_worker_ends_the_job_with_its_rank_named(self):
         proc, took = self.run_runner(self.runner_args(*self.sh_worker(
             'if [ "$RANK" = 1 ]; then echo about to fail; exit 3; fi; sleep 60')))
