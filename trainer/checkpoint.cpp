@@ -291,8 +291,14 @@ double CheckpointStore::Save(const TrainingState& state, Model& model, torch::op
     throw;
   }
   // Keep the newest `keep_` complete checkpoints.
+  // By step number (names past step-999999 grow longer, so text order would be wrong).
   std::vector<std::string> steps = List(dir_, "step-");
-  for (size_t i = 0; i + static_cast<size_t>(keep_) < steps.size(); ++i) RemoveTree(dir_ + "/" + steps[i]);
+  std::sort(steps.begin(), steps.end(), [](const std::string& a, const std::string& b) {
+    return std::strtoll(a.c_str() + 5, nullptr, 10) < std::strtoll(b.c_str() + 5, nullptr, 10);
+  });
+  for (size_t i = 0; i + static_cast<size_t>(keep_) < steps.size(); ++i) {
+    if (dir_ + "/" + steps[i] != dir_ + "/" + name) RemoveTree(dir_ + "/" + steps[i]);
+  }
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 
