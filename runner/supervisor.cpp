@@ -172,6 +172,24 @@ AttemptOutcome Supervisor::RunAttempt(int attempt, const std::vector<WorkerLaunc
       return;
     }
     if (stopping) {
+      // A stop that a worker did not finish cleanly (it crashed, or was killed after the grace
+      // period) may have lost its checkpoint: that is a failure, not "stopped, work saved".
+      const bool stop_intended = outcome.code == common::kExitStopped || outcome.code == common::kExitRequeued;
+      if (stop_intended && !EndedByStopSignal(w.status)) {
+        log_.error("worker rank {} {} while stopping: the stop did not complete cleanly, so its work may "
+                   "not be saved", rank, how);
+        outcome.code = WIFEXITED(w.status) ? common::kExitWorkerFailed : common::kExitWorkerSignaled;
+        outcome.reason = "worker rank " + std::to_string(rank) + " " + how + " while stopping";
+        common::JsonObject failure;
+        failure.Add("rank", rank).Add("host", options_.host).Add("node", options_.node)
+            .Add("status", how + " while stopping").Add("time", UnixNow()).Add("log", w.launch.log_path)
+            .Add("last_lines", last);
+        if (!outcome.failure_json) {
+          outcome.failure_json = failure.str();
+          outcome.failure_time = UnixNow();
+        }
+        return;
+      }
       log_.info("worker rank {} {} (while stopping)", rank, how);
       return;
     }
@@ -222,6 +240,7 @@ AttemptOutcome Supervisor::RunAttempt(int attempt, const std::vector<WorkerLaunc
 
   bool all_ended = workers.empty();
   bool entered_done = false;
+  int own_terminates = 0;
   while (true) {
     // Sleep until output, a signal, or the next poll of the other agents.
     std::vector<pollfd> fds;
@@ -253,9 +272,14 @@ AttemptOutcome Supervisor::RunAttempt(int attempt, const std::vector<WorkerLaunc
     if (signals.terminate) {
       const std::string name = SignalName(signals.terminate_signal);
       job_dir_.AppendEvent(event("signal").Add("signal", name));
+      ++own_terminates;
       if (!stopping) {
         control_.Notify(MakeNotice("stop", {{"host", options_.host}, {"status", "received " + name}}));
         begin_stop(common::kExitStopped, "this agent received " + name);
+      } else if (own_terminates == 1) {
+        // Already stopping (another agent's notice, or a failure): this is the same stop
+        // reaching this agent too, not an impatient second request.
+        log_.info("received {} while already stopping", name);
       } else if (!killed) {
         log_.warn("received {} again while stopping: killing the workers now", name);
         kill_at = Clock::now();
@@ -279,6 +303,9 @@ AttemptOutcome Supervisor::RunAttempt(int attempt, const std::vector<WorkerLaunc
           w.log.Feed(buffer, static_cast<size_t>(n));
         }
         w.process.CloseOutput();
+        // Whatever the worker left in its process group goes now, while the group id is still
+        // held by its members (never later, when the number could belong to someone else).
+        w.process.Signal(SIGKILL);
         handle_exit(w);
       }
     }
@@ -300,8 +327,6 @@ AttemptOutcome Supervisor::RunAttempt(int attempt, const std::vector<WorkerLaunc
     all_ended = deferred.empty();
     for (const Worker& w : workers) all_ended = all_ended && w.ended;
     if (all_ended && !entered_done) {
-      // Leftovers of a worker's process group die with the attempt.
-      for (Worker& w : workers) w.process.Signal(SIGKILL);
       control_.EnterDone();
       entered_done = true;
       if (control_.size() > 1) log_.info("this node's workers have ended; waiting for the other agents");

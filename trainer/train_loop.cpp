@@ -208,6 +208,8 @@ TrainResult Train(const common::Config& config, Communicator& comm, const TrainC
         ++start_epoch;
         start_step_in_epoch = 0;
       }
+      // The step counter (and with it the LR schedule) counts steps of this world's size.
+      if (state.world_size != world) step = start_epoch * steps_per_epoch + start_step_in_epoch;
       resume_note = "resumed from " + *from + " at step " + std::to_string(step) + ", epoch " +
                     std::to_string(start_epoch + 1) + " step " + std::to_string(start_step_in_epoch) + note;
     }
@@ -245,6 +247,7 @@ TrainResult Train(const common::Config& config, Communicator& comm, const TrainC
   const int64_t checkpoint_every = config.GetInt("train.checkpoint_every");
   auto save = [&](int64_t epoch_now, int64_t steps_in_epoch, const std::string& why) {
     if (!checkpoints) return;
+    double measured = 0;  // only rank 0 writes, so only its time counts
     if (leader) {
       TrainingState state;
       state.step = step;
@@ -253,14 +256,14 @@ TrainResult Train(const common::Config& config, Communicator& comm, const TrainC
       state.samples_in_epoch = steps_in_epoch * batch * accum * world;
       state.world_size = world;
       state.rng_state = at::detail::getDefaultCPUGenerator().get_state();
-      checkpoint_seconds = checkpoints->Save(state, *model, *optimizer, config);
+      measured = checkpoints->Save(state, *model, *optimizer, config);
       say("checkpoint step " + std::to_string(step) + " (" + why + ") written to " + checkpoints->dir() + " in " +
-          Fixed(checkpoint_seconds, 2) + " s");
+          Fixed(measured, 2) + " s");
       AppendEvent(context.events_path, common::JsonObject().Add("time", common::Timestamp()).Add("event", "checkpoint")
-                                           .Add("step", step).Add("reason", why).Add("seconds", checkpoint_seconds));
+                                           .Add("step", step).Add("reason", why).Add("seconds", measured));
     }
     // Nobody moves on (or exits) before the checkpoint is complete; all learn how long it took.
-    std::vector<at::Tensor> took = {at::tensor({checkpoint_seconds}, at::kDouble)};
+    std::vector<at::Tensor> took = {at::tensor({measured}, at::kDouble)};
     comm.AllReduceSum(took);
     checkpoint_seconds = took[0].item<double>();
   };
@@ -268,7 +271,20 @@ TrainResult Train(const common::Config& config, Communicator& comm, const TrainC
   const auto start = Clock::now();
   auto window_start = start;
   int64_t window_steps = 0;
+  auto evaluate_epoch = [&](int64_t epoch) {
+    if (!config.GetBool("train.eval_every_epoch")) return;
+    Evaluation e = Evaluate(*model, test, comm, std::max<int64_t>(batch, 256));
+    result.test_accuracy = e.accuracy;
+    accuracy_curve.push_back({static_cast<double>(step), e.accuracy});
+    say("epoch " + std::to_string(epoch + 1) + "/" + std::to_string(epochs) + " eval: test loss " + Fixed(e.loss, 4) +
+        " accuracy " + Fixed(e.accuracy, 4) + " on " + std::to_string(e.samples) + " samples");
+    if (progress) {
+      progress->Metrics(common::JsonObject().Add("step", step).Add("epoch", epoch + 1).Add("test_loss", e.loss)
+                            .Add("test_accuracy", e.accuracy).Add("test_samples", e.samples).str());
+    }
+  };
   bool stopped = false;
+  const int64_t steps_at_start = step;
   int64_t pos_epoch = start_epoch, pos_in_epoch = start_step_in_epoch;  // where the next step starts
   for (int64_t epoch = start_epoch; epoch < epochs && step < total_steps && !stopped; ++epoch) {
     const std::vector<int64_t> indices = sampler.Indices(epoch);
@@ -377,6 +393,9 @@ TrainResult Train(const common::Config& config, Communicator& comm, const TrainC
                             : agreed_stop ? std::string("stop signal")
                                           : "the job's end time (SLURM_JOB_END_TIME) is near: " +
                                                 FormatDuration(context.job_end_time - std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count()) + " left"));
+        // A stop at an epoch's last step still owes that epoch its evaluation (the resume starts
+        // in the next epoch); not for the walltime stop, which has no time to spare.
+        if (pos_in_epoch == 0 && !agreed_walltime) evaluate_epoch(epoch);
         save(pos_epoch, pos_in_epoch, result.stop_reason);
         stopped = true;
         break;
@@ -388,22 +407,13 @@ TrainResult Train(const common::Config& config, Communicator& comm, const TrainC
       }
     }
     if (stopped) break;
-    if (config.GetBool("train.eval_every_epoch")) {
-      Evaluation e = Evaluate(*model, test, comm, std::max<int64_t>(batch, 256));
-      result.test_accuracy = e.accuracy;
-      accuracy_curve.push_back({static_cast<double>(step), e.accuracy});
-      say("epoch " + std::to_string(epoch + 1) + "/" + std::to_string(epochs) + " eval: test loss " + Fixed(e.loss, 4) +
-          " accuracy " + Fixed(e.accuracy, 4) + " on " + std::to_string(e.samples) + " samples");
-      if (progress) {
-        progress->Metrics(common::JsonObject().Add("step", step).Add("epoch", epoch + 1).Add("test_loss", e.loss)
-                              .Add("test_accuracy", e.accuracy).Add("test_samples", e.samples).str());
-      }
-    }
+    evaluate_epoch(epoch);
   }
-  if (!stopped && step > result.resumed_from_step) save(pos_epoch, pos_in_epoch, "end of training");
+  if (!stopped && step > steps_at_start) save(pos_epoch, pos_in_epoch, "end of training");
   result.steps = step;
   result.seconds = Seconds(Clock::now() - start);
-  result.samples_per_second = static_cast<double>(step * batch * accum * world) / std::max(1e-9, result.seconds);
+  const int64_t steps_here = step - steps_at_start;
+  result.samples_per_second = static_cast<double>(steps_here * batch * accum * world) / std::max(1e-9, result.seconds);
   for (const at::Tensor& p : params) result.parameters.push_back(p.detach().clone());
   result.parameter_digest = ParameterDigest(params);
   say("done: " + std::to_string(step) + " steps in " + FormatDuration(result.seconds) + ", " +

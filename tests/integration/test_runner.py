@@ -182,6 +182,60 @@ class RunnerTest(unittest.TestCase):
         self.assertIn("job directory: cannot create '/proc/no-such-dir'", proc.stderr)
         self.assertIn("ending every agent of the job (MPI_Abort)", proc.stderr)
 
+    def _two_nodes_then_sigterm_both(self, script):
+        """Two agents (mpirun) x 1 worker running `script`; SIGTERM to agent 0, then 0.3 s later to
+        agent 1, the way scancel's signals reach agents at slightly different moments."""
+        cmd = self.mpirun_two_nodes(lambda host: [RUNNER, "--log-root", self.root, "--job-name", "t",
+                                                  "--nproc-per-node", "1", "launch.store_addr=127.0.0.1",
+                                                  *self.sh_worker(script)])
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                env=CLEAN_ENV, cwd=self.tmp.name)
+        deadline = time.monotonic() + 20
+        agents = []
+        while len(agents) < 2 and time.monotonic() < deadline:
+            agents = sorted(p for p in processes_with(self.marker) if self._is_agent(p))
+            logs = [os.path.join(r, f) for r, _, fs in os.walk(self.root) for f in fs if f.startswith("rank-")] \
+                if os.path.isdir(self.root) else []
+            if len(agents) < 2 or len(logs) < 2 or not all("ready" in read_text(l) for l in logs):
+                agents = []
+                time.sleep(0.05)
+        self.assertEqual(len(agents), 2, "two agents with ready workers")
+        os.kill(agents[0], signal.SIGTERM)
+        time.sleep(0.3)
+        try:
+            os.kill(agents[1], signal.SIGTERM)
+        except ProcessLookupError:
+            pass  # the stop has already ended it
+        out, _ = proc.communicate(timeout=60)
+        return proc.returncode, out
+
+    @staticmethod
+    def _is_agent(pid):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                argv = f.read().split(b"\0")
+            return argv[0].endswith(b"/runner") and b"--exec-shim" not in argv
+        except OSError:
+            return False
+
+    def test_a_stop_reaching_agents_at_different_moments_is_one_clean_stop(self):
+        code, out = self._two_nodes_then_sigterm_both(
+            'trap "sleep 1; echo saved; exit 10" TERM; echo ready; while :; do sleep 0.1; done')
+        self.assertEqual(code, 10, out)
+        self.assertNotIn("killing the workers now", out)
+        self.assertNotIn("killed by signal 9", out)
+        self.assertIn("received SIGTERM while already stopping", out)
+        outcome = self.read_json(os.path.join(self.job_dir(), "outcome.json"))
+        self.assertEqual((outcome["status"], outcome["exit_code"]), ("stopped", 10))
+
+    def test_a_worker_failing_during_a_stop_is_a_failure(self):
+        code, out = self._two_nodes_then_sigterm_both(
+            'trap "if [ $RANK = 1 ]; then exit 4; else exit 10; fi" TERM; echo ready; while :; do sleep 0.1; done')
+        self.assertEqual(code, 20, out)
+        outcome = self.read_json(os.path.join(self.job_dir(), "outcome.json"))
+        self.assertEqual(outcome["status"], "failed")
+        self.assertIn("while stopping", outcome["first_failure"]["status"])
+
     def test_failing_worker_ends_the_job_with_its_rank_named(self):
         proc, took = self.run_runner(self.runner_args(*self.sh_worker(
             'if [ "$RANK" = 1 ]; then echo about to fail; exit 3; fi; sleep 60')))

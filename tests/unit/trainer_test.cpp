@@ -353,6 +353,20 @@ TEST(TrainerResume, WorldSizeChangeKeepsTheTrajectoryWithinTolerance) {
   ExpectClose(second, straight, 2e-5);
 }
 
+TEST(TrainerResume, GrowingTheWorldKeepsTheStepCounterAndFinishes) {
+  // 1 rank -> 2 ranks: the resumed run must continue at the same global step, not skip ahead.
+  std::vector<std::string> job = With(kResumeJob, {"train.batch_size=32", "train.keep_effective_batch_size=true",
+                                                   "train.augment=false"});
+  TempDir a, b;
+  TrainResult straight = RunRanks(2, job, true, WithCheckpoints(a.path()));
+  TrainResult first = RunRanks(1, job, true, WithCheckpoints(b.path(), 20));  // epoch 2, step 4 of 16
+  EXPECT_EQ(first.steps, 20);
+  TrainResult second = RunRanks(2, job, true, WithCheckpoints(b.path()));
+  EXPECT_EQ(second.resumed_from_step, 20);
+  EXPECT_EQ(second.steps, 32);
+  ExpectClose(second, straight, 2e-5);
+}
+
 TEST(TrainerResume, KeepsTheNewestCheckpointsAndMovesLatest) {
   TempDir dir;
   TrainResult r = RunRanks(1, With(kResumeJob, {"train.checkpoint_every=4", "train.keep_checkpoints=2"}), true,
