@@ -196,7 +196,9 @@ class RunnerTest(unittest.TestCase):
             agents = sorted(p for p in processes_with(self.marker) if self._is_agent(p))
             logs = [os.path.join(r, f) for r, _, fs in os.walk(self.root) for f in fs if f.startswith("rank-")] \
                 if os.path.isdir(self.root) else []
-            if len(agents) < 2 or len(logs) < 2 or not all("ready" in read_text(l) for l in logs):
+            # The worker's own "ready" line (the banner line quotes the script, "ready" included).
+            if len(agents) < 2 or len(logs) < 2 or \
+                    not all(re.search(r"^\S+ ready$", read_text(l), re.M) for l in logs):
                 agents = []
                 time.sleep(0.05)
         self.assertEqual(len(agents), 2, "two agents with ready workers")
@@ -276,7 +278,7 @@ class RunnerTest(unittest.TestCase):
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             logs = [os.path.join(r, f) for r, _, fs in os.walk(self.root) for f in fs if f.startswith("rank-")]
-            if len(logs) == 2 and all("ready" in read_text(p) for p in logs):
+            if len(logs) == 2 and all(re.search(r"^\S+ ready$", read_text(p), re.M) for p in logs):
                 break
             time.sleep(0.05)
         else:
