@@ -34,6 +34,8 @@ struct Worker {
   int status = 0;
   bool deferred = false;  // ended by a stop signal; judged when kStopSignalWindow has passed
   double ended_at = 0;
+  std::chrono::steady_clock::time_point started{};
+  std::vector<int> held_signals{};  // relayed signals waiting until the worker is old enough
 };
 
 // Notices between agents: key=value lines.
@@ -73,6 +75,12 @@ bool EndedByStopSignal(int status) {
 // (or another agent's stop notice) arrives. Such a death is the root cause only if no stop
 // follows within this window.
 constexpr auto kStopSignalWindow = std::chrono::milliseconds(1000);
+
+// A relayed SIGUSR1/SIGUSR2 kills a worker that has not installed its handler yet (the default
+// action), and loading LibTorch alone takes seconds. Younger workers get the signal when they
+// reach this age instead. (Ignoring it in the worker is no answer: a shell started with a signal
+// ignored can never trap it.)
+constexpr auto kRelayAge = std::chrono::seconds(5);
 
 }  // namespace
 
@@ -128,6 +136,7 @@ AttemptOutcome Supervisor::RunAttempt(int attempt, const std::vector<WorkerLaunc
                " attempt " + std::to_string(attempt) + " runner " + common::kProjectVersion + ": " + command);
       job_dir_.AppendEvent(event("worker_started").Add("rank", launch.contract.rank).Add("pid", static_cast<int>(process.pid())));
       workers.push_back({launch, std::move(process), std::move(log)});
+      workers.back().started = Clock::now();
     } catch (const common::Error& e) {
       log.Note(std::string("could not start: ") + e.what());
       log_.error("rank {}: {}", launch.contract.rank, e.what());
@@ -290,8 +299,20 @@ AttemptOutcome Supervisor::RunAttempt(int attempt, const std::vector<WorkerLaunc
       log_.info("relaying {} to the workers", SignalName(sig));
       job_dir_.AppendEvent(event("signal").Add("signal", SignalName(sig)).Add("relayed", true));
       for (Worker& w : workers) {
-        if (!w.ended) w.process.Signal(sig);
+        if (w.ended) continue;
+        if (Clock::now() - w.started >= kRelayAge) {
+          w.process.Signal(sig);
+        } else {
+          w.held_signals.push_back(sig);
+          log_.info("worker rank {} started less than {} s ago: {} held until then", w.launch.contract.rank,
+                    kRelayAge.count(), SignalName(sig));
+        }
       }
+    }
+    for (Worker& w : workers) {
+      if (w.ended || w.held_signals.empty() || Clock::now() - w.started < kRelayAge) continue;
+      for (int sig : w.held_signals) w.process.Signal(sig);
+      w.held_signals.clear();
     }
     // Reap every ended worker (SIGCHLD may coalesce, so always look).
     for (Worker& w : workers) {

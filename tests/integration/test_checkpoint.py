@@ -150,7 +150,8 @@ class CheckpointTest(unittest.TestCase):
         self.assertEqual(read_text(os.path.join(job, "checkpoints", "latest")).strip(), "step-000001")
 
     def test_preemption_signal_checkpoints_and_stops_without_requeue_outside_slurm(self):
-        proc = self.start("preempt", "launch.requeue=true")
+        # Long enough that the workers pass the runner's 5 s hold on relayed signals.
+        proc = self.start("preempt", "launch.requeue=true", "train.epochs=20")
         job = wait_for("the job directory", lambda: os.path.isdir(self.root) and
                        [d for d in os.listdir(self.root) if d.startswith("preempt-")] and self.job_dir("preempt"))
         log = os.path.join(job, "attempt-0", "train.log")
@@ -161,6 +162,19 @@ class CheckpointTest(unittest.TestCase):
         self.assertIn("not requeueing (not a Slurm job)", out)
         self.assertRegex(read_text(log), r"stopping after step \d+: preemption signal \(checkpoint, then requeue\)")
         self.assertTrue(os.path.exists(os.path.join(job, "checkpoints", "latest")))
+
+    def test_preemption_signal_at_start_up_is_held_not_fatal(self):
+        # SIGUSR1 while the workers are still loading LibTorch (no handler yet) must not kill them:
+        # the runner holds it until they are 5 s old, then the trainer checkpoints and stops.
+        proc = self.start("early", "train.epochs=20")
+        time.sleep(0.3)
+        proc.send_signal(signal.SIGUSR1)
+        out, _ = proc.communicate(timeout=120)
+        self.assertEqual(proc.returncode, 10, out[-3000:])
+        self.assertIn("SIGUSR1 held until then", out)
+        job = self.job_dir("early")
+        self.assertRegex(read_text(os.path.join(job, "current", "train.log")),
+                         r"stopping after step \d+: preemption signal")
 
 
 if __name__ == "__main__":
