@@ -95,7 +95,6 @@ int RunTrainer(const std::vector<std::string>& args, const common::Environment& 
     std::unique_ptr<Communicator> comm = MakeCommunicator(contract, backend, timeout);
     TrainContext context;
     context.output_dir = contract.attempt_dir;
-    context.local_world_size = contract.local_world_size;
     context.overlap = config.GetBool("train.overlap_comm");
     if (!contract.job_dir.empty()) {
       context.checkpoint_dir = contract.job_dir + "/checkpoints";

@@ -53,10 +53,15 @@ std::pair<int, std::string> ChooseThreads(const common::Environment& env,
   long cpus = sysconf(_SC_NPROCESSORS_ONLN);
   int workers = 1;
   if (std::optional<std::string> lws = env.Get("LOCAL_WORLD_SIZE")) {
+    size_t used = 0;
     try {
-      workers = std::max(1, std::stoi(*lws));
+      workers = std::stoi(*lws, &used);
     } catch (const std::exception&) {
-      workers = 1;
+      used = 0;
+    }
+    if (used != lws->size() || workers < 1) {
+      throw common::EnvironmentError("LOCAL_WORLD_SIZE='" + *lws + "' is not a positive integer; the runner " +
+                                     "sets it to the number of workers on this host");
     }
   }
   int threads = std::max(1, static_cast<int>(cpus) / workers);

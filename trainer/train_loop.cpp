@@ -321,7 +321,6 @@ TrainResult Train(const common::Config& config, Communicator& comm, const TrainC
         if (last) {
           const double waited = reducer.Finish().count();
           t_comm += waited;
-          result.comm_wait_seconds += waited;
           t_compute += Seconds(t2 - t1);
         } else {
           t_compute += Seconds(t2 - t1);

@@ -19,7 +19,6 @@ struct TrainContext {
   std::string output_dir;      // where rank 0 writes train.log, metrics.jsonl, loss.svg; "" none
   std::string checkpoint_dir;  // the job's checkpoints/; "" = no checkpoints, no resume
   std::string events_path;     // the job's events.jsonl (checkpoint events); "" none
-  int local_world_size = 1;
   bool overlap = true;         // false: all-reduce after backward (bench baseline)
   double job_end_time = 0;     // Unix seconds the scheduler ends the job (SLURM_JOB_END_TIME); 0 none
   int64_t stop_at_step = -1;   // tests: behave as if a stop signal arrived after this step
@@ -31,7 +30,6 @@ struct TrainResult {
   double last_loss = 0;                // mean over ranks, last step
   double test_accuracy = -1;           // last evaluation; -1 if none
   double samples_per_second = 0;       // global, over the whole run
-  double comm_wait_seconds = 0;        // this rank's total wait for gradient all-reduces
   double seconds = 0;
   std::string stop_reason;             // "" (finished), "signal", "preempt" or "walltime"
   std::string parameter_digest;        // CRC-32 of the final parameters (bit-identity checks)

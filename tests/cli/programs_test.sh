@@ -42,6 +42,7 @@ expect "trainer --version"               0 '^trainer [0-9]+\.[0-9]+' "$trainer" 
 expect "trainer banner names OpenBLAS"   0 'blas=OpenBLAS blas_threads=[0-9]+' "$trainer" --banner
 expect "trainer banner threads from OMP" 0 'intra_op_threads=1 .*threads from OMP_NUM_THREADS' env OMP_NUM_THREADS=1 "$trainer" --banner
 expect "trainer bad OMP_NUM_THREADS"     4 "OMP_NUM_THREADS='two' is not a positive integer" env OMP_NUM_THREADS=two "$trainer" --banner
+expect "trainer bad LOCAL_WORLD_SIZE"    4 "LOCAL_WORLD_SIZE='x' is not a positive integer" env LOCAL_WORLD_SIZE=x "$trainer" --banner
 expect "trainer config error"            3 "train.epochs: expected an integer" "$trainer" --banner train.epochs=0
 expect "trainer misspelt flag"           2 'did you mean --banner'  "$trainer" --baner
 

@@ -277,8 +277,13 @@ TEST(SamplerTest, ShardsAreDisjointEqualAndReshuffledPerEpoch) {
       EXPECT_EQ(static_cast<int64_t>(distinct.size()), row.n) << "padding lost samples";
     }
   }
-  EXPECT_EQ(Permutation(5, 1), Permutation(5, 1));
-  EXPECT_EQ(Permutation(6, 3), (std::vector<int64_t>{Permutation(6, 3)}));
+  // A permutation: every index once; fixed by the seed, and different for another seed.
+  std::vector<int64_t> p = Permutation(100, 3);
+  std::vector<int64_t> sorted = p;
+  std::sort(sorted.begin(), sorted.end());
+  for (int64_t i = 0; i < 100; ++i) EXPECT_EQ(sorted[static_cast<size_t>(i)], i);
+  EXPECT_EQ(p, Permutation(100, 3));
+  EXPECT_NE(p, Permutation(100, 4));
 }
 
 TEST(ScheduleTest, WarmupCosineStepAndScaling) {
