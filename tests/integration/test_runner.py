@@ -340,12 +340,18 @@ class RunnerTest(unittest.TestCase):
                     pass
             return found
 
-        deadline = time.monotonic() + 20
-        while len(grandchildren()) < 2 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        self.assertEqual(len(grandchildren()), 2)
-        sleeps = [int(p) for p in os.listdir("/proc") if p.isdigit() and self._parent(int(p)) in grandchildren()]
-        proc.kill()
+        try:
+            # /proc is read while processes fork and exec: take the answer of one stable look.
+            deadline = time.monotonic() + 20
+            found = grandchildren()
+            while len(found) < 2 and time.monotonic() < deadline:
+                time.sleep(0.05)
+                found = grandchildren()
+            self.assertEqual(len(found), 2, found)
+            time.sleep(0.2)  # let each grandchild start its sleep
+            sleeps = [int(p) for p in os.listdir("/proc") if p.isdigit() and self._parent(int(p)) in found]
+        finally:
+            proc.kill()
         proc.wait(timeout=10)
         deadline = time.monotonic() + 10
         while (processes_with(self.marker) or any(os.path.exists(f"/proc/{p}") for p in sleeps)) \
