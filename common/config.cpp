@@ -31,11 +31,16 @@ std::string Quote(const std::string& text) {
 
 std::string Describe(const YAML::Node& node) {
   switch (node.Type()) {
-    case YAML::NodeType::Null: return "no value";
-    case YAML::NodeType::Scalar: return Quote(node.Scalar());
-    case YAML::NodeType::Sequence: return "a list";
-    case YAML::NodeType::Map: return "a mapping";
-    case YAML::NodeType::Undefined: break;
+    case YAML::NodeType::Null:
+      return "no value";
+    case YAML::NodeType::Scalar:
+      return Quote(node.Scalar());
+    case YAML::NodeType::Sequence:
+      return "a list";
+    case YAML::NodeType::Map:
+      return "a mapping";
+    case YAML::NodeType::Undefined:
+      break;
   }
   return "nothing";
 }
@@ -77,7 +82,8 @@ std::string Validate(const KeySpec& spec, const Candidate& c) {
     std::string text = "[";
     for (size_t i = 0; i < node.size(); ++i) {
       int64_t v = 0;
-      if (!node[i].IsScalar() || !ParseInt(node[i].Scalar(), &v) || !InRange(spec, static_cast<double>(v))) {
+      if (!node[i].IsScalar() || !ParseInt(node[i].Scalar(), &v) ||
+          !InRange(spec, static_cast<double>(v))) {
         Fail(c, spec, Describe(node[i]) + " at index " + std::to_string(i));
       }
       text += (i ? ", " : "") + std::to_string(v);
@@ -150,9 +156,10 @@ std::string UnknownKey(const std::string& where, const std::string& path, bool i
   }
   if (!suggestion.empty()) return message + "; did you mean '" + suggestion + "'?";
   std::string sections;
-  for (std::string_view s : ConfigSections()) sections += (sections.empty() ? "" : ", ") + std::string(s);
-  return message + (is_section ? "; the sections are " + sections
-                               : "; configs/README.md lists every key");
+  for (std::string_view s : ConfigSections())
+    sections += (sections.empty() ? "" : ", ") + std::string(s);
+  return message +
+         (is_section ? "; the sections are " + sections : "; configs/README.md lists every key");
 }
 
 void LoadFile(const std::string& file, Config* config) {
@@ -215,15 +222,16 @@ void ApplyEnvironment(const Environment& env, Config* config) {
     }
     const std::string origin = "environment " + name;
     if (match == nullptr) {
-      std::string message = "environment variable " + name + "=" + Quote(value) +
-                            " is not a config key";
+      std::string message =
+          "environment variable " + name + "=" + Quote(value) + " is not a config key";
       // Suggest from the key the variable seems to spell.
       std::string guess;
       for (const KeySpec& spec : ConfigSchema()) {
         if (EditDistance(EnvNameFor(spec.path), name) <= 3) guess = EnvNameFor(spec.path);
       }
       if (!guess.empty()) message += "; did you mean " + guess + "?";
-      throw ConfigError(message + " (config variables are RUNNER_<SECTION>__<KEY>; unset it or fix the name)");
+      throw ConfigError(
+          message + " (config variables are RUNNER_<SECTION>__<KEY>; unset it or fix the name)");
     }
     Candidate c{NodeFromText(*match, value, origin), origin};
     config->Set(std::string(match->path), {Validate(*match, c), origin});
@@ -247,7 +255,8 @@ void ApplyOverride(const std::string& arg, Config* config) {
 
 // Checks that involve more than one key.
 void CheckCombinations(const Config& config) {
-  if (config.GetString("train.model") == "torchscript" && config.GetString("train.model_path").empty()) {
+  if (config.GetString("train.model") == "torchscript" &&
+      config.GetString("train.model_path").empty()) {
     throw ConfigError(config.Origin("train.model") +
                       ": train.model: torchscript needs train.model_path, the module file saved " +
                       "with torch.jit.save; set train.model_path");
@@ -259,7 +268,9 @@ void CheckCombinations(const Config& config) {
 Config LoadConfig(const ConfigSources& sources) {
   Config config;
   for (const KeySpec& spec : ConfigSchema()) {
-    config.Set(std::string(spec.path), {std::string(spec.default_value) == "\"\"" ? "" : std::string(spec.default_value), "default"});
+    config.Set(std::string(spec.path),
+               {std::string(spec.default_value) == "\"\"" ? "" : std::string(spec.default_value),
+                "default"});
   }
   std::optional<std::string> file = sources.file;
   if (!file && sources.env != nullptr) file = sources.env->Get("RUNNER_CONFIG");
@@ -275,7 +286,8 @@ Config LoadConfig(const ConfigSources& sources) {
 
 const Config::Entry& Config::At(const std::string& path) const {
   auto it = entries_.find(path);
-  if (it == entries_.end()) throw std::logic_error("config key '" + path + "' is not in the schema");
+  if (it == entries_.end())
+    throw std::logic_error("config key '" + path + "' is not in the schema");
   return it->second;
 }
 

@@ -14,58 +14,139 @@ std::vector<KeySpec> BuildSchema() {
   using T = ValueType;
   return {
       // --- job: what the job is called and where its directory goes.
-      {"job.name", T::kName, "\"\"", "job name for the job directory; empty: SLURM_JOB_NAME, else \"job\""},
-      {"job.log_root", T::kString, "logs", "directory that holds the job directories (<log_root>/<name>-<id>/)"},
-      {"job.seed", T::kInt, "42", "global random seed; each rank derives its own from it", 0, 4294967295.0},
+      {"job.name", T::kName, "\"\"",
+       "job name for the job directory; empty: SLURM_JOB_NAME, else \"job\""},
+      {"job.log_root", T::kString, "logs",
+       "directory that holds the job directories (<log_root>/<name>-<id>/)"},
+      {"job.seed", T::kInt, "42", "global random seed; each rank derives its own from it", 0,
+       4294967295.0},
 
       // --- launch: how the runner starts and supervises workers.
-      {"launch.nproc_per_node", T::kIntOrAuto, "auto", "workers per agent; auto: one per visible GPU, else 1", 1, 1024},
-      {"launch.backend", T::kEnum, "auto", "collective backend; auto: nccl with GPUs, gloo without", 0, 0, false, {"auto", "gloo", "nccl"}},
-      {"launch.max_restarts", T::kInt, "0", "times all agents restart their workers after a failure", 0, 1000},
-      {"launch.grace_period_s", T::kFloat, "25", "seconds between SIGTERM and SIGKILL when stopping workers", 0, 3600},
-      {"launch.preempt_signal", T::kEnum, "USR1", "signal that means \"checkpoint, then requeue\" (#SBATCH --signal)", 0, 0, false, {"USR1", "USR2"}},
-      {"launch.requeue", T::kBool, "false", "on the preempt signal under Slurm, requeue the job after the checkpoint"},
-      {"launch.rendezvous_timeout_s", T::kFloat, "300", "seconds the agents and workers wait to meet before failing", 0, 86400, true},
-      {"launch.store_addr", T::kString, "auto", "address the node-0 agent's store listens on and workers dial; auto: loopback on one host, else its address on the other nodes' subnet"},
-      {"launch.store_port", T::kInt, "0", "TCP port of the c10d store on the node-0 agent; 0: the OS picks a free one", 0, 65535},
+      {"launch.nproc_per_node", T::kIntOrAuto, "auto",
+       "workers per agent; auto: one per visible GPU, else 1", 1, 1024},
+      {"launch.backend",
+       T::kEnum,
+       "auto",
+       "collective backend; auto: nccl with GPUs, gloo without",
+       0,
+       0,
+       false,
+       {"auto", "gloo", "nccl"}},
+      {"launch.max_restarts", T::kInt, "0",
+       "times all agents restart their workers after a failure", 0, 1000},
+      {"launch.grace_period_s", T::kFloat, "25",
+       "seconds between SIGTERM and SIGKILL when stopping workers", 0, 3600},
+      {"launch.preempt_signal",
+       T::kEnum,
+       "USR1",
+       "signal that means \"checkpoint, then requeue\" (#SBATCH --signal)",
+       0,
+       0,
+       false,
+       {"USR1", "USR2"}},
+      {"launch.requeue", T::kBool, "false",
+       "on the preempt signal under Slurm, requeue the job after the checkpoint"},
+      {"launch.rendezvous_timeout_s", T::kFloat, "300",
+       "seconds the agents and workers wait to meet before failing", 0, 86400, true},
+      {"launch.store_addr", T::kString, "auto",
+       "address the node-0 agent's store listens on and workers dial; auto: loopback on one host, "
+       "else its address on the other nodes' subnet"},
+      {"launch.store_port", T::kInt, "0",
+       "TCP port of the c10d store on the node-0 agent; 0: the OS picks a free one", 0, 65535},
 
       // --- train: the bundled trainer.
-      {"train.model", T::kEnum, "mlp", "model: built-in mlp, cnn or transformer, or a TorchScript file", 0, 0, false, {"mlp", "cnn", "transformer", "torchscript"}},
-      {"train.model_path", T::kString, "\"\"", "TorchScript module file (train.model: torchscript)"},
-      {"train.hidden_sizes", T::kIntList, "[256, 128]", "hidden layer widths of the mlp", 1, 1 << 20},
-      {"train.dataset", T::kEnum, "synthetic", "synthetic (needs no files) or mnist (idx files, plain or .gz)", 0, 0, false, {"synthetic", "mnist"}},
-      {"train.data_dir", T::kString, "/usr/share/datasets/fashion-mnist", "directory of the MNIST-format idx files"},
-      {"train.synthetic_samples", T::kInt, "8192", "training samples of the synthetic dataset", 1, 1e9},
+      {"train.model",
+       T::kEnum,
+       "mlp",
+       "model: built-in mlp, cnn or transformer, or a TorchScript file",
+       0,
+       0,
+       false,
+       {"mlp", "cnn", "transformer", "torchscript"}},
+      {"train.model_path", T::kString, "\"\"",
+       "TorchScript module file (train.model: torchscript)"},
+      {"train.hidden_sizes", T::kIntList, "[256, 128]", "hidden layer widths of the mlp", 1,
+       1 << 20},
+      {"train.dataset",
+       T::kEnum,
+       "synthetic",
+       "synthetic (needs no files) or mnist (idx files, plain or .gz)",
+       0,
+       0,
+       false,
+       {"synthetic", "mnist"}},
+      {"train.data_dir", T::kString, "/usr/share/datasets/fashion-mnist",
+       "directory of the MNIST-format idx files"},
+      {"train.synthetic_samples", T::kInt, "8192", "training samples of the synthetic dataset", 1,
+       1e9},
       {"train.epochs", T::kInt, "1", "passes over the training set", 1, 1e6},
-      {"train.max_steps", T::kInt, "0", "stop after this many optimizer steps; 0: no limit", 0, kBig},
+      {"train.max_steps", T::kInt, "0", "stop after this many optimizer steps; 0: no limit", 0,
+       kBig},
       {"train.batch_size", T::kInt, "64", "samples per rank per micro-step", 1, 1e7},
-      {"train.keep_effective_batch_size", T::kBool, "false", "treat batch_size as the global batch: per-rank batch = batch_size / world"},
-      {"train.grad_accum_steps", T::kInt, "1", "micro-steps per optimizer step (no communication until the last)", 1, 4096},
-      {"train.augment", T::kBool, "false", "random horizontal flips and 2-pixel shifts, seeded per rank and epoch"},
-      {"train.data_limit", T::kInt, "0", "use only the first N training samples (and N/6 test samples); 0: all", 0, 1e9},
-      {"train.drop_last", T::kBool, "true", "drop the incomplete last batch; false: pad shards to equal length"},
+      {"train.keep_effective_batch_size", T::kBool, "false",
+       "treat batch_size as the global batch: per-rank batch = batch_size / world"},
+      {"train.grad_accum_steps", T::kInt, "1",
+       "micro-steps per optimizer step (no communication until the last)", 1, 4096},
+      {"train.augment", T::kBool, "false",
+       "random horizontal flips and 2-pixel shifts, seeded per rank and epoch"},
+      {"train.data_limit", T::kInt, "0",
+       "use only the first N training samples (and N/6 test samples); 0: all", 0, 1e9},
+      {"train.drop_last", T::kBool, "true",
+       "drop the incomplete last batch; false: pad shards to equal length"},
       {"train.optimizer", T::kEnum, "sgd", "optimizer", 0, 0, false, {"sgd", "adamw"}},
       {"train.lr", T::kFloat, "0.01", "base learning rate (before lr_scaling)", 0, 100, true},
-      {"train.lr_scaling", T::kEnum, "none", "scale lr with the world size: none, linear or sqrt", 0, 0, false, {"none", "linear", "sqrt"}},
-      {"train.lr_schedule", T::kEnum, "constant", "learning-rate schedule after warmup", 0, 0, false, {"constant", "cosine", "step"}},
+      {"train.lr_scaling",
+       T::kEnum,
+       "none",
+       "scale lr with the world size: none, linear or sqrt",
+       0,
+       0,
+       false,
+       {"none", "linear", "sqrt"}},
+      {"train.lr_schedule",
+       T::kEnum,
+       "constant",
+       "learning-rate schedule after warmup",
+       0,
+       0,
+       false,
+       {"constant", "cosine", "step"}},
       {"train.warmup_steps", T::kInt, "0", "linear warmup steps", 0, kBig},
       {"train.lr_step_size", T::kInt, "1000", "step schedule: steps between decays", 1, kBig},
       {"train.lr_gamma", T::kFloat, "0.1", "step schedule: decay factor", 0, 1, true},
       {"train.momentum", T::kFloat, "0.9", "SGD momentum", 0, 1},
       {"train.weight_decay", T::kFloat, "0", "weight decay (decoupled for adamw)", 0, 1},
-      {"train.grad_clip_norm", T::kFloat, "0", "clip gradients to this global norm; 0: off", 0, 1e9},
-      {"train.precision", T::kEnum, "fp32", "fp32, bf16 autocast, or fp16 with dynamic loss scaling (CUDA)", 0, 0, false, {"fp32", "bf16", "fp16"}},
-      {"train.bucket_size_mb", T::kFloat, "25", "gradient all-reduce bucket size in MiB", 0, 4096, true},
-      {"train.overlap_comm", T::kBool, "true", "all-reduce gradient buckets while backward runs; false: after backward (for comparison)"},
-      {"train.collective_timeout_s", T::kFloat, "1800", "timeout of each collective operation, seconds", 0, 604800, true},
-      {"train.num_threads", T::kIntOrAuto, "auto", "intra-op CPU threads per worker; auto: OMP_NUM_THREADS, else the CPUs / workers", 1, 4096},
+      {"train.grad_clip_norm", T::kFloat, "0", "clip gradients to this global norm; 0: off", 0,
+       1e9},
+      {"train.precision",
+       T::kEnum,
+       "fp32",
+       "fp32, bf16 autocast, or fp16 with dynamic loss scaling (CUDA)",
+       0,
+       0,
+       false,
+       {"fp32", "bf16", "fp16"}},
+      {"train.bucket_size_mb", T::kFloat, "25", "gradient all-reduce bucket size in MiB", 0, 4096,
+       true},
+      {"train.overlap_comm", T::kBool, "true",
+       "all-reduce gradient buckets while backward runs; false: after backward (for comparison)"},
+      {"train.collective_timeout_s", T::kFloat, "1800",
+       "timeout of each collective operation, seconds", 0, 604800, true},
+      {"train.num_threads", T::kIntOrAuto, "auto",
+       "intra-op CPU threads per worker; auto: OMP_NUM_THREADS, else the CPUs / workers", 1, 4096},
       {"train.log_every", T::kInt, "10", "steps between progress lines in train.log", 1, kBig},
       {"train.eval_every_epoch", T::kBool, "true", "evaluate on the test split after each epoch"},
-      {"train.checkpoint_every", T::kInt, "0", "steps between checkpoints; 0: only at the end and on a stop", 0, kBig},
+      {"train.checkpoint_every", T::kInt, "0",
+       "steps between checkpoints; 0: only at the end and on a stop", 0, kBig},
       {"train.keep_checkpoints", T::kInt, "3", "checkpoints kept (oldest deleted first)", 1, 1000},
-      {"train.resume", T::kString, "auto", "auto (checkpoints/latest if any), none, or a checkpoint path"},
-      {"train.allow_config_change", T::kBool, "false", "resume from a checkpoint written with different training keys (lr, model, ...)"},
-      {"train.stop_margin_s", T::kFloat, "30", "with SLURM_JOB_END_TIME: stop and checkpoint when less than a step + a checkpoint + this remains", 0, 86400},
+      {"train.resume", T::kString, "auto",
+       "auto (checkpoints/latest if any), none, or a checkpoint path"},
+      {"train.allow_config_change", T::kBool, "false",
+       "resume from a checkpoint written with different training keys (lr, model, ...)"},
+      {"train.stop_margin_s", T::kFloat, "30",
+       "with SLURM_JOB_END_TIME: stop and checkpoint when less than a step + a checkpoint + this "
+       "remains",
+       0, 86400},
   };
 }
 
@@ -101,15 +182,21 @@ const KeySpec* FindKey(std::string_view path) {
 std::string DescribeExpected(const KeySpec& spec) {
   auto range = [&spec]() {
     std::string lo = spec.min_exclusive ? "(" : "[";
-    if (spec.max >= kBig) return " >" + std::string(spec.min_exclusive ? " " : "= ") + FormatNumber(spec.min);
+    if (spec.max >= kBig)
+      return " >" + std::string(spec.min_exclusive ? " " : "= ") + FormatNumber(spec.min);
     return " in " + lo + FormatNumber(spec.min) + ", " + FormatNumber(spec.max) + "]";
   };
   switch (spec.type) {
-    case ValueType::kBool: return "true or false";
-    case ValueType::kInt: return "an integer" + range();
-    case ValueType::kFloat: return "a number" + range();
-    case ValueType::kString: return "a string";
-    case ValueType::kName: return "a name of letters, digits, '.', '_' and '-'";
+    case ValueType::kBool:
+      return "true or false";
+    case ValueType::kInt:
+      return "an integer" + range();
+    case ValueType::kFloat:
+      return "a number" + range();
+    case ValueType::kString:
+      return "a string";
+    case ValueType::kName:
+      return "a name of letters, digits, '.', '_' and '-'";
     case ValueType::kEnum: {
       std::string text = "one of ";
       for (size_t i = 0; i < spec.choices.size(); ++i) {
@@ -118,8 +205,10 @@ std::string DescribeExpected(const KeySpec& spec) {
       }
       return text;
     }
-    case ValueType::kIntOrAuto: return "auto or an integer" + range();
-    case ValueType::kIntList: return "a list of integers" + range() + ", like [256, 128]";
+    case ValueType::kIntOrAuto:
+      return "auto or an integer" + range();
+    case ValueType::kIntList:
+      return "a list of integers" + range() + ", like [256, 128]";
   }
   return "a value";
 }
@@ -142,7 +231,8 @@ size_t EditDistance(std::string_view a, std::string_view b) {
 std::string SuggestKey(std::string_view path) {
   std::string best;
   size_t best_distance = 4;  // farther than this is not a typo
-  std::string_view leaf = path.substr(path.rfind('.') == std::string_view::npos ? 0 : path.rfind('.') + 1);
+  std::string_view leaf =
+      path.substr(path.rfind('.') == std::string_view::npos ? 0 : path.rfind('.') + 1);
   for (const KeySpec& spec : ConfigSchema()) {
     size_t d = EditDistance(path, spec.path);
     // A right key in the wrong section ("job.lr") is worth suggesting too.
@@ -176,7 +266,8 @@ namespace common {
 std::string SchemaMarkdown() {
   std::string text;
   for (std::string_view section : ConfigSections()) {
-    text += "### `" + std::string(section) + "`\n\n| key | allowed values | default | meaning |\n|---|---|---|---|\n";
+    text += "### `" + std::string(section) +
+            "`\n\n| key | allowed values | default | meaning |\n|---|---|---|---|\n";
     for (const KeySpec& spec : ConfigSchema()) {
       if (spec.path.substr(0, spec.path.find('.')) != section) continue;
       std::string allowed = DescribeExpected(spec);

@@ -21,13 +21,13 @@ enum class ValueType {
 };
 
 struct KeySpec {
-  std::string_view path;           // "train.lr"
+  std::string_view path;  // "train.lr"
   ValueType type;
   std::string_view default_value;  // as written in YAML ("auto", "0.01", "[256, 128]")
   std::string_view doc;            // one line for configs/README.md and --help
   double min = 0;                  // numeric range
   double max = 0;
-  bool min_exclusive = false;      // (min, ...] instead of [min, ...]
+  bool min_exclusive = false;                  // (min, ...] instead of [min, ...]
   std::vector<std::string_view> choices = {};  // kEnum only
 };
 

@@ -4,19 +4,32 @@ namespace common {
 
 const char* ExitCodeName(int code) {
   switch (code) {
-    case kExitOk: return "success";
-    case kExitUsage: return "usage error";
-    case kExitConfig: return "config error";
-    case kExitEnvironment: return "environment error";
-    case kExitRendezvous: return "rendezvous error";
-    case kExitDiverged: return "training diverged";
-    case kExitStopped: return "stopped on request";
-    case kExitRequeued: return "requeued";
-    case kExitCollateral: return "stopped because of a failure elsewhere";
-    case kExitWorkerFailed: return "worker failed";
-    case kExitWorkerSignaled: return "worker killed by a signal";
-    case kExitInternal: return "internal error";
-    default: return "unknown exit code";
+    case kExitOk:
+      return "success";
+    case kExitUsage:
+      return "usage error";
+    case kExitConfig:
+      return "config error";
+    case kExitEnvironment:
+      return "environment error";
+    case kExitRendezvous:
+      return "rendezvous error";
+    case kExitDiverged:
+      return "training diverged";
+    case kExitStopped:
+      return "stopped on request";
+    case kExitRequeued:
+      return "requeued";
+    case kExitCollateral:
+      return "stopped because of a failure elsewhere";
+    case kExitWorkerFailed:
+      return "worker failed";
+    case kExitWorkerSignaled:
+      return "worker killed by a signal";
+    case kExitInternal:
+      return "internal error";
+    default:
+      return "unknown exit code";
   }
 }
 

@@ -15,8 +15,12 @@ namespace common {
 class JsonObject {
  public:
   JsonObject& Add(std::string_view key, std::string_view value);
-  JsonObject& Add(std::string_view key, const char* value) { return Add(key, std::string_view(value)); }
-  JsonObject& Add(std::string_view key, const std::string& value) { return Add(key, std::string_view(value)); }
+  JsonObject& Add(std::string_view key, const char* value) {
+    return Add(key, std::string_view(value));
+  }
+  JsonObject& Add(std::string_view key, const std::string& value) {
+    return Add(key, std::string_view(value));
+  }
   JsonObject& Add(std::string_view key, int64_t value);
   JsonObject& Add(std::string_view key, int value) { return Add(key, static_cast<int64_t>(value)); }
   JsonObject& Add(std::string_view key, double value);

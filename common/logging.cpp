@@ -31,7 +31,8 @@ void SetFileSink(spdlog::logger& logger, const std::string& path) {
     auto& sinks = logger.sinks();
     sinks.erase(std::remove_if(sinks.begin(), sinks.end(),
                                [](const spdlog::sink_ptr& s) {
-                                 return dynamic_cast<spdlog::sinks::basic_file_sink_mt*>(s.get()) != nullptr;
+                                 return dynamic_cast<spdlog::sinks::basic_file_sink_mt*>(s.get()) !=
+                                        nullptr;
                                }),
                 sinks.end());
     sinks.push_back(sink);
@@ -51,7 +52,8 @@ std::string Timestamp() {
   char zone[8];
   strftime(zone, sizeof(zone), "%z", &local);
   char out[64];
-  snprintf(out, sizeof(out), "%s.%03ld%.3s:%s", date, static_cast<long>(now.tv_usec / 1000), zone, zone + 3);
+  snprintf(out, sizeof(out), "%s.%03ld%.3s:%s", date, static_cast<long>(now.tv_usec / 1000), zone,
+           zone + 3);
   return out;
 }
 

@@ -5,8 +5,8 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <csignal>
 #include <chrono>
+#include <csignal>
 #include <cstring>
 #include <ctime>
 #include <fstream>
@@ -62,7 +62,9 @@ std::string LocalJobId() {
 // A name safe for a directory: what is not [A-Za-z0-9._-] becomes '_'.
 std::string SafeName(const std::string& name) {
   std::string out;
-  for (char c : name) out += (std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-') ? c : '_';
+  for (char c : name)
+    out +=
+        (std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-') ? c : '_';
   if (out.empty() || out == "." || out == "..") out = "job";
   return out;
 }
@@ -74,7 +76,8 @@ std::string TrainerPath() {
     if (access(candidate.c_str(), X_OK) == 0) return candidate;
   }
   throw common::EnvironmentError("the bundled trainer was not found next to the runner (" + dir +
-                                 "/trainer or " + dir + "/../trainer/trainer); build it, or give "
+                                 "/trainer or " + dir +
+                                 "/../trainer/trainer); build it, or give "
                                  "the worker command after '--'");
 }
 
@@ -102,7 +105,8 @@ std::string EnvironmentJson(const std::map<std::string, std::string>& env) {
   common::JsonObject out;
   for (const auto& [name, value] : env) {
     bool wanted = false;
-    for (const char* prefix : {"SLURM_", "NCCL_", "CUDA_", "OMPI_", "PMIX_", "TORCH", "OMP_", "MASTER_"}) {
+    for (const char* prefix :
+         {"SLURM_", "NCCL_", "CUDA_", "OMPI_", "PMIX_", "TORCH", "OMP_", "MASTER_"}) {
       wanted = wanted || name.rfind(prefix, 0) == 0;
     }
     if (!wanted) continue;
@@ -113,10 +117,14 @@ std::string EnvironmentJson(const std::map<std::string, std::string>& env) {
 
 std::string StatusWord(int code) {
   switch (code) {
-    case common::kExitOk: return "succeeded";
-    case common::kExitStopped: return "stopped";
-    case common::kExitRequeued: return "requeued";
-    default: return "failed";
+    case common::kExitOk:
+      return "succeeded";
+    case common::kExitStopped:
+      return "stopped";
+    case common::kExitRequeued:
+      return "requeued";
+    default:
+      return "failed";
   }
 }
 
@@ -124,8 +132,8 @@ std::string StatusWord(int code) {
 // the job (array-aware) when launch.requeue allows. Every agent returns the same code: 11 when
 // the job will come back, else 10 (stopped, checkpoint written).
 template <typename EventFn>
-int Requeue(const common::Config& config, const LaunchEnvironment& launch, int me, spdlog::logger& log,
-            const JobDir& dir, EventFn event) {
+int Requeue(const common::Config& config, const LaunchEnvironment& launch, int me,
+            spdlog::logger& log, const JobDir& dir, EventFn event) {
   if (!config.GetBool("launch.requeue") || launch.job_id.source != "SLURM_JOB_ID") {
     log.warn("workers checkpointed after the preemption signal; not requeueing ({})",
              config.GetBool("launch.requeue") ? "not a Slurm job" : "launch.requeue is false");
@@ -159,12 +167,14 @@ int Requeue(const common::Config& config, const LaunchEnvironment& launch, int m
   }
   while (!output.empty() && output.back() == '\n') output.pop_back();
   if (status == 0) {
-    log.warn("requeued Slurm job {} (scontrol requeue); it resumes from {}/checkpoints/latest", target, dir.path());
+    log.warn("requeued Slurm job {} (scontrol requeue); it resumes from {}/checkpoints/latest",
+             target, dir.path());
     dir.AppendEvent(event("requeue").Add("job", target));
     return common::kExitRequeued;
   }
-  log.error("scontrol requeue {} failed ({}): {}; the checkpoint is written, resubmit the job to resume",
-            target, status < 0 ? std::string("did not finish") : DescribeWaitStatus(status), output);
+  log.error(
+      "scontrol requeue {} failed ({}): {}; the checkpoint is written, resubmit the job to resume",
+      target, status < 0 ? std::string("did not finish") : DescribeWaitStatus(status), output);
   dir.AppendEvent(event("requeue_failed").Add("job", target).Add("output", output));
   return common::kExitStopped;
 }
@@ -190,7 +200,8 @@ void CheckLaunchBeforeMpi(const common::Environment& env, const LaunchEnvironmen
   throw common::EnvironmentError(
       "srun started " + std::to_string(launch.agent_count.value) + " agents (" +
       launch.agent_count.source + "=" + std::to_string(launch.agent_count.value) +
-      ") without an MPI plugin (SLURM_MPI_TYPE=" + mpi_type + ", no PMIX_RANK or PMI_RANK), so "
+      ") without an MPI plugin (SLURM_MPI_TYPE=" + mpi_type +
+      ", no PMIX_RANK or PMI_RANK), so "
       "they cannot meet: OpenMPI would abort in MPI_Init or give each agent a world of one. "
       "Fix: srun --mpi=pmix runner ... (or MpiDefault=pmix in slurm.conf), or start the agents "
       "with mpirun");
@@ -206,8 +217,8 @@ int RunAgent(const AgentRequest& request) {
   InstallSignalHandlers();
   const double started_at = UnixNow();
 
-  auto log = common::MakeConsoleLogger("runner " + launch.hostname + " agent=" +
-                                       std::to_string(launch.agent_rank.value));
+  auto log = common::MakeConsoleLogger("runner " + launch.hostname +
+                                       " agent=" + std::to_string(launch.agent_rank.value));
   // A job of one agent needs no MPI at all: no mpirun, and no PMI under srun (a one-task
   // `srun --mpi=none` would otherwise abort inside MPI_Init).
   std::unique_ptr<ControlPlane> control =
@@ -220,8 +231,10 @@ int RunAgent(const AgentRequest& request) {
     if (control->size() <= 1) throw;
     const auto* error = dynamic_cast<const common::Error*>(&e);
     const int code = error != nullptr ? error->code() : common::kExitInternal;
-    log->critical("{}: {}; ending every agent of the job (MPI_Abort): the others cannot go on without this one",
-                  common::ExitCodeName(code), e.what());
+    log->critical(
+        "{}: {}; ending every agent of the job (MPI_Abort): the others cannot go on without this "
+        "one",
+        common::ExitCodeName(code), e.what());
     control->Abort(code);  // does not return
     return code;
   }
@@ -238,9 +251,10 @@ int RunAgentWith(const AgentRequest& request, ControlPlane& control_plane,
         "the scheduler says there are " + std::to_string(launch.agent_count.value) + " agents (" +
         launch.agent_count.source + "=" + std::to_string(launch.agent_count.value) +
         ") but MPI's world has " + std::to_string(control->size()) +
-        (control->size() == 1 ? ": each agent started alone. Under Slurm this is srun without "
-                                "PMI; fix: srun --mpi=pmix runner ..., or start the agents with mpirun"
-                              : "; were the agents started by two different launchers?"));
+        (control->size() == 1
+             ? ": each agent started alone. Under Slurm this is srun without "
+               "PMI; fix: srun --mpi=pmix runner ..., or start the agents with mpirun"
+             : "; were the agents started by two different launchers?"));
   }
   if (launch.scheduler != Scheduler::kLocal && control->rank() != launch.agent_rank.value) {
     throw common::EnvironmentError("MPI rank " + std::to_string(control->rank()) + " but " +
@@ -255,11 +269,13 @@ int RunAgentWith(const AgentRequest& request, ControlPlane& control_plane,
   mine.host = launch.hostname;
   mine.pid = static_cast<int>(getpid());
   mine.nproc = plan.nproc.value;
-  mine.scheduler_node = launch.node_rank && launch.scheduler != Scheduler::kLocal ? launch.node_rank->value : -1;
+  mine.scheduler_node =
+      launch.node_rank && launch.scheduler != Scheduler::kLocal ? launch.node_rank->value : -1;
   mine.devices = plan.devices.value;
   mine.addresses = LocalAddresses();
   std::vector<AgentInfo> agents;
-  for (const std::string& text : control->AllGather(mine.Serialize())) agents.push_back(AgentInfo::Parse(text));
+  for (const std::string& text : control->AllGather(mine.Serialize()))
+    agents.push_back(AgentInfo::Parse(text));
   const Layout layout = BuildLayout(agents);
   const int me = control->rank();
   const int node = layout.node_of_agent[static_cast<size_t>(me)];
@@ -267,16 +283,23 @@ int RunAgentWith(const AgentRequest& request, ControlPlane& control_plane,
   // The node-0 agent picks the job id and token, creates the directory, hosts the store.
   std::unique_ptr<StoreServer> store;
   std::string job_name = config.GetString("job.name");
-  if (job_name.empty()) job_name = SafeName(launch.job_name.value.empty() ? "job" : launch.job_name.value);
+  if (job_name.empty())
+    job_name = SafeName(launch.job_name.value.empty() ? "job" : launch.job_name.value);
   std::map<std::string, std::string> shared;
   if (me == 0) {
-    const std::string id = launch.job_id.value.empty() ? LocalJobId() : SafeName(launch.job_id.value);
+    const std::string id =
+        launch.job_id.value.empty() ? LocalJobId() : SafeName(launch.job_id.value);
     JobDir dir(config.GetString("job.log_root"), job_name, id);
-    const std::string address = ChooseStoreAddress(agents, layout, config.GetString("launch.store_addr"));
-    store = std::make_unique<StoreServer>(address, static_cast<uint16_t>(config.GetInt("launch.store_port")),
-                                          [&log](const std::string& line) { log->warn("{}", line); });
-    shared = {{"job_id", id}, {"token", RandomHex(16)}, {"attempt", std::to_string(dir.NextAttempt())},
-              {"store_addr", address}, {"store_port", std::to_string(store->port())}};
+    const std::string address =
+        ChooseStoreAddress(agents, layout, config.GetString("launch.store_addr"));
+    store = std::make_unique<StoreServer>(
+        address, static_cast<uint16_t>(config.GetInt("launch.store_port")),
+        [&log](const std::string& line) { log->warn("{}", line); });
+    shared = {{"job_id", id},
+              {"token", RandomHex(16)},
+              {"attempt", std::to_string(dir.NextAttempt())},
+              {"store_addr", address},
+              {"store_port", std::to_string(store->port())}};
   }
   shared = ParseFields(control->Broadcast(Fields(shared)));
   const std::string job_id = shared["job_id"];
@@ -288,21 +311,31 @@ int RunAgentWith(const AgentRequest& request, ControlPlane& control_plane,
   for (int n : layout.node_of_agent) agents_here += n == node ? 1 : 0;
   const std::string runner_log_name =
       "runner-" + launch.hostname +
-      (agents_here > 1 ? "-" + std::to_string(layout.local_index_of_agent[static_cast<size_t>(me)]) : "") + ".log";
+      (agents_here > 1 ? "-" + std::to_string(layout.local_index_of_agent[static_cast<size_t>(me)])
+                       : "") +
+      ".log";
   std::vector<std::string> worker_command = request.command;
   if (worker_command.empty()) worker_command = {TrainerPath(), "--config", config_path};
 
   auto event = [&](const std::string& name) {
     common::JsonObject e;
-    e.Add("time", common::Timestamp()).Add("event", name).Add("attempt", attempt).Add("agent", me)
-        .Add("host", launch.hostname).Add("node", node);
+    e.Add("time", common::Timestamp())
+        .Add("event", name)
+        .Add("attempt", attempt)
+        .Add("agent", me)
+        .Add("host", launch.hostname)
+        .Add("node", node);
     return e;
   };
 
   // Per-agent facts for the manifest, gathered at the node-0 agent.
   common::JsonObject agent_json;
-  agent_json.Add("agent", me).Add("host", launch.hostname).Add("node", node).Add("pid", mine.pid)
-      .Add("first_rank", layout.first_rank_of_agent[static_cast<size_t>(me)]).Add("workers", plan.nproc.value)
+  agent_json.Add("agent", me)
+      .Add("host", launch.hostname)
+      .Add("node", node)
+      .Add("pid", mine.pid)
+      .Add("first_rank", layout.first_rank_of_agent[static_cast<size_t>(me)])
+      .Add("workers", plan.nproc.value)
       .Add("devices", plan.devices.value);
   const std::vector<std::string> agent_facts = control->Gather(agent_json.str());
   if (me == 0) {
@@ -310,23 +343,35 @@ int RunAgentWith(const AgentRequest& request, ControlPlane& control_plane,
     std::vector<std::string> nodes;
     for (size_t n = 0; n < layout.hosts.size(); ++n) {
       common::JsonObject item;
-      item.Add("node", static_cast<int>(n)).Add("host", layout.hosts[n]).Add("workers", layout.workers_on_node[n]);
+      item.Add("node", static_cast<int>(n))
+          .Add("host", layout.hosts[n])
+          .Add("workers", layout.workers_on_node[n]);
       nodes.push_back(item.str());
     }
     common::JsonObject manifest;
-    manifest.Add("job_name", job_name).Add("job_id", job_id).Add("created", UnixNow())
-        .Add("runner_version", common::kProjectVersion).Add("mpi_library", control->Describe())
-        .Add("scheduler", SchedulerName(launch.scheduler)).Add("scheduler_reason", launch.reason)
-        .Add("world_size", layout.world_size).Add("backend", plan.backend.value)
-        .AddRaw("store", common::JsonObject().Add("address", shared["store_addr"]).Add("port", std::stoi(shared["store_port"])).str())
-        .AddRaw("nodes", common::JsonArray(nodes)).AddRaw("agents", common::JsonArray(agent_facts))
+    manifest.Add("job_name", job_name)
+        .Add("job_id", job_id)
+        .Add("created", UnixNow())
+        .Add("runner_version", common::kProjectVersion)
+        .Add("mpi_library", control->Describe())
+        .Add("scheduler", SchedulerName(launch.scheduler))
+        .Add("scheduler_reason", launch.reason)
+        .Add("world_size", layout.world_size)
+        .Add("backend", plan.backend.value)
+        .AddRaw("store", common::JsonObject()
+                             .Add("address", shared["store_addr"])
+                             .Add("port", std::stoi(shared["store_port"]))
+                             .str())
+        .AddRaw("nodes", common::JsonArray(nodes))
+        .AddRaw("agents", common::JsonArray(agent_facts))
         .Add("worker_command", worker_command)
         .AddRaw("environment", EnvironmentJson(request.env->All()));
     dir.WriteFile("manifest.json", manifest.str() + "\n");
   }
 
-  Supervisor supervisor(*control, *log, dir,
-                        {config.GetFloat("launch.grace_period_s"), SelfExecutable(), launch.hostname, me, node});
+  Supervisor supervisor(
+      *control, *log, dir,
+      {config.GetFloat("launch.grace_period_s"), SelfExecutable(), launch.hostname, me, node});
   int restarts = 0;
   int agreed = common::kExitOk;
   while (true) {
@@ -342,7 +387,8 @@ int RunAgentWith(const AgentRequest& request, ControlPlane& control_plane,
               plan.devices.value.empty() ? "cpu" : [&] { std::string d; for (auto& x : plan.devices.value) d += (d.empty() ? "" : ",") + x; return d; }(),
               shared["store_addr"], shared["store_port"]);
     for (const std::string& warning : launch.warnings) log->warn("{}", warning);
-    dir.AppendEvent(event("attempt_started").Add("world_size", layout.world_size).Add("pid", mine.pid));
+    dir.AppendEvent(
+        event("attempt_started").Add("world_size", layout.world_size).Add("pid", mine.pid));
 
     std::vector<WorkerLaunch> launches;
     const int first = layout.first_rank_of_agent[static_cast<size_t>(me)];
@@ -378,18 +424,27 @@ int RunAgentWith(const AgentRequest& request, ControlPlane& control_plane,
 
     // The node-0 agent writes how the attempt ended, with the first failure across all nodes.
     common::JsonObject summary;
-    summary.Add("agent", me).Add("host", launch.hostname).Add("node", node).Add("code", outcome.code)
-        .Add("reason", outcome.reason).Add("failure_time", outcome.failure_time)
-        .AddRaw("failure", outcome.failure_json.value_or("null")).AddRaw("workers", outcome.workers_json);
+    summary.Add("agent", me)
+        .Add("host", launch.hostname)
+        .Add("node", node)
+        .Add("code", outcome.code)
+        .Add("reason", outcome.reason)
+        .Add("failure_time", outcome.failure_time)
+        .AddRaw("failure", outcome.failure_json.value_or("null"))
+        .AddRaw("workers", outcome.workers_json);
     const std::vector<std::string> summaries = control->Gather(summary.str());
     const std::vector<std::string> failures = control->Gather(outcome.failure_json.value_or(""));
-    const std::vector<std::string> failure_times = control->Gather(std::to_string(outcome.failure_time));
+    const std::vector<std::string> failure_times =
+        control->Gather(std::to_string(outcome.failure_time));
     if (agreed == common::kExitRequeued) {
       const int mine_code = Requeue(config, launch, me, *log, dir, event);
-      agreed = std::stoi(control->Broadcast(std::to_string(mine_code)));  // node 0 knows whether it worked
+      agreed = std::stoi(
+          control->Broadcast(std::to_string(mine_code)));  // node 0 knows whether it worked
     }
-    const bool restart = (agreed == common::kExitWorkerFailed || agreed == common::kExitWorkerSignaled ||
-                          agreed == common::kExitCollateral) && restarts < max_restarts;
+    const bool restart =
+        (agreed == common::kExitWorkerFailed || agreed == common::kExitWorkerSignaled ||
+         agreed == common::kExitCollateral) &&
+        restarts < max_restarts;
     if (me == 0) {
       std::string first_failure = "null";
       double first_time = 0;
@@ -402,11 +457,16 @@ int RunAgentWith(const AgentRequest& request, ControlPlane& control_plane,
         }
       }
       common::JsonObject result;
-      result.Add("job", job_name + "-" + job_id).Add("attempt", attempt)
+      result.Add("job", job_name + "-" + job_id)
+          .Add("attempt", attempt)
           .Add("status", restart ? std::string("restarting") : StatusWord(agreed))
-          .Add("exit_code", agreed).Add("exit_meaning", common::ExitCodeName(agreed))
-          .AddRaw("first_failure", first_failure).Add("started_at", started_at).Add("ended_at", UnixNow())
-          .Add("duration_s", UnixNow() - started_at).Add("restarts", restarts)
+          .Add("exit_code", agreed)
+          .Add("exit_meaning", common::ExitCodeName(agreed))
+          .AddRaw("first_failure", first_failure)
+          .Add("started_at", started_at)
+          .Add("ended_at", UnixNow())
+          .Add("duration_s", UnixNow() - started_at)
+          .Add("restarts", restarts)
           .AddRaw("agents", common::JsonArray(summaries));
       // A full or failing disk must not lose how the job ended: say it on the console instead.
       try {
@@ -416,17 +476,22 @@ int RunAgentWith(const AgentRequest& request, ControlPlane& control_plane,
         log->error("{}; the outcome is: {}", e.what(), result.str());
       }
     }
-    dir.AppendEvent(event("attempt_ended").Add("code", outcome.code).Add("job_code", agreed).Add("reason", outcome.reason));
-    log->info("attempt {} ended: {} (this node: {}; job: exit code {}, {})", attempt, outcome.reason,
-              common::ExitCodeName(outcome.code), agreed, common::ExitCodeName(agreed));
+    dir.AppendEvent(event("attempt_ended")
+                        .Add("code", outcome.code)
+                        .Add("job_code", agreed)
+                        .Add("reason", outcome.reason));
+    log->info("attempt {} ended: {} (this node: {}; job: exit code {}, {})", attempt,
+              outcome.reason, common::ExitCodeName(outcome.code), agreed,
+              common::ExitCodeName(agreed));
     if (!restart) break;
     ++restarts;
     ++attempt;
-    log->warn("restarting the workers: restart {} of {} (launch.max_restarts)", restarts, max_restarts);
+    log->warn("restarting the workers: restart {} of {} (launch.max_restarts)", restarts,
+              max_restarts);
     dir.AppendEvent(event("restart").Add("restart", restarts));
   }
-  log->info("job {}-{} {} with exit code {} ({}); logs in {}", job_name, job_id, StatusWord(agreed), agreed,
-            common::ExitCodeName(agreed), dir.path());
+  log->info("job {}-{} {} with exit code {} ({}); logs in {}", job_name, job_id, StatusWord(agreed),
+            agreed, common::ExitCodeName(agreed), dir.path());
   store.reset();
   return agreed;
 }

@@ -36,9 +36,9 @@ int RunRunner(const std::vector<std::string>& args, const common::Environment& e
     }
     LaunchEnvironment launch = DetectLaunchEnvironment(env, host);
     std::optional<int64_t> nproc = config.GetIntOrAuto("launch.nproc_per_node");
-    AgentPlan plan = PlanAgent(launch,
-                               nproc ? std::optional<int>(static_cast<int>(*nproc)) : std::nullopt,
-                               config.GetString("launch.backend"));
+    AgentPlan plan =
+        PlanAgent(launch, nproc ? std::optional<int>(static_cast<int>(*nproc)) : std::nullopt,
+                  config.GetString("launch.backend"));
     if (options.dry_run) {
       out << FormatDryRun(launch, plan, config);
       return common::kExitOk;

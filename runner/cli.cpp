@@ -10,7 +10,8 @@ namespace po = boost::program_options;
 
 namespace {
 // Exact flags only: a prefix such as --nproc must not silently mean --nproc-per-node.
-constexpr int kStyle = po::command_line_style::default_style & ~po::command_line_style::allow_guessing;
+constexpr int kStyle =
+    po::command_line_style::default_style & ~po::command_line_style::allow_guessing;
 }  // namespace
 
 namespace runner {
@@ -19,22 +20,21 @@ namespace {
 
 po::options_description Options() {
   po::options_description options("Options", 100, 50);
-  options.add_options()
-      ("config,c", po::value<std::string>()->value_name("FILE"),
-       "job config (YAML); default: $RUNNER_CONFIG, else built-in defaults")
-      ("dry-run", "print the resolved topology (hosts, ranks, devices, master, where each value "
-                  "came from) and exit without starting anything")
-      ("print-config", "print the resolved job config with the origin of every value, and exit")
-      ("list-keys", "print every config key with its allowed values, default and meaning, and exit")
-      ("nproc-per-node", po::value<std::string>()->value_name("N|auto"),
-       "workers per agent (= launch.nproc_per_node)")
-      ("job-name", po::value<std::string>()->value_name("NAME"), "job name (= job.name)")
-      ("log-root", po::value<std::string>()->value_name("DIR"),
-       "directory of job directories (= job.log_root)")
-      ("max-restarts", po::value<std::string>()->value_name("N"),
-       "restarts after a worker failure (= launch.max_restarts)")
-      ("help,h", "print this help and exit")
-      ("version", "print the version and exit");
+  options.add_options()("config,c", po::value<std::string>()->value_name("FILE"),
+                        "job config (YAML); default: $RUNNER_CONFIG, else built-in defaults")(
+      "dry-run",
+      "print the resolved topology (hosts, ranks, devices, master, where each value "
+      "came from) and exit without starting anything")(
+      "print-config", "print the resolved job config with the origin of every value, and exit")(
+      "list-keys", "print every config key with its allowed values, default and meaning, and exit")(
+      "nproc-per-node", po::value<std::string>()->value_name("N|auto"),
+      "workers per agent (= launch.nproc_per_node)")(
+      "job-name", po::value<std::string>()->value_name("NAME"), "job name (= job.name)")(
+      "log-root", po::value<std::string>()->value_name("DIR"),
+      "directory of job directories (= job.log_root)")(
+      "max-restarts", po::value<std::string>()->value_name("N"),
+      "restarts after a worker failure (= launch.max_restarts)")(
+      "help,h", "print this help and exit")("version", "print the version and exit");
   return options;
 }
 
@@ -54,8 +54,9 @@ RunnerOptions ParseRunnerArgs(const std::vector<std::string>& args) {
     }
   }
   if (after_separator && result.command.empty()) {
-    throw common::UsageError("'--' must be followed by the worker command, like "
-                             "'runner -- python3 train.py'");
+    throw common::UsageError(
+        "'--' must be followed by the worker command, like "
+        "'runner -- python3 train.py'");
   }
 
   const po::options_description options = Options();
@@ -66,7 +67,9 @@ RunnerOptions ParseRunnerArgs(const std::vector<std::string>& args) {
   po::variables_map vm;
   std::string current;
   try {
-    po::store(po::command_line_parser(before).options(all).positional(positional).style(kStyle).run(), vm);
+    po::store(
+        po::command_line_parser(before).options(all).positional(positional).style(kStyle).run(),
+        vm);
     po::notify(vm);
   } catch (const po::unknown_option& e) {
     common::ThrowUsage(options, "runner", e, e.get_option_name());
@@ -86,7 +89,8 @@ RunnerOptions ParseRunnerArgs(const std::vector<std::string>& args) {
       {"max-restarts", "launch.max_restarts"},
   };
   for (const auto& [flag, key] : flag_keys) {
-    if (vm.count(flag)) result.overrides.push_back(std::string(key) + "=" + vm[flag].as<std::string>());
+    if (vm.count(flag))
+      result.overrides.push_back(std::string(key) + "=" + vm[flag].as<std::string>());
   }
   if (vm.count("override")) {
     for (const std::string& item : vm["override"].as<std::vector<std::string>>()) {
@@ -105,7 +109,8 @@ std::string RunnerHelp() {
   std::ostringstream out;
   out << "Usage: runner [options] [key.path=value ...] [-- CMD ARGS...]\n\n"
       << "Starts and supervises this node's workers of a data-parallel job. Run one runner per\n"
-      << "node: 'srun --ntasks-per-node=1 runner ...', 'mpirun --map-by ppr:1:node runner ...', or\n"
+      << "node: 'srun --ntasks-per-node=1 runner ...', 'mpirun --map-by ppr:1:node runner ...', "
+         "or\n"
       << "just 'runner ...' on one machine. Without '--' the workers run the bundled trainer.\n\n"
       << Options() << "\n"
       << "Config overrides (highest precedence): key.path=value, like train.lr=3e-4 or\n"

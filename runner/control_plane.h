@@ -21,7 +21,7 @@ class ControlPlane {
 
   // Collectives: every agent must call them in the same order.
   [[nodiscard]] virtual std::vector<std::string> AllGather(const std::string& mine) = 0;
-  [[nodiscard]] virtual std::string Broadcast(const std::string& from_root) = 0;  // root 0
+  [[nodiscard]] virtual std::string Broadcast(const std::string& from_root) = 0;       // root 0
   [[nodiscard]] virtual std::vector<std::string> Gather(const std::string& mine) = 0;  // at 0
   [[nodiscard]] virtual int AllReduceMax(int value) = 0;
 

@@ -20,7 +20,8 @@ void Check(int rc, const char* what) {
   char text[MPI_MAX_ERROR_STRING];
   int len = 0;
   MPI_Error_string(rc, text, &len);
-  throw common::CommunicationError(std::string("MPI ") + what + " failed: " + std::string(text, static_cast<size_t>(len)));
+  throw common::CommunicationError(std::string("MPI ") + what +
+                                   " failed: " + std::string(text, static_cast<size_t>(len)));
 }
 
 class MpiControlPlane final : public ControlPlane {
@@ -35,7 +36,8 @@ class MpiControlPlane final : public ControlPlane {
     int len = 0;
     MPI_Get_library_version(version, &len);
     describe_ = std::string(version, static_cast<size_t>(len));
-    while (!describe_.empty() && (describe_.back() == '\n' || describe_.back() == '\0')) describe_.pop_back();
+    while (!describe_.empty() && (describe_.back() == '\n' || describe_.back() == '\0'))
+      describe_.pop_back();
   }
 
   ~MpiControlPlane() override {
@@ -51,7 +53,8 @@ class MpiControlPlane final : public ControlPlane {
   std::vector<std::string> AllGather(const std::string& mine) override {
     int my_size = static_cast<int>(mine.size());
     std::vector<int> sizes(static_cast<size_t>(size_));
-    Check(MPI_Allgather(&my_size, 1, MPI_INT, sizes.data(), 1, MPI_INT, MPI_COMM_WORLD), "Allgather");
+    Check(MPI_Allgather(&my_size, 1, MPI_INT, sizes.data(), 1, MPI_INT, MPI_COMM_WORLD),
+          "Allgather");
     std::vector<int> offsets(static_cast<size_t>(size_));
     int total = 0;
     for (int i = 0; i < size_; ++i) {
@@ -60,10 +63,12 @@ class MpiControlPlane final : public ControlPlane {
     }
     std::string all(static_cast<size_t>(total), '\0');
     Check(MPI_Allgatherv(mine.data(), my_size, MPI_CHAR, all.data(), sizes.data(), offsets.data(),
-                         MPI_CHAR, MPI_COMM_WORLD), "Allgatherv");
+                         MPI_CHAR, MPI_COMM_WORLD),
+          "Allgatherv");
     std::vector<std::string> out;
     for (int i = 0; i < size_; ++i) {
-      out.push_back(all.substr(static_cast<size_t>(offsets[static_cast<size_t>(i)]), static_cast<size_t>(sizes[static_cast<size_t>(i)])));
+      out.push_back(all.substr(static_cast<size_t>(offsets[static_cast<size_t>(i)]),
+                               static_cast<size_t>(sizes[static_cast<size_t>(i)])));
     }
     return out;
   }
@@ -88,11 +93,13 @@ class MpiControlPlane final : public ControlPlane {
     }
     std::string all(static_cast<size_t>(rank_ == 0 ? total : 0), '\0');
     Check(MPI_Gatherv(mine.data(), my_size, MPI_CHAR, all.data(), sizes.data(), offsets.data(),
-                      MPI_CHAR, 0, MPI_COMM_WORLD), "Gatherv");
+                      MPI_CHAR, 0, MPI_COMM_WORLD),
+          "Gatherv");
     std::vector<std::string> out;
     if (rank_ != 0) return out;
     for (int i = 0; i < size_; ++i) {
-      out.push_back(all.substr(static_cast<size_t>(offsets[static_cast<size_t>(i)]), static_cast<size_t>(sizes[static_cast<size_t>(i)])));
+      out.push_back(all.substr(static_cast<size_t>(offsets[static_cast<size_t>(i)]),
+                               static_cast<size_t>(sizes[static_cast<size_t>(i)])));
     }
     return out;
   }
@@ -119,7 +126,8 @@ class MpiControlPlane final : public ControlPlane {
       sends_.push_back({text, MPI_REQUEST_NULL});
       Send& send = sends_.back();
       Check(MPI_Isend(send.text.data(), static_cast<int>(send.text.size()), MPI_CHAR, peer, tag_,
-                      MPI_COMM_WORLD, &send.request), "Isend");
+                      MPI_COMM_WORLD, &send.request),
+            "Isend");
       ++sent_to_[static_cast<size_t>(peer)];
     }
   }
@@ -155,7 +163,8 @@ class MpiControlPlane final : public ControlPlane {
   std::vector<std::string> EndAttempt() override {
     // Everyone has stopped sending: learn how many notices are owed to us and collect them.
     std::vector<int> owed(static_cast<size_t>(size_));
-    Check(MPI_Alltoall(sent_to_.data(), 1, MPI_INT, owed.data(), 1, MPI_INT, MPI_COMM_WORLD), "Alltoall");
+    Check(MPI_Alltoall(sent_to_.data(), 1, MPI_INT, owed.data(), 1, MPI_INT, MPI_COMM_WORLD),
+          "Alltoall");
     int expected = 0;
     for (int n : owed) expected += n;
     std::vector<std::string> late;
@@ -190,7 +199,8 @@ class MpiControlPlane final : public ControlPlane {
   };
 
   void PostReceive() {
-    Check(MPI_Irecv(buffer_, kMaxNotice, MPI_CHAR, MPI_ANY_SOURCE, tag_, MPI_COMM_WORLD, &receive_), "Irecv");
+    Check(MPI_Irecv(buffer_, kMaxNotice, MPI_CHAR, MPI_ANY_SOURCE, tag_, MPI_COMM_WORLD, &receive_),
+          "Irecv");
   }
 
   int rank_ = 0;
@@ -230,6 +240,8 @@ class LocalControlPlane final : public ControlPlane {
 }  // namespace
 
 std::unique_ptr<ControlPlane> MakeMpiControlPlane() { return std::make_unique<MpiControlPlane>(); }
-std::unique_ptr<ControlPlane> MakeLocalControlPlane() { return std::make_unique<LocalControlPlane>(); }
+std::unique_ptr<ControlPlane> MakeLocalControlPlane() {
+  return std::make_unique<LocalControlPlane>();
+}
 
 }  // namespace runner

@@ -19,9 +19,9 @@ constexpr mode_t kDirMode = 0750;
 constexpr mode_t kFileMode = 0640;
 
 [[noreturn]] void Fail(const std::string& what, const std::string& path) {
-  throw common::EnvironmentError("job directory: cannot " + what + " '" + path + "': " +
-                                 std::strerror(errno) +
-                                 "; check job.log_root (it must be writable, and shared by all nodes)");
+  throw common::EnvironmentError(
+      "job directory: cannot " + what + " '" + path + "': " + std::strerror(errno) +
+      "; check job.log_root (it must be writable, and shared by all nodes)");
 }
 
 void MakeDirs(const std::string& path) {
@@ -30,11 +30,12 @@ void MakeDirs(const std::string& path) {
   while (start <= path.size()) {
     size_t slash = path.find('/', start);
     partial = path.substr(0, slash == std::string::npos ? path.size() : slash);
-    if (!partial.empty() && mkdir(partial.c_str(), kDirMode) != 0 && errno != EEXIST) Fail("create", partial);
+    if (!partial.empty() && mkdir(partial.c_str(), kDirMode) != 0 && errno != EEXIST)
+      Fail("create", partial);
     if (slash == std::string::npos) break;
     start = slash + 1;
   }
-  struct stat st{};
+  struct stat st {};
   if (stat(path.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
     errno = ENOTDIR;
     Fail("use", path);
@@ -88,7 +89,8 @@ void JobDir::BeginAttempt(int attempt) const {
   const std::string link = path_ + "/current";
   const std::string temp = link + ".tmp." + std::to_string(getpid());
   unlink(temp.c_str());
-  if (symlink(("attempt-" + std::to_string(attempt)).c_str(), temp.c_str()) != 0) Fail("link", temp);
+  if (symlink(("attempt-" + std::to_string(attempt)).c_str(), temp.c_str()) != 0)
+    Fail("link", temp);
   if (rename(temp.c_str(), link.c_str()) != 0) Fail("rename", link);
 }
 
@@ -125,8 +127,11 @@ RankLog::RankLog(const std::string& path, size_t tail_lines, std::string mirror_
 }
 
 RankLog::RankLog(RankLog&& other) noexcept
-    : fd_(other.fd_), partial_(std::move(other.partial_)), tail_(std::move(other.tail_)),
-      tail_lines_(other.tail_lines_), mirror_prefix_(std::move(other.mirror_prefix_)) {
+    : fd_(other.fd_),
+      partial_(std::move(other.partial_)),
+      tail_(std::move(other.tail_)),
+      tail_lines_(other.tail_lines_),
+      mirror_prefix_(std::move(other.mirror_prefix_)) {
   other.fd_ = -1;
 }
 

@@ -34,12 +34,15 @@ class EnvReader {
       : env_(env), context_(std::move(context)) {}
 
   [[nodiscard]] bool Has(const std::string& name) const { return env_.Get(name).has_value(); }
-  [[nodiscard]] std::optional<std::string> Get(const std::string& name) const { return env_.Get(name); }
+  [[nodiscard]] std::optional<std::string> Get(const std::string& name) const {
+    return env_.Get(name);
+  }
 
   [[nodiscard]] std::string RequireString(const std::string& name, const std::string& fix) const {
     std::optional<std::string> value = env_.Get(name);
     if (!value) throw EnvironmentError(name + " is not set, but " + context_ + " needs it; " + fix);
-    if (value->empty()) throw EnvironmentError(name + " is set but empty (" + context_ + "); " + fix);
+    if (value->empty())
+      throw EnvironmentError(name + " is set but empty (" + context_ + "); " + fix);
     return *value;
   }
 
@@ -111,7 +114,8 @@ Sourced<std::vector<std::string>> DetectDevices(const EnvReader& env, bool under
     size_t start = 0;
     while (!cvd->empty() && start <= cvd->size()) {
       size_t comma = cvd->find(',', start);
-      std::string id = cvd->substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+      std::string id =
+          cvd->substr(start, comma == std::string::npos ? std::string::npos : comma - start);
       if (id.empty()) {
         throw EnvironmentError(Raw("CUDA_VISIBLE_DEVICES", *cvd) + " has an empty entry at " +
                                "position " + std::to_string(ids.size() + 1) +
@@ -119,7 +123,8 @@ Sourced<std::vector<std::string>> DetectDevices(const EnvReader& env, bool under
       }
       for (const std::string& seen : ids) {
         if (seen == id) {
-          throw EnvironmentError(Raw("CUDA_VISIBLE_DEVICES", *cvd) + " lists GPU '" + id + "' twice");
+          throw EnvironmentError(Raw("CUDA_VISIBLE_DEVICES", *cvd) + " lists GPU '" + id +
+                                 "' twice");
         }
       }
       ids.push_back(id);
@@ -136,8 +141,10 @@ Sourced<std::vector<std::string>> DetectDevices(const EnvReader& env, bool under
   if (std::optional<int64_t> n = env.OptionalInt("SLURM_GPUS_ON_NODE", 0, 4096)) {
     return {indices(*n), "SLURM_GPUS_ON_NODE"};
   }
-  if (under_slurm) return {{}, "none allocated (SLURM_GPUS_ON_NODE and CUDA_VISIBLE_DEVICES unset)"};
-  if (host.nvidia_device_files > 0) return {indices(host.nvidia_device_files), "/dev/nvidia* device files"};
+  if (under_slurm)
+    return {{}, "none allocated (SLURM_GPUS_ON_NODE and CUDA_VISIBLE_DEVICES unset)"};
+  if (host.nvidia_device_files > 0)
+    return {indices(host.nvidia_device_files), "/dev/nvidia* device files"};
   return {{}, "none found (no CUDA_VISIBLE_DEVICES, no /dev/nvidia*)"};
 }
 
@@ -147,11 +154,13 @@ void ReadSlurmJobFacts(const EnvReader& env, LaunchEnvironment* out) {
   const std::string id = env.RequireString("SLURM_JOB_ID", "");
   (void)EnvReader::ParseInt("SLURM_JOB_ID", id, 1, INT64_MAX);
   out->job_id = {id, "SLURM_JOB_ID"};
-  if (std::optional<std::string> name = env.Get("SLURM_JOB_NAME")) out->job_name = {*name, "SLURM_JOB_NAME"};
+  if (std::optional<std::string> name = env.Get("SLURM_JOB_NAME"))
+    out->job_name = {*name, "SLURM_JOB_NAME"};
   if (auto n = env.OptionalInt("SLURM_RESTART_COUNT", 0, INT_MAX)) {
     out->restart_count = {static_cast<int>(*n), "SLURM_RESTART_COUNT"};
   }
-  if (auto t = env.OptionalInt("SLURM_JOB_END_TIME", 0, INT64_MAX)) out->job_end_time = Sourced<int64_t>{*t, "SLURM_JOB_END_TIME"};
+  if (auto t = env.OptionalInt("SLURM_JOB_END_TIME", 0, INT64_MAX))
+    out->job_end_time = Sourced<int64_t>{*t, "SLURM_JOB_END_TIME"};
   if (auto a = env.OptionalInt("SLURM_ARRAY_JOB_ID", 1, INT64_MAX)) {
     out->array_job_id = Sourced<std::string>{std::to_string(*a), "SLURM_ARRAY_JOB_ID"};
     out->array_task_id = Sourced<std::string>{
@@ -165,15 +174,20 @@ void ReadSlurmJobFacts(const EnvReader& env, LaunchEnvironment* out) {
 }
 
 void DetectOpenMpi(const EnvReader& env, LaunchEnvironment* out) {
-  const std::string fix = "mpirun sets all of OMPI_COMM_WORLD_{SIZE,RANK,LOCAL_SIZE,LOCAL_RANK}; "
-                          "do not set them by hand";
+  const std::string fix =
+      "mpirun sets all of OMPI_COMM_WORLD_{SIZE,RANK,LOCAL_SIZE,LOCAL_RANK}; "
+      "do not set them by hand";
   const int size = static_cast<int>(env.RequireInt("OMPI_COMM_WORLD_SIZE", 1, 1 << 20, fix));
   const int rank = static_cast<int>(env.RequireInt("OMPI_COMM_WORLD_RANK", 0, size - 1, fix));
-  const int local_size = static_cast<int>(env.RequireInt("OMPI_COMM_WORLD_LOCAL_SIZE", 1, size, fix));
-  const int local_rank = static_cast<int>(env.RequireInt("OMPI_COMM_WORLD_LOCAL_RANK", 0, local_size - 1, fix));
+  const int local_size =
+      static_cast<int>(env.RequireInt("OMPI_COMM_WORLD_LOCAL_SIZE", 1, size, fix));
+  const int local_rank =
+      static_cast<int>(env.RequireInt("OMPI_COMM_WORLD_LOCAL_RANK", 0, local_size - 1, fix));
   out->scheduler = Scheduler::kOpenMpi;
   out->reason = "OMPI_COMM_WORLD_SIZE is set (started by mpirun)";
-  if (env.Has("SLURM_JOB_ID")) out->reason += " inside Slurm job " + out->job_id.value + "; SLURM_PROCID/SLURM_NODEID are ignored under mpirun";
+  if (env.Has("SLURM_JOB_ID"))
+    out->reason += " inside Slurm job " + out->job_id.value +
+                   "; SLURM_PROCID/SLURM_NODEID are ignored under mpirun";
   out->agent_rank = {rank, "OMPI_COMM_WORLD_RANK"};
   out->agent_count = {size, "OMPI_COMM_WORLD_SIZE"};
   out->local_agent_rank = {local_rank, "OMPI_COMM_WORLD_LOCAL_RANK"};
@@ -185,12 +199,14 @@ void DetectSlurm(const EnvReader& env, const HostFacts& host, LaunchEnvironment*
   out->scheduler = Scheduler::kSlurm;
   std::optional<int64_t> step = env.OptionalInt("SLURM_STEP_ID", 0, INT64_MAX);
   const bool in_step = step && *step < kFirstReservedStepId;
-  const std::string srun_fix = "these are set by srun; run the agent as "
-                               "'srun --ntasks-per-node=1 runner ...'";
+  const std::string srun_fix =
+      "these are set by srun; run the agent as "
+      "'srun --ntasks-per-node=1 runner ...'";
   if (!in_step) {
     // Started by the batch script itself: one agent, and only on the first node.
     const std::string nodes_var = env.FirstSet({"SLURM_JOB_NUM_NODES", "SLURM_NNODES"});
-    const int nnodes = static_cast<int>(env.RequireInt(nodes_var.empty() ? "SLURM_NNODES" : nodes_var, 1, 1 << 20, "sbatch sets it"));
+    const int nnodes = static_cast<int>(env.RequireInt(
+        nodes_var.empty() ? "SLURM_NNODES" : nodes_var, 1, 1 << 20, "sbatch sets it"));
     if (nnodes > 1) {
       throw EnvironmentError("runner was started directly by the batch script of Slurm job " +
                              out->job_id.value + ", which has " + std::to_string(nnodes) +
@@ -200,7 +216,8 @@ void DetectSlurm(const EnvReader& env, const HostFacts& host, LaunchEnvironment*
     }
     const std::string list_var = env.FirstSet({"SLURM_JOB_NODELIST", "SLURM_NODELIST"});
     const std::string list_name = list_var.empty() ? "SLURM_JOB_NODELIST" : list_var;
-    std::vector<std::string> hosts = ExpandNodelist(list_name, env.RequireString(list_name, "sbatch sets it"));
+    std::vector<std::string> hosts =
+        ExpandNodelist(list_name, env.RequireString(list_name, "sbatch sets it"));
     if (hosts.size() != 1) {
       throw EnvironmentError(Raw(list_name, *env.Get(list_name)) + " names " +
                              std::to_string(hosts.size()) + " hosts but " + nodes_var + "=1");
@@ -259,9 +276,9 @@ void DetectSlurm(const EnvReader& env, const HostFacts& host, LaunchEnvironment*
   }
   const int localid = static_cast<int>(env.RequireInt("SLURM_LOCALID", 0, INT_MAX, srun_fix));
   if (localid >= tpn[node]) {
-    throw EnvironmentError("SLURM_LOCALID=" + std::to_string(localid) + " is out of range: " +
-                           tpn_var + "='" + tpn_text + "' gives node " + std::to_string(node) +
-                           " " + std::to_string(tpn[node]) + " task(s)");
+    throw EnvironmentError("SLURM_LOCALID=" + std::to_string(localid) +
+                           " is out of range: " + tpn_var + "='" + tpn_text + "' gives node " +
+                           std::to_string(node) + " " + std::to_string(tpn[node]) + " task(s)");
   }
   out->agent_rank = {procid, "SLURM_PROCID"};
   out->agent_count = {ntasks, tasks_var};
@@ -279,14 +296,19 @@ void DetectSlurm(const EnvReader& env, const HostFacts& host, LaunchEnvironment*
 }
 
 void DetectTorchrun(const EnvReader& env, LaunchEnvironment* out) {
-  const std::string fix = "torchrun-style launch needs NNODES, NODE_RANK, MASTER_ADDR and "
-                          "MASTER_PORT together; set all four (or none)";
+  const std::string fix =
+      "torchrun-style launch needs NNODES, NODE_RANK, MASTER_ADDR and "
+      "MASTER_PORT together; set all four (or none)";
   // Name the spelling the user used; the plain one when neither is set.
-  const std::string nnodes_var = env.Has("NNODES") || !env.Has("PET_NNODES") ? "NNODES" : "PET_NNODES";
-  const std::string node_var = env.Has("NODE_RANK") || !env.Has("PET_NODE_RANK") ? "NODE_RANK" : "PET_NODE_RANK";
-  if (std::optional<std::string> text = env.Get(nnodes_var); text && text->find(':') != std::string::npos) {
-    throw EnvironmentError(Raw(nnodes_var, *text) + " is an elastic range; the runner needs a fixed " +
-                           "node count (set " + nnodes_var + " to one number, like 2)");
+  const std::string nnodes_var =
+      env.Has("NNODES") || !env.Has("PET_NNODES") ? "NNODES" : "PET_NNODES";
+  const std::string node_var =
+      env.Has("NODE_RANK") || !env.Has("PET_NODE_RANK") ? "NODE_RANK" : "PET_NODE_RANK";
+  if (std::optional<std::string> text = env.Get(nnodes_var);
+      text && text->find(':') != std::string::npos) {
+    throw EnvironmentError(Raw(nnodes_var, *text) +
+                           " is an elastic range; the runner needs a fixed " + "node count (set " +
+                           nnodes_var + " to one number, like 2)");
   }
   const int nnodes = static_cast<int>(env.RequireInt(nnodes_var, 1, 1 << 20, fix));
   const int node = static_cast<int>(env.RequireInt(node_var, 0, nnodes - 1, fix));
@@ -300,7 +322,8 @@ void DetectTorchrun(const EnvReader& env, LaunchEnvironment* out) {
   out->local_agent_count = {1, "torchrun-style: one agent per node"};
   out->node_rank = Sourced<int>{node, node_var};
   out->node_count = Sourced<int>{nnodes, nnodes_var};
-  out->agents_per_node = Sourced<std::vector<int>>{std::vector<int>(nnodes, 1), "torchrun-style: one agent per node"};
+  out->agents_per_node =
+      Sourced<std::vector<int>>{std::vector<int>(nnodes, 1), "torchrun-style: one agent per node"};
   out->master_addr = Sourced<std::string>{addr, "MASTER_ADDR"};
   out->master_port = Sourced<int>{port, "MASTER_PORT"};
   if (std::optional<std::string> run_id = env.Get("TORCHELASTIC_RUN_ID")) {
@@ -336,10 +359,14 @@ void DetectLocal(const EnvReader& env, const HostFacts& host, LaunchEnvironment*
 
 const char* SchedulerName(Scheduler scheduler) {
   switch (scheduler) {
-    case Scheduler::kOpenMpi: return "openmpi";
-    case Scheduler::kSlurm: return "slurm";
-    case Scheduler::kTorchrun: return "torchrun";
-    case Scheduler::kLocal: return "local";
+    case Scheduler::kOpenMpi:
+      return "openmpi";
+    case Scheduler::kSlurm:
+      return "slurm";
+    case Scheduler::kTorchrun:
+      return "torchrun";
+    case Scheduler::kLocal:
+      return "local";
   }
   return "unknown";
 }
@@ -370,17 +397,20 @@ HostFacts ReadHostFacts() {
   char name[256] = {};
   if (gethostname(name, sizeof(name) - 1) == 0) facts.hostname = name;
   // A container's hostname is often not the node's name; RUNNER_HOSTNAME says what to report.
-  if (const char* given = std::getenv("RUNNER_HOSTNAME"); given != nullptr && *given != '\0') facts.hostname = given;
+  if (const char* given = std::getenv("RUNNER_HOSTNAME"); given != nullptr && *given != '\0')
+    facts.hostname = given;
   // The CPUs this process may run on (Slurm's binding), not every CPU of the machine.
   cpu_set_t set;
   CPU_ZERO(&set);
-  long cpus = sched_getaffinity(0, sizeof(set), &set) == 0 ? CPU_COUNT(&set) : sysconf(_SC_NPROCESSORS_ONLN);
+  long cpus = sched_getaffinity(0, sizeof(set), &set) == 0 ? CPU_COUNT(&set)
+                                                           : sysconf(_SC_NPROCESSORS_ONLN);
   facts.online_cpus = cpus > 0 ? static_cast<int>(cpus) : 1;
   if (DIR* dir = opendir("/dev")) {
     while (dirent* entry = readdir(dir)) {
       std::string_view n(entry->d_name);
       if (n.size() > 6 && n.substr(0, 6) == "nvidia" &&
-          std::all_of(n.begin() + 6, n.end(), [](char c) { return std::isdigit(static_cast<unsigned char>(c)); })) {
+          std::all_of(n.begin() + 6, n.end(),
+                      [](char c) { return std::isdigit(static_cast<unsigned char>(c)); })) {
         ++facts.nvidia_device_files;
       }
     }

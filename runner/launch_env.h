@@ -45,9 +45,9 @@ struct LaunchEnvironment {
   Sourced<std::string> job_id;    // "" when the node-0 agent picks one at rendezvous
   Sourced<std::string> job_name;  // "" when the scheduler gives none
 
-  Sourced<int> agent_rank;         // this agent among all agents
+  Sourced<int> agent_rank;  // this agent among all agents
   Sourced<int> agent_count;
-  Sourced<int> local_agent_rank;   // this agent among the agents on its host
+  Sourced<int> local_agent_rank;  // this agent among the agents on its host
   Sourced<int> local_agent_count;
   // Known before the rendezvous under Slurm, torchrun-style and local; nullopt under mpirun.
   std::optional<Sourced<int>> node_rank;
@@ -64,8 +64,8 @@ struct LaunchEnvironment {
   std::optional<Sourced<int>> cpus_per_task;
   int online_cpus = 1;
 
-  Sourced<int> restart_count;                      // 0 unless requeued/restarted
-  std::optional<Sourced<int64_t>> job_end_time;    // Unix seconds (SLURM_JOB_END_TIME)
+  Sourced<int> restart_count;                    // 0 unless requeued/restarted
+  std::optional<Sourced<int64_t>> job_end_time;  // Unix seconds (SLURM_JOB_END_TIME)
   std::optional<Sourced<std::string>> array_job_id;
   std::optional<Sourced<std::string>> array_task_id;
 

@@ -21,8 +21,11 @@ int main(int argc, char** argv) {
   // the first to exit makes srun --kill-on-bad-exit SIGTERM the others, some still loading their
   // libraries: they die as 143, which hides this code in the job's ExitCode. Linger a moment so
   // that every runner reports the error itself.
-  const bool early = code == common::kExitUsage || code == common::kExitConfig || code == common::kExitEnvironment;
+  const bool early =
+      code == common::kExitUsage || code == common::kExitConfig || code == common::kExitEnvironment;
   const std::optional<std::string> tasks = env.Get("SLURM_STEP_NUM_TASKS");
-  if (early && env.Get("SLURM_STEP_ID") && tasks && *tasks != "1" && !env.Get("OMPI_COMM_WORLD_SIZE")) sleep(2);
+  if (early && env.Get("SLURM_STEP_ID") && tasks && *tasks != "1" &&
+      !env.Get("OMPI_COMM_WORLD_SIZE"))
+    sleep(2);
   return code;
 }

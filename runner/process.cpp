@@ -38,7 +38,8 @@ ChildProcess ChildProcess::Spawn(const SpawnRequest& request) {
   if (request.argv.empty()) throw std::logic_error("Spawn: empty argv");
   int fds[2];
   if (pipe2(fds, O_CLOEXEC) != 0) {
-    throw common::EnvironmentError(std::string("cannot create a pipe for a worker: ") + std::strerror(errno));
+    throw common::EnvironmentError(std::string("cannot create a pipe for a worker: ") +
+                                   std::strerror(errno));
   }
   std::vector<std::string> argv;
   if (!request.shim.empty()) {
@@ -65,8 +66,8 @@ ChildProcess ChildProcess::Spawn(const SpawnRequest& request) {
   for (int sig : kHandledSignals) sigaddset(&defaults, sig);
   posix_spawnattr_setsigdefault(&attr, &defaults);
   posix_spawnattr_setpgroup(&attr, 0);
-  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK |
-                                      POSIX_SPAWN_SETSIGDEF);
+  posix_spawnattr_setflags(&attr,
+                           POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
   pid_t pid = -1;
   int rc = posix_spawnp(&pid, c_argv[0], &actions, &attr, c_argv.data(), c_env.data());
   posix_spawn_file_actions_destroy(&actions);
@@ -205,7 +206,8 @@ std::string DescribeWaitStatus(int status) {
   if (WIFSIGNALED(status)) {
     const int sig = WTERMSIG(status);
     const char* name = sigabbrev_np(sig);
-    return "killed by signal " + std::to_string(sig) + (name ? " (SIG" + std::string(name) + ")" : "") +
+    return "killed by signal " + std::to_string(sig) +
+           (name ? " (SIG" + std::string(name) + ")" : "") +
            (WCOREDUMP(status) ? ", core dumped" : "");
   }
   return "ended with wait status " + std::to_string(status);

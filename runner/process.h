@@ -16,7 +16,7 @@
 namespace runner {
 
 struct SpawnRequest {
-  std::vector<std::string> argv;          // argv[0] is searched in PATH
+  std::vector<std::string> argv;           // argv[0] is searched in PATH
   std::map<std::string, std::string> env;  // the complete environment of the child
   std::string shim;                        // the runner executable; "" runs argv directly
 };

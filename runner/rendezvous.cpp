@@ -76,8 +76,10 @@ AgentInfo AgentInfo::Parse(const std::string& text) {
       info.addresses.push_back({item.substr(0, slash), std::stoi(item.substr(slash + 1))});
     }
   } catch (const std::exception&) {
-    throw common::CommunicationError("rendezvous: an agent sent a malformed report (different "
-                                     "runner versions on the nodes?): '" + text + "'");
+    throw common::CommunicationError(
+        "rendezvous: an agent sent a malformed report (different "
+        "runner versions on the nodes?): '" +
+        text + "'");
   }
   return info;
 }
@@ -95,15 +97,16 @@ Layout BuildLayout(const std::vector<AgentInfo>& agents) {
     for (const AgentInfo& a : agents) {
       auto [it, inserted] = host_of_id.emplace(a.scheduler_node, a.host);
       if (!inserted && it->second != a.host) {
-        throw common::EnvironmentError(
-            "agents on hosts '" + it->second + "' and '" + a.host + "' both report node id " +
-            std::to_string(a.scheduler_node) + " (SLURM_NODEID); the scheduler's view is inconsistent");
+        throw common::EnvironmentError("agents on hosts '" + it->second + "' and '" + a.host +
+                                       "' both report node id " + std::to_string(a.scheduler_node) +
+                                       " (SLURM_NODEID); the scheduler's view is inconsistent");
       }
     }
     int index = 0;
     for (const auto& [id, host] : host_of_id) {
       if (node_of_host.count(host)) {
-        throw common::EnvironmentError("host '" + host + "' reports two node ids; the scheduler's "
+        throw common::EnvironmentError("host '" + host +
+                                       "' reports two node ids; the scheduler's "
                                        "view is inconsistent");
       }
       node_of_host[host] = index++;
@@ -151,7 +154,8 @@ std::string ChooseStoreAddress(const std::vector<AgentInfo>& agents, const Layou
   // The node-0 agent (first agent on node 0) hosts the store.
   const AgentInfo* host_agent = nullptr;
   for (size_t i = 0; i < agents.size() && host_agent == nullptr; ++i) {
-    if (layout.node_of_agent[i] == 0 && layout.local_index_of_agent[i] == 0) host_agent = &agents[i];
+    if (layout.node_of_agent[i] == 0 && layout.local_index_of_agent[i] == 0)
+      host_agent = &agents[i];
   }
   if (host_agent == nullptr || host_agent->addresses.empty()) {
     throw common::CommunicationError(

@@ -15,7 +15,7 @@ struct InterfaceAddress {
 
 // What one agent tells the others.
 struct AgentInfo {
-  int agent = 0;            // MPI rank
+  int agent = 0;  // MPI rank
   std::string host;
   int pid = 0;
   int nproc = 0;            // workers it will start
@@ -29,10 +29,10 @@ struct AgentInfo {
 };
 
 struct Layout {
-  std::vector<std::string> hosts;          // node order
-  std::vector<int> node_of_agent;          // by MPI rank
-  std::vector<int> local_index_of_agent;   // among the agents of its node
-  std::vector<int> first_rank_of_agent;    // global rank of its first worker
+  std::vector<std::string> hosts;         // node order
+  std::vector<int> node_of_agent;         // by MPI rank
+  std::vector<int> local_index_of_agent;  // among the agents of its node
+  std::vector<int> first_rank_of_agent;   // global rank of its first worker
   std::vector<int> first_local_rank_of_agent;
   std::vector<int> workers_on_node;
   int world_size = 0;

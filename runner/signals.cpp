@@ -15,10 +15,18 @@ sigset_t g_wait_mask;
 
 void OnSignal(int sig) {
   switch (sig) {
-    case SIGUSR1: g_usr1 = 1; break;
-    case SIGUSR2: g_usr2 = 1; break;
-    case SIGCHLD: g_child = 1; break;
-    default: g_terminate = sig; break;
+    case SIGUSR1:
+      g_usr1 = 1;
+      break;
+    case SIGUSR2:
+      g_usr2 = 1;
+      break;
+    case SIGCHLD:
+      g_child = 1;
+      break;
+    default:
+      g_terminate = sig;
+      break;
   }
 }
 
@@ -36,7 +44,8 @@ void InstallSignalHandlers() {
   action.sa_handler = OnSignal;
   sigemptyset(&action.sa_mask);
   action.sa_flags = SA_RESTART;
-  for (int sig : {SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2, SIGCHLD}) sigaction(sig, &action, nullptr);
+  for (int sig : {SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2, SIGCHLD})
+    sigaction(sig, &action, nullptr);
   // A worker's closed pipe must not kill the agent.
   signal(SIGPIPE, SIG_IGN);
 }

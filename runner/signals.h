@@ -12,7 +12,7 @@ struct PendingSignals {
   int terminate_signal = 0;
   bool usr1 = false;
   bool usr2 = false;
-  bool child = false;      // SIGCHLD
+  bool child = false;  // SIGCHLD
 };
 
 void InstallSignalHandlers();

@@ -21,20 +21,38 @@ constexpr uint64_t kMaxValueBytes = uint64_t{1} << 30;
 constexpr uint64_t kMaxKeyCount = uint64_t{1} << 20;
 // Canonical operations; each dialect maps its query bytes onto these.
 enum class Op {
-  kValidate, kSet, kCompareSet, kGet, kAdd, kCheck, kWait, kNumKeys, kWatchKey, kDeleteKey,
-  kAppend, kMultiGet, kMultiSet, kCancelWait, kPing, kQueuePush, kQueuePop, kQueueLen, kList,
+  kValidate,
+  kSet,
+  kCompareSet,
+  kGet,
+  kAdd,
+  kCheck,
+  kWait,
+  kNumKeys,
+  kWatchKey,
+  kDeleteKey,
+  kAppend,
+  kMultiGet,
+  kMultiSet,
+  kCancelWait,
+  kPing,
+  kQueuePush,
+  kQueuePop,
+  kQueueLen,
+  kList,
   kUnknown,
 };
 enum class Dialect { kUndecided, kV1, kV2 };
 
 inline Op DecodeOp(Dialect dialect, uint8_t byte) {
-  static const Op v1[] = {Op::kSet, Op::kCompareSet, Op::kGet, Op::kAdd, Op::kCheck, Op::kWait,
-                          Op::kNumKeys, Op::kWatchKey, Op::kDeleteKey, Op::kAppend,
-                          Op::kMultiGet, Op::kMultiSet, Op::kCancelWait};
-  static const Op v2[] = {Op::kValidate, Op::kSet, Op::kCompareSet, Op::kGet, Op::kAdd,
-                          Op::kCheck, Op::kWait, Op::kNumKeys, Op::kDeleteKey, Op::kAppend,
-                          Op::kMultiGet, Op::kMultiSet, Op::kCancelWait, Op::kPing,
-                          Op::kQueuePush, Op::kQueuePop, Op::kQueueLen, Op::kList};
+  static const Op v1[] = {Op::kSet,       Op::kCompareSet, Op::kGet,      Op::kAdd,
+                          Op::kCheck,     Op::kWait,       Op::kNumKeys,  Op::kWatchKey,
+                          Op::kDeleteKey, Op::kAppend,     Op::kMultiGet, Op::kMultiSet,
+                          Op::kCancelWait};
+  static const Op v2[] = {
+      Op::kValidate,   Op::kSet,     Op::kCompareSet, Op::kGet,      Op::kAdd,      Op::kCheck,
+      Op::kWait,       Op::kNumKeys, Op::kDeleteKey,  Op::kAppend,   Op::kMultiGet, Op::kMultiSet,
+      Op::kCancelWait, Op::kPing,    Op::kQueuePush,  Op::kQueuePop, Op::kQueueLen, Op::kList};
   if (dialect == Dialect::kV1 && byte < std::size(v1)) return v1[byte];
   if (dialect == Dialect::kV2 && byte < std::size(v2)) return v2[byte];
   return Op::kUnknown;
@@ -80,8 +98,8 @@ class Reader {
     const uint64_t size = Scalar<uint64_t>();
     if (incomplete_) return {};
     if (size > limit) {
-      throw Malformed(std::string("a ") + what + " of " + std::to_string(size) + " bytes (at most " +
-                      std::to_string(limit) + ")");
+      throw Malformed(std::string("a ") + what + " of " + std::to_string(size) +
+                      " bytes (at most " + std::to_string(limit) + ")");
     }
     // Compared without adding: pos_ + size could wrap around.
     if (size > buffer_.size() - pos_) {

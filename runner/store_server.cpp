@@ -30,7 +30,6 @@ namespace {
 
 using namespace store_protocol;  // NOLINT: the codec is this file's vocabulary
 
-
 struct Connection {
   int fd = -1;
   std::string peer;
@@ -47,11 +46,13 @@ struct Connection {
 
 class StoreServer::Impl {
  public:
-  Impl(const std::string& address, uint16_t port, LogFn log) : address_(address), log_(std::move(log)) {
+  Impl(const std::string& address, uint16_t port, LogFn log)
+      : address_(address), log_(std::move(log)) {
     Listen(address, port);
     if (pipe2(wake_, O_CLOEXEC | O_NONBLOCK) != 0) {
       close(listen_fd_);
-      throw common::CommunicationError(std::string("store: cannot create a pipe: ") + std::strerror(errno));
+      throw common::CommunicationError(std::string("store: cannot create a pipe: ") +
+                                       std::strerror(errno));
     }
     thread_ = std::thread([this] { Loop(); });
   }
@@ -171,7 +172,8 @@ class StoreServer::Impl {
     while (true) {
       sockaddr_storage peer{};
       socklen_t len = sizeof(peer);
-      int fd = accept4(listen_fd_, reinterpret_cast<sockaddr*>(&peer), &len, SOCK_CLOEXEC | SOCK_NONBLOCK);
+      int fd = accept4(listen_fd_, reinterpret_cast<sockaddr*>(&peer), &len,
+                       SOCK_CLOEXEC | SOCK_NONBLOCK);
       if (fd < 0) return;
       int one = 1;
       setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));

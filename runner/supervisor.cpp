@@ -60,10 +60,12 @@ std::string SignalName(int sig) {
   return abbrev ? std::string("SIG") + abbrev : std::to_string(sig);
 }
 
-// A worker that died of a stop signal (or exited 128+signal, as shells do) that its agent did not send.
+// A worker that died of a stop signal (or exited 128+signal, as shells do) that its agent did not
+// send.
 bool EndedByStopSignal(int status) {
   for (int sig : {SIGTERM, SIGINT, SIGHUP}) {
-    if ((WIFSIGNALED(status) && WTERMSIG(status) == sig) || (WIFEXITED(status) && WEXITSTATUS(status) == 128 + sig)) {
+    if ((WIFSIGNALED(status) && WTERMSIG(status) == sig) ||
+        (WIFEXITED(status) && WEXITSTATUS(status) == 128 + sig)) {
       return true;
     }
   }
@@ -96,8 +98,12 @@ AttemptOutcome Supervisor::RunAttempt(int attempt, const std::vector<WorkerLaunc
 
   auto event = [&](const std::string& name) {
     common::JsonObject e;
-    e.Add("time", common::Timestamp()).Add("event", name).Add("attempt", attempt).Add("agent", options_.agent)
-        .Add("host", options_.host).Add("node", options_.node);
+    e.Add("time", common::Timestamp())
+        .Add("event", name)
+        .Add("attempt", attempt)
+        .Add("agent", options_.agent)
+        .Add("host", options_.host)
+        .Add("node", options_.node);
     return e;
   };
   auto begin_stop = [&](int code, const std::string& reason) {
@@ -111,7 +117,8 @@ AttemptOutcome Supervisor::RunAttempt(int attempt, const std::vector<WorkerLaunc
     for (Worker& w : workers) {
       if (!w.ended) w.process.Signal(SIGTERM);
     }
-    kill_at = Clock::now() + std::chrono::milliseconds(static_cast<int64_t>(options_.grace_period_s * 1000));
+    kill_at = Clock::now() +
+              std::chrono::milliseconds(static_cast<int64_t>(options_.grace_period_s * 1000));
   };
 
   // Start every worker. A start failure is this node's root cause.
@@ -121,35 +128,46 @@ AttemptOutcome Supervisor::RunAttempt(int attempt, const std::vector<WorkerLaunc
     RankLog log(launch.log_path, 20, launch.contract.rank == 0 ? "rank 0 | " : "");
     try {
       ChildProcess process = ChildProcess::Spawn(request);
-      log_.info("started worker rank {} (local rank {}, pid {}{}): {}", launch.contract.rank,
-                launch.contract.local_rank, process.pid(),
-                launch.contract.device.empty() ? "" : ", CUDA_VISIBLE_DEVICES=" + launch.contract.device,
-                launch.argv.front());
+      log_.info(
+          "started worker rank {} (local rank {}, pid {}{}): {}", launch.contract.rank,
+          launch.contract.local_rank, process.pid(),
+          launch.contract.device.empty() ? "" : ", CUDA_VISIBLE_DEVICES=" + launch.contract.device,
+          launch.argv.front());
       // The rank's own banner, so its log makes sense alone.
       std::string command;
       for (const std::string& arg : launch.argv) command += (command.empty() ? "" : " ") + arg;
-      log.Note("rank " + std::to_string(launch.contract.rank) + "/" + std::to_string(launch.contract.world_size) +
-               " local_rank " + std::to_string(launch.contract.local_rank) + " node " +
+      log.Note("rank " + std::to_string(launch.contract.rank) + "/" +
+               std::to_string(launch.contract.world_size) + " local_rank " +
+               std::to_string(launch.contract.local_rank) + " node " +
                std::to_string(launch.contract.node_rank) + " host " + options_.host + " pid " +
                std::to_string(process.pid()) + " device " +
-               (launch.contract.device.empty() ? std::string("cpu") : "cuda (CUDA_VISIBLE_DEVICES=" + launch.contract.device + ")") +
-               " attempt " + std::to_string(attempt) + " runner " + common::kProjectVersion + ": " + command);
-      job_dir_.AppendEvent(event("worker_started").Add("rank", launch.contract.rank).Add("pid", static_cast<int>(process.pid())));
+               (launch.contract.device.empty()
+                    ? std::string("cpu")
+                    : "cuda (CUDA_VISIBLE_DEVICES=" + launch.contract.device + ")") +
+               " attempt " + std::to_string(attempt) + " runner " + common::kProjectVersion + ": " +
+               command);
+      job_dir_.AppendEvent(event("worker_started")
+                               .Add("rank", launch.contract.rank)
+                               .Add("pid", static_cast<int>(process.pid())));
       workers.push_back({launch, std::move(process), std::move(log)});
       workers.back().started = Clock::now();
     } catch (const common::Error& e) {
       log.Note(std::string("could not start: ") + e.what());
       log_.error("rank {}: {}", launch.contract.rank, e.what());
       common::JsonObject failure;
-      failure.Add("rank", launch.contract.rank).Add("host", options_.host).Add("node", options_.node)
-          .Add("status", std::string("could not start: ") + e.what()).Add("exit_code", 127)
+      failure.Add("rank", launch.contract.rank)
+          .Add("host", options_.host)
+          .Add("node", options_.node)
+          .Add("status", std::string("could not start: ") + e.what())
+          .Add("exit_code", 127)
           .Add("time", UnixNow());
       outcome.failure_json = failure.str();
       outcome.failure_time = UnixNow();
       control_.Notify(MakeNotice("failure", {{"rank", std::to_string(launch.contract.rank)},
                                              {"host", options_.host},
                                              {"status", "could not start"}}));
-      begin_stop(common::kExitWorkerFailed, "rank " + std::to_string(launch.contract.rank) + " could not start");
+      begin_stop(common::kExitWorkerFailed,
+                 "rank " + std::to_string(launch.contract.rank) + " could not start");
       break;
     }
   }
@@ -161,37 +179,50 @@ AttemptOutcome Supervisor::RunAttempt(int attempt, const std::vector<WorkerLaunc
     const std::string how = DescribeWaitStatus(w.status);
     const int exit_code = WIFEXITED(w.status) ? WEXITSTATUS(w.status) : -1;
     // 10 and 11 are the trainer's agreed stops (checkpoint written): stopped, or preempted.
-    const bool agreed_stop = exit_code == common::kExitStopped || exit_code == common::kExitRequeued;
+    const bool agreed_stop =
+        exit_code == common::kExitStopped || exit_code == common::kExitRequeued;
     const bool failed = exit_code != 0 && !agreed_stop;
     if (!w.ended) {
       w.ended = true;
       w.log.Finish();
       w.log.Note("worker " + how);
-      job_dir_.AppendEvent(event("worker_exited").Add("rank", rank).Add("status", how).Add("failed", failed));
+      job_dir_.AppendEvent(
+          event("worker_exited").Add("rank", rank).Add("status", how).Add("failed", failed));
     }
     std::vector<std::string> last(w.log.tail().begin(), w.log.tail().end());
     if (!failed) {
       log_.info("worker rank {} {}{}", rank, how,
-                agreed_stop ? (exit_code == common::kExitRequeued ? " (checkpointed for a requeue)" : " (stopped, checkpointed)") : "");
+                agreed_stop ? (exit_code == common::kExitRequeued ? " (checkpointed for a requeue)"
+                                                                  : " (stopped, checkpointed)")
+                            : "");
       if (agreed_stop && outcome.code < exit_code && outcome.code != common::kExitCollateral) {
         outcome.code = exit_code;
-        outcome.reason = exit_code == common::kExitRequeued ? "workers checkpointed after the preemption signal"
-                                                            : "workers stopped and checkpointed";
+        outcome.reason = exit_code == common::kExitRequeued
+                             ? "workers checkpointed after the preemption signal"
+                             : "workers stopped and checkpointed";
       }
       return;
     }
     if (stopping) {
       // A stop that a worker did not finish cleanly (it crashed, or was killed after the grace
       // period) may have lost its checkpoint: that is a failure, not "stopped, work saved".
-      const bool stop_intended = outcome.code == common::kExitStopped || outcome.code == common::kExitRequeued;
+      const bool stop_intended =
+          outcome.code == common::kExitStopped || outcome.code == common::kExitRequeued;
       if (stop_intended && !EndedByStopSignal(w.status)) {
-        log_.error("worker rank {} {} while stopping: the stop did not complete cleanly, so its work may "
-                   "not be saved", rank, how);
-        outcome.code = WIFEXITED(w.status) ? common::kExitWorkerFailed : common::kExitWorkerSignaled;
+        log_.error(
+            "worker rank {} {} while stopping: the stop did not complete cleanly, so its work may "
+            "not be saved",
+            rank, how);
+        outcome.code =
+            WIFEXITED(w.status) ? common::kExitWorkerFailed : common::kExitWorkerSignaled;
         outcome.reason = "worker rank " + std::to_string(rank) + " " + how + " while stopping";
         common::JsonObject failure;
-        failure.Add("rank", rank).Add("host", options_.host).Add("node", options_.node)
-            .Add("status", how + " while stopping").Add("time", UnixNow()).Add("log", w.launch.log_path)
+        failure.Add("rank", rank)
+            .Add("host", options_.host)
+            .Add("node", options_.node)
+            .Add("status", how + " while stopping")
+            .Add("time", UnixNow())
+            .Add("log", w.launch.log_path)
             .Add("last_lines", last);
         if (!outcome.failure_json) {
           outcome.failure_json = failure.str();
@@ -211,17 +242,21 @@ AttemptOutcome Supervisor::RunAttempt(int attempt, const std::vector<WorkerLaunc
       w.ended_at = UnixNow();
       if (deferred.empty()) deferred_until = Clock::now() + kStopSignalWindow;
       deferred.push_back(&w);
-      log_.warn("worker rank {} {}{}: waiting {} ms for {} before taking it for the root cause", rank, how,
-                echo ? " (a communication error)" : ", a signal this agent did not send", kStopSignalWindow.count(),
-                echo ? "another rank's failure" : "a stop");
+      log_.warn("worker rank {} {}{}: waiting {} ms for {} before taking it for the root cause",
+                rank, how, echo ? " (a communication error)" : ", a signal this agent did not send",
+                kStopSignalWindow.count(), echo ? "another rank's failure" : "a stop");
       return;
     }
     // The root cause: first abnormal end on this node before anyone asked it to stop.
-    log_.error("worker rank {} {}: it is the root cause; stopping the job on every node", rank, how);
+    log_.error("worker rank {} {}: it is the root cause; stopping the job on every node", rank,
+               how);
     for (const std::string& line : last) log_.error("  rank {} | {}", rank, line);
     common::JsonObject failure;
-    failure.Add("rank", rank).Add("host", options_.host).Add("node", options_.node)
-        .Add("pid", static_cast<int>(w.process.pid())).Add("status", how);
+    failure.Add("rank", rank)
+        .Add("host", options_.host)
+        .Add("node", options_.node)
+        .Add("pid", static_cast<int>(w.process.pid()))
+        .Add("status", how);
     if (WIFEXITED(w.status)) {
       failure.Add("exit_code", WEXITSTATUS(w.status));
     } else {
@@ -230,21 +265,23 @@ AttemptOutcome Supervisor::RunAttempt(int attempt, const std::vector<WorkerLaunc
     outcome.failure_time = w.deferred ? w.ended_at : UnixNow();
     failure.Add("time", outcome.failure_time).Add("log", w.launch.log_path).Add("last_lines", last);
     outcome.failure_json = failure.str();
-    control_.Notify(MakeNotice("failure", {{"rank", std::to_string(rank)}, {"host", options_.host},
-                                           {"status", how}}));
+    control_.Notify(MakeNotice(
+        "failure", {{"rank", std::to_string(rank)}, {"host", options_.host}, {"status", how}}));
     begin_stop(WIFEXITED(w.status) ? common::kExitWorkerFailed : common::kExitWorkerSignaled,
                "worker rank " + std::to_string(rank) + " " + how);
   };
 
   auto handle_notice = [&](const std::string& text) {
     auto fields = ParseNotice(text);
-    const std::string who = fields["kind"] == "failure"
-                                ? "worker rank " + fields["rank"] + " on " + fields["host"] + " " + fields["status"]
-                                : "agent on " + fields["host"] + " " + fields["status"];
+    const std::string who =
+        fields["kind"] == "failure"
+            ? "worker rank " + fields["rank"] + " on " + fields["host"] + " " + fields["status"]
+            : "agent on " + fields["host"] + " " + fields["status"];
     log_.warn("notice from another agent: {}", who);
     job_dir_.AppendEvent(event("notice").Add("from", who));
     // A stop asked for on any node is the job's stop (10), not a failure elsewhere (12).
-    begin_stop(fields["kind"] == "stop" ? common::kExitStopped : common::kExitCollateral, "stopped because " + who);
+    begin_stop(fields["kind"] == "stop" ? common::kExitStopped : common::kExitCollateral,
+               "stopped because " + who);
   };
 
   bool all_ended = workers.empty();
@@ -283,7 +320,8 @@ AttemptOutcome Supervisor::RunAttempt(int attempt, const std::vector<WorkerLaunc
       job_dir_.AppendEvent(event("signal").Add("signal", name));
       ++own_terminates;
       if (!stopping) {
-        control_.Notify(MakeNotice("stop", {{"host", options_.host}, {"status", "received " + name}}));
+        control_.Notify(
+            MakeNotice("stop", {{"host", options_.host}, {"status", "received " + name}}));
         begin_stop(common::kExitStopped, "this agent received " + name);
       } else if (own_terminates == 1) {
         // Already stopping (another agent's notice, or a failure): this is the same stop
@@ -304,8 +342,8 @@ AttemptOutcome Supervisor::RunAttempt(int attempt, const std::vector<WorkerLaunc
           w.process.Signal(sig);
         } else {
           w.held_signals.push_back(sig);
-          log_.info("worker rank {} started less than {} s ago: {} held until then", w.launch.contract.rank,
-                    kRelayAge.count(), SignalName(sig));
+          log_.info("worker rank {} started less than {} s ago: {} held until then",
+                    w.launch.contract.rank, kRelayAge.count(), SignalName(sig));
         }
       }
     }
@@ -320,7 +358,8 @@ AttemptOutcome Supervisor::RunAttempt(int attempt, const std::vector<WorkerLaunc
         // Collect the output written just before the end.
         char buffer[65536];
         ssize_t n;
-        while (w.process.output_fd() >= 0 && (n = read(w.process.output_fd(), buffer, sizeof(buffer))) > 0) {
+        while (w.process.output_fd() >= 0 &&
+               (n = read(w.process.output_fd(), buffer, sizeof(buffer))) > 0) {
           w.log.Feed(buffer, static_cast<size_t>(n));
         }
         w.process.CloseOutput();
@@ -334,13 +373,15 @@ AttemptOutcome Supervisor::RunAttempt(int attempt, const std::vector<WorkerLaunc
     if (!deferred.empty() && (stopping || Clock::now() >= deferred_until)) {
       std::vector<Worker*> late;
       late.swap(deferred);
-      for (Worker* w : late) handle_exit(*w);  // while stopping: part of the stop; else the first is the root cause
+      for (Worker* w : late)
+        handle_exit(*w);  // while stopping: part of the stop; else the first is the root cause
     }
     if (stopping && !killed && Clock::now() >= kill_at) {
       killed = true;
       for (Worker& w : workers) {
         if (!w.ended) {
-          log_.warn("worker rank {} still running after the grace period: SIGKILL", w.launch.contract.rank);
+          log_.warn("worker rank {} still running after the grace period: SIGKILL",
+                    w.launch.contract.rank);
           w.process.Signal(SIGKILL);
         }
       }
@@ -350,18 +391,21 @@ AttemptOutcome Supervisor::RunAttempt(int attempt, const std::vector<WorkerLaunc
     if (all_ended && !entered_done) {
       control_.EnterDone();
       entered_done = true;
-      if (control_.size() > 1) log_.info("this node's workers have ended; waiting for the other agents");
+      if (control_.size() > 1)
+        log_.info("this node's workers have ended; waiting for the other agents");
     }
     if (entered_done && control_.PollDone()) break;
   }
   for (const std::string& notice : control_.EndAttempt()) {
     auto fields = ParseNotice(notice);
-    log_.info("late notice from another agent: {} on {} {}", fields["kind"], fields["host"], fields["status"]);
+    log_.info("late notice from another agent: {} on {} {}", fields["kind"], fields["host"],
+              fields["status"]);
   }
   std::vector<std::string> summaries;
   for (const Worker& w : workers) {
     common::JsonObject item;
-    item.Add("rank", w.launch.contract.rank).Add("pid", static_cast<int>(w.process.pid()))
+    item.Add("rank", w.launch.contract.rank)
+        .Add("pid", static_cast<int>(w.process.pid()))
         .Add("status", DescribeWaitStatus(w.status));
     summaries.push_back(item.str());
   }

@@ -27,7 +27,7 @@ struct WorkerLaunch {
 
 struct SupervisorOptions {
   double grace_period_s = 15;
-  std::string shim;   // the runner executable (exec shim); "" runs workers directly
+  std::string shim;  // the runner executable (exec shim); "" runs workers directly
   std::string host;
   int agent = 0;
   int node = 0;
@@ -35,8 +35,8 @@ struct SupervisorOptions {
 
 // What one agent saw in one attempt.
 struct AttemptOutcome {
-  int code = 0;              // common::ExitCode: 0, 10 stopped, 12 collateral, 20, 21
-  std::string reason;        // one line for people
+  int code = 0;        // common::ExitCode: 0, 10 stopped, 12 collateral, 20, 21
+  std::string reason;  // one line for people
   // The root cause when it was on this node: which rank, how it ended, when, its last lines.
   std::optional<std::string> failure_json;
   double failure_time = 0;   // Unix seconds, to find the first failure across nodes

@@ -9,7 +9,8 @@ namespace {
 // Workers agent (local_rank of local_count) would start when its host has `node_devices` GPUs.
 int WorkersOf(int node_devices, int local_rank, int local_count, std::optional<int> nproc) {
   if (nproc) return *nproc;
-  int share = (local_rank + 1) * node_devices / local_count - local_rank * node_devices / local_count;
+  int share =
+      (local_rank + 1) * node_devices / local_count - local_rank * node_devices / local_count;
   return node_devices > 0 ? share : 1;
 }
 
@@ -20,7 +21,8 @@ std::vector<std::string> ShareOfDevices(const std::vector<std::string>& devices,
   const size_t n = devices.size();
   const size_t begin = static_cast<size_t>(local_rank) * n / static_cast<size_t>(local_count);
   const size_t end = static_cast<size_t>(local_rank + 1) * n / static_cast<size_t>(local_count);
-  return {devices.begin() + static_cast<std::ptrdiff_t>(begin), devices.begin() + static_cast<std::ptrdiff_t>(end)};
+  return {devices.begin() + static_cast<std::ptrdiff_t>(begin),
+          devices.begin() + static_cast<std::ptrdiff_t>(end)};
 }
 
 AgentPlan PlanAgent(const LaunchEnvironment& env, std::optional<int> nproc_per_node,
@@ -30,11 +32,11 @@ AgentPlan PlanAgent(const LaunchEnvironment& env, std::optional<int> nproc_per_n
   const int local_count = env.local_agent_count.value;
   const int node_devices = static_cast<int>(env.devices.value.size());
   if (node_devices > 0 && node_devices < local_count) {
-    throw common::EnvironmentError(
-        std::to_string(local_count) + " agents on host " + env.hostname + " (" +
-        env.local_agent_count.source + ") must share " + std::to_string(node_devices) +
-        " GPU(s) (" + env.devices.source + "): some would get none; start one agent per node "
-        "(srun --ntasks-per-node=1) or request more GPUs");
+    throw common::EnvironmentError(std::to_string(local_count) + " agents on host " + env.hostname +
+                                   " (" + env.local_agent_count.source + ") must share " +
+                                   std::to_string(node_devices) + " GPU(s) (" + env.devices.source +
+                                   "): some would get none; start one agent per node "
+                                   "(srun --ntasks-per-node=1) or request more GPUs");
   }
   plan.devices = {ShareOfDevices(env.devices.value, local, local_count),
                   local_count > 1 ? "share " + std::to_string(local + 1) + " of " +

@@ -14,8 +14,8 @@ namespace runner {
 
 struct WorkerSpec {
   int global_rank = 0;
-  int local_rank = 0;      // among all workers on this host
-  std::string device;      // CUDA_VISIBLE_DEVICES value for this worker; "" on CPU
+  int local_rank = 0;  // among all workers on this host
+  std::string device;  // CUDA_VISIBLE_DEVICES value for this worker; "" on CPU
 };
 
 struct AgentPlan {
@@ -24,7 +24,7 @@ struct AgentPlan {
   Sourced<std::string> backend;               // gloo | nccl
   int world_size = 0;
   int first_rank = 0;
-  int local_world_size = 0;                   // workers on this host
+  int local_world_size = 0;  // workers on this host
   // True when world_size/first_rank assume that every node sees what this one sees (the
   // rendezvous confirms or corrects it); false when they are exact (single node, homogeneous CPU).
   bool world_assumed = false;
@@ -38,7 +38,8 @@ struct AgentPlan {
 [[nodiscard]] AgentPlan PlanAgent(const LaunchEnvironment& env, std::optional<int> nproc_per_node,
                                   const std::string& backend);
 
-// The GPUs agent `local_rank` of `local_count` gets out of `devices`: a contiguous, near-even share.
+// The GPUs agent `local_rank` of `local_count` gets out of `devices`: a contiguous, near-even
+// share.
 [[nodiscard]] std::vector<std::string> ShareOfDevices(const std::vector<std::string>& devices,
                                                       int local_rank, int local_count);
 

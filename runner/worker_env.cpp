@@ -11,8 +11,8 @@ bool IsMpiRuntimeVariable(const std::string& name) {
   return false;
 }
 
-std::map<std::string, std::string> BuildWorkerEnv(const std::map<std::string, std::string>& agent_env,
-                                                  const WorkerContract& c) {
+std::map<std::string, std::string> BuildWorkerEnv(
+    const std::map<std::string, std::string>& agent_env, const WorkerContract& c) {
   std::map<std::string, std::string> env;
   for (const auto& [name, value] : agent_env) {
     if (IsMpiRuntimeVariable(name)) continue;

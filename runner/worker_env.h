@@ -20,7 +20,7 @@ struct WorkerContract {
   int master_port = 0;
   int restart_count = 0;  // TORCHELASTIC_RESTART_COUNT: the attempt number
   int max_restarts = 0;
-  std::string run_id;     // the job id
+  std::string run_id;  // the job id
   std::string job_dir;
   std::string attempt_dir;
   std::string config_path;  // job.yaml

@@ -17,7 +17,8 @@ namespace po = boost::program_options;
 
 namespace {
 // Exact flags only: a prefix such as --nproc must not silently mean --nproc-per-node.
-constexpr int kStyle = po::command_line_style::default_style & ~po::command_line_style::allow_guessing;
+constexpr int kStyle =
+    po::command_line_style::default_style & ~po::command_line_style::allow_guessing;
 }  // namespace
 
 namespace trainer {
@@ -26,13 +27,12 @@ namespace {
 
 po::options_description Options() {
   po::options_description options("Options", 100, 50);
-  options.add_options()
-      ("config,c", po::value<std::string>()->value_name("FILE"),
-       "job config (YAML); default: $RUNNER_CONFIG (set by the runner), else built-in defaults")
-      ("banner", "print the startup banner (versions, BLAS, threads) and exit")
-      ("print-config", "print the resolved job config with the origin of every value, and exit")
-      ("help,h", "print this help and exit")
-      ("version", "print the version and exit");
+  options.add_options()(
+      "config,c", po::value<std::string>()->value_name("FILE"),
+      "job config (YAML); default: $RUNNER_CONFIG (set by the runner), else built-in defaults")(
+      "banner", "print the startup banner (versions, BLAS, threads) and exit")(
+      "print-config", "print the resolved job config with the origin of every value, and exit")(
+      "help,h", "print this help and exit")("version", "print the version and exit");
   return options;
 }
 
@@ -60,7 +60,9 @@ int RunTrainer(const std::vector<std::string>& args, const common::Environment& 
     positional.add("override", -1);
     po::variables_map vm;
     try {
-      po::store(po::command_line_parser(args).options(all).positional(positional).style(kStyle).run(), vm);
+      po::store(
+          po::command_line_parser(args).options(all).positional(positional).style(kStyle).run(),
+          vm);
       po::notify(vm);
     } catch (const po::unknown_option& e) {
       common::ThrowUsage(options, "trainer", e, e.get_option_name());
@@ -91,7 +93,8 @@ int RunTrainer(const std::vector<std::string>& args, const common::Environment& 
     const Contract contract = ReadContract(env);
     std::string backend = config.GetString("launch.backend");
     if (backend == "auto") backend = HaveNccl() && !contract.device.empty() ? "nccl" : "gloo";
-    const auto timeout = std::chrono::milliseconds(static_cast<int64_t>(config.GetFloat("train.collective_timeout_s") * 1000));
+    const auto timeout = std::chrono::milliseconds(
+        static_cast<int64_t>(config.GetFloat("train.collective_timeout_s") * 1000));
     std::unique_ptr<Communicator> comm = MakeCommunicator(contract, backend, timeout);
     TrainContext context;
     context.output_dir = contract.attempt_dir;
@@ -99,8 +102,10 @@ int RunTrainer(const std::vector<std::string>& args, const common::Environment& 
     if (!contract.job_dir.empty()) {
       context.checkpoint_dir = contract.job_dir + "/checkpoints";
       context.events_path = contract.job_dir + "/events.jsonl";
-    } else if (config.GetString("train.resume") != "auto" && config.GetString("train.resume") != "none") {
-      context.checkpoint_dir = "checkpoints";  // standalone: resume from the path given, save beside it
+    } else if (config.GetString("train.resume") != "auto" &&
+               config.GetString("train.resume") != "none") {
+      context.checkpoint_dir =
+          "checkpoints";  // standalone: resume from the path given, save beside it
     }
     if (std::optional<std::string> end = env.Get("SLURM_JOB_END_TIME")) {
       try {

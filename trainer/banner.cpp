@@ -18,8 +18,9 @@ std::string StartupBanner(const common::Environment& env, const std::string& thr
   const BlasInfo blas = DetectBlas();
   std::ostringstream out;
   out << "trainer " << common::kProjectVersion << " host=" << host << " pid=" << getpid()
-      << " rank=" << env.Get("RANK").value_or("-") << " world_size="
-      << env.Get("WORLD_SIZE").value_or("-") << " local_rank=" << env.Get("LOCAL_RANK").value_or("-")
+      << " rank=" << env.Get("RANK").value_or("-")
+      << " world_size=" << env.Get("WORLD_SIZE").value_or("-")
+      << " local_rank=" << env.Get("LOCAL_RANK").value_or("-")
       << " device=cpu libtorch=" << TORCH_VERSION << " intra_op_threads=" << at::get_num_threads()
       << " blas=" << blas.vendor << " blas_threads=" << blas.threads
       << " blas_library=" << (blas.library.empty() ? "(none loaded)" : blas.library)
@@ -60,7 +61,8 @@ std::pair<int, std::string> ChooseThreads(const common::Environment& env,
       used = 0;
     }
     if (used != lws->size() || workers < 1) {
-      throw common::EnvironmentError("LOCAL_WORLD_SIZE='" + *lws + "' is not a positive integer; the runner " +
+      throw common::EnvironmentError("LOCAL_WORLD_SIZE='" + *lws +
+                                     "' is not a positive integer; the runner " +
                                      "sets it to the number of workers on this host");
     }
   }

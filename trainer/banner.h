@@ -9,7 +9,8 @@
 namespace trainer {
 
 // Warnings (reference BLAS, spinning OpenMP threads) follow on their own lines.
-[[nodiscard]] std::string StartupBanner(const common::Environment& env, const std::string& threads_source);
+[[nodiscard]] std::string StartupBanner(const common::Environment& env,
+                                        const std::string& threads_source);
 
 // Intra-op threads for this worker: the config's train.num_threads, else OMP_NUM_THREADS, else
 // the online CPUs divided by LOCAL_WORLD_SIZE (at least 1). Returns the count and its source.

@@ -13,7 +13,8 @@ namespace {
 
 int CollectLibrary(dl_phdr_info* info, size_t /*size*/, void* data) {
   auto* names = static_cast<std::vector<std::string>*>(data);
-  if (info->dlpi_name != nullptr && info->dlpi_name[0] != '\0') names->emplace_back(info->dlpi_name);
+  if (info->dlpi_name != nullptr && info->dlpi_name[0] != '\0')
+    names->emplace_back(info->dlpi_name);
   return 0;
 }
 
@@ -54,7 +55,8 @@ BlasInfo DetectBlas() {
     info.threads = threads();
     if (info.vendor.empty() || info.vendor == "reference") info.vendor = "OpenBLAS";
     info.slow = false;
-  } else if (auto mkl_threads = reinterpret_cast<IntFn>(dlsym(RTLD_DEFAULT, "mkl_get_max_threads"))) {
+  } else if (auto mkl_threads =
+                 reinterpret_cast<IntFn>(dlsym(RTLD_DEFAULT, "mkl_get_max_threads"))) {
     info.threads = mkl_threads();
   }
   if (auto config = reinterpret_cast<StrFn>(dlsym(RTLD_DEFAULT, "openblas_get_config"))) {

@@ -8,11 +8,11 @@
 namespace trainer {
 
 struct BlasInfo {
-  std::string library;    // resolved path of the loaded BLAS ("" when none is loaded)
-  std::string vendor;     // "OpenBLAS", "MKL", "BLIS", "reference", "unknown"
-  std::string config;     // OpenBLAS's own build description, when it has one
-  int threads = 0;        // the BLAS's own thread count (0 when it cannot say)
-  bool slow = false;      // the reference implementation
+  std::string library;  // resolved path of the loaded BLAS ("" when none is loaded)
+  std::string vendor;   // "OpenBLAS", "MKL", "BLIS", "reference", "unknown"
+  std::string config;   // OpenBLAS's own build description, when it has one
+  int threads = 0;      // the BLAS's own thread count (0 when it cannot say)
+  bool slow = false;    // the reference implementation
 };
 
 [[nodiscard]] BlasInfo DetectBlas();

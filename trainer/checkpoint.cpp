@@ -1,7 +1,7 @@
 #include "trainer/checkpoint.h"
 
-#include <ATen/CPUGeneratorImpl.h>
 #include <ATen/ATen.h>
+#include <ATen/CPUGeneratorImpl.h>
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -31,11 +31,12 @@ namespace trainer {
 namespace {
 
 // Keys that may differ between a checkpoint and the run resuming it.
-const char* const kFreeKeys[] = {"train.epochs", "train.max_steps", "train.log_every", "train.checkpoint_every",
-                                 "train.keep_checkpoints", "train.resume", "train.num_threads",
-                                 "train.eval_every_epoch", "train.collective_timeout_s", "train.data_dir",
-                                 "train.overlap_comm", "train.allow_config_change", "train.stop_margin_s",
-                                 "train.model_path"};
+const char* const kFreeKeys[] = {
+    "train.epochs",           "train.max_steps",        "train.log_every",
+    "train.checkpoint_every", "train.keep_checkpoints", "train.resume",
+    "train.num_threads",      "train.eval_every_epoch", "train.collective_timeout_s",
+    "train.data_dir",         "train.overlap_comm",     "train.allow_config_change",
+    "train.stop_margin_s",    "train.model_path"};
 
 std::string Hex32(uint32_t v) {
   char buf[16];
@@ -50,12 +51,13 @@ std::string StepName(int64_t step) {
 }
 
 [[noreturn]] void Fail(const std::string& what, const std::string& path, int err) {
-  throw CheckpointError("checkpoint: cannot " + what + " '" + path + "': " + std::strerror(err) +
-                        (err == ENOSPC || err == EDQUOT || err == EFBIG
-                             ? "; the disk (or quota) is full: free space or point job.log_root elsewhere; "
-                               "the previous checkpoint is intact"
-                             : ""),
-                        common::kExitEnvironment);
+  throw CheckpointError(
+      "checkpoint: cannot " + what + " '" + path + "': " + std::strerror(err) +
+          (err == ENOSPC || err == EDQUOT || err == EFBIG
+               ? "; the disk (or quota) is full: free space or point job.log_root elsewhere; "
+                 "the previous checkpoint is intact"
+               : ""),
+      common::kExitEnvironment);
 }
 
 void FsyncPath(const std::string& path) {
@@ -72,7 +74,7 @@ void RemoveTree(const std::string& path) {
       std::string name = e->d_name;
       if (name == "." || name == "..") continue;
       std::string child = path + "/" + name;
-      struct stat st{};
+      struct stat st {};
       if (lstat(child.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) {
         RemoveTree(child);
       } else {
@@ -124,7 +126,8 @@ FileRecord WriteArchive(torch::serialize::OutputArchive& archive, const std::str
       }
       done += static_cast<size_t>(n);
     }
-    record.crc = static_cast<uint32_t>(crc32(record.crc, reinterpret_cast<const Bytef*>(data), static_cast<uInt>(size)));
+    record.crc = static_cast<uint32_t>(
+        crc32(record.crc, reinterpret_cast<const Bytef*>(data), static_cast<uInt>(size)));
     record.bytes += size;
     // A test knob: widen the window in which a crash leaves a half-written checkpoint.
     if (const char* delay = std::getenv("TRAINER_TEST_CHECKPOINT_DELAY_MS")) {
@@ -146,7 +149,8 @@ FileRecord Measure(const std::string& path) {
     in.read(buffer, sizeof(buffer));
     const std::streamsize n = in.gcount();
     if (n <= 0) break;
-    record.crc = static_cast<uint32_t>(crc32(record.crc, reinterpret_cast<const Bytef*>(buffer), static_cast<uInt>(n)));
+    record.crc = static_cast<uint32_t>(
+        crc32(record.crc, reinterpret_cast<const Bytef*>(buffer), static_cast<uInt>(n)));
     record.bytes += static_cast<uint64_t>(n);
   }
   return record;
@@ -170,7 +174,8 @@ std::map<std::string, std::string> TrajectoryKeys(const common::Config& config) 
     for (const auto& item : section.second) {
       const std::string key = name + "." + item.first.as<std::string>();
       if (name == "job" && key != "job.seed") continue;
-      if (std::find(std::begin(kFreeKeys), std::end(kFreeKeys), key) != std::end(kFreeKeys)) continue;
+      if (std::find(std::begin(kFreeKeys), std::end(kFreeKeys), key) != std::end(kFreeKeys))
+        continue;
       YAML::Emitter value;
       value << YAML::Flow << item.second;
       keys[key] = value.c_str();
@@ -196,18 +201,21 @@ std::string ParameterDigest(const std::vector<at::Tensor>& parameters) {
   uLong crc = 0;
   for (const at::Tensor& p : parameters) {
     at::Tensor c = p.detach().contiguous().cpu();
-    crc = crc32(crc, static_cast<const Bytef*>(c.data_ptr()), static_cast<uInt>(c.numel() * c.element_size()));
+    crc = crc32(crc, static_cast<const Bytef*>(c.data_ptr()),
+                static_cast<uInt>(c.numel() * c.element_size()));
   }
   return Hex32(static_cast<uint32_t>(crc));
 }
 
 CheckpointStore::CheckpointStore(std::string dir, int keep) : dir_(std::move(dir)), keep_(keep) {}
 
-double CheckpointStore::Save(const TrainingState& state, Model& model, torch::optim::Optimizer& optimizer,
+double CheckpointStore::Save(const TrainingState& state, Model& model,
+                             torch::optim::Optimizer& optimizer,
                              const common::Config& config) const {
   const auto start = std::chrono::steady_clock::now();
   if (mkdir(dir_.c_str(), 0750) != 0 && errno != EEXIST) Fail("create", dir_, errno);
-  for (const std::string& stale : List(dir_, ".tmp-")) RemoveTree(dir_ + "/" + stale);  // crashed writes
+  for (const std::string& stale : List(dir_, ".tmp-"))
+    RemoveTree(dir_ + "/" + stale);  // crashed writes
   const std::string name = StepName(state.step);
   const std::string temp = dir_ + "/.tmp-" + name + "-" + std::to_string(getpid());
   if (mkdir(temp.c_str(), 0750) != 0) Fail("create", temp, errno);
@@ -216,9 +224,11 @@ double CheckpointStore::Save(const TrainingState& state, Model& model, torch::op
     std::vector<std::pair<std::string, at::Tensor>> named = model.NamedParameters();
     {
       torch::serialize::OutputArchive archive;
-      for (size_t i = 0; i < named.size(); ++i) archive.write("p" + std::to_string(i), named[i].second.detach());
+      for (size_t i = 0; i < named.size(); ++i)
+        archive.write("p" + std::to_string(i), named[i].second.detach());
       std::vector<at::Tensor> buffers = model.Buffers();
-      for (size_t i = 0; i < buffers.size(); ++i) archive.write("b" + std::to_string(i), buffers[i], /*is_buffer=*/true);
+      for (size_t i = 0; i < buffers.size(); ++i)
+        archive.write("b" + std::to_string(i), buffers[i], /*is_buffer=*/true);
       files["model.pt"] = WriteArchive(archive, temp + "/model.pt");
     }
     {
@@ -248,19 +258,22 @@ double CheckpointStore::Save(const TrainingState& state, Model& model, torch::op
     for (const auto& [key, value] : keys) out << YAML::Key << key << YAML::Value << value;
     out << YAML::EndMap;
     out << YAML::Key << "parameters" << YAML::Value << YAML::BeginSeq;
-    for (const auto& [pname, tensor] : named) out << YAML::Flow << YAML::BeginSeq << pname << Shape(tensor) << YAML::EndSeq;
+    for (const auto& [pname, tensor] : named)
+      out << YAML::Flow << YAML::BeginSeq << pname << Shape(tensor) << YAML::EndSeq;
     out << YAML::EndSeq;
     out << YAML::Key << "files" << YAML::Value << YAML::BeginMap;
     for (const auto& [file, record] : files) {
-      out << YAML::Key << file << YAML::Value << YAML::Flow << YAML::BeginMap << YAML::Key << "bytes" << YAML::Value
-          << record.bytes << YAML::Key << "crc32" << YAML::Value << Hex32(record.crc) << YAML::EndMap;
+      out << YAML::Key << file << YAML::Value << YAML::Flow << YAML::BeginMap << YAML::Key
+          << "bytes" << YAML::Value << record.bytes << YAML::Key << "crc32" << YAML::Value
+          << Hex32(record.crc) << YAML::EndMap;
     }
     out << YAML::EndMap << YAML::EndMap;
     const std::string text = std::string(out.c_str()) + "\n";
     const std::string state_path = temp + "/state.yaml";
     int fd = open(state_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
     if (fd < 0) Fail("create", state_path, errno);
-    if (write(fd, text.data(), text.size()) != static_cast<ssize_t>(text.size()) || fsync(fd) != 0) {
+    if (write(fd, text.data(), text.size()) != static_cast<ssize_t>(text.size()) ||
+        fsync(fd) != 0) {
       const int err = errno == 0 ? ENOSPC : errno;
       close(fd);
       Fail("write", state_path, err);
@@ -276,7 +289,8 @@ double CheckpointStore::Save(const TrainingState& state, Model& model, torch::op
       int lfd = open(latest_temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
       if (lfd < 0) Fail("create", latest_temp, errno);
       const std::string line = name + "\n";
-      if (write(lfd, line.data(), line.size()) != static_cast<ssize_t>(line.size()) || fsync(lfd) != 0) {
+      if (write(lfd, line.data(), line.size()) != static_cast<ssize_t>(line.size()) ||
+          fsync(lfd) != 0) {
         const int err = errno == 0 ? ENOSPC : errno;
         close(lfd);
         unlink(latest_temp.c_str());
@@ -284,7 +298,8 @@ double CheckpointStore::Save(const TrainingState& state, Model& model, torch::op
       }
       close(lfd);
     }
-    if (rename(latest_temp.c_str(), (dir_ + "/latest").c_str()) != 0) Fail("rename", latest_temp, errno);
+    if (rename(latest_temp.c_str(), (dir_ + "/latest").c_str()) != 0)
+      Fail("rename", latest_temp, errno);
     FsyncPath(dir_);
   } catch (...) {
     RemoveTree(temp);
@@ -310,23 +325,28 @@ std::optional<std::string> CheckpointStore::Resolve(const std::string& resume) c
     if (!(in >> name)) return std::nullopt;
     const std::string path = dir + "/" + name;
     if (access((path + "/state.yaml").c_str(), F_OK) != 0) {
-      throw CheckpointError("checkpoint: " + dir + "/latest names '" + name + "', which is missing or incomplete; "
-                            "set train.resume to an existing step-<N> directory (or none to start over)");
+      throw CheckpointError(
+          "checkpoint: " + dir + "/latest names '" + name +
+          "', which is missing or incomplete; "
+          "set train.resume to an existing step-<N> directory (or none to start over)");
     }
     return path;
   };
   if (resume == "auto") return from_latest(dir_);
-  struct stat st{};
+  struct stat st {};
   if (stat(resume.c_str(), &st) != 0) {
-    throw CheckpointError("train.resume: '" + resume + "' does not exist; give a step-<N> directory, a " +
+    throw CheckpointError("train.resume: '" + resume +
+                          "' does not exist; give a step-<N> directory, a " +
                           "checkpoints/ directory with a `latest` file, auto or none");
   }
   if (access((resume + "/state.yaml").c_str(), F_OK) == 0) return resume;
   if (std::optional<std::string> latest = from_latest(resume)) return latest;
-  throw CheckpointError("train.resume: '" + resume + "' is not a checkpoint (no state.yaml) and holds no `latest` file");
+  throw CheckpointError("train.resume: '" + resume +
+                        "' is not a checkpoint (no state.yaml) and holds no `latest` file");
 }
 
-TrainingState CheckpointStore::Load(const std::string& path, Model& model, torch::optim::Optimizer& optimizer,
+TrainingState CheckpointStore::Load(const std::string& path, Model& model,
+                                    torch::optim::Optimizer& optimizer,
                                     const common::Config& config) const {
   YAML::Node meta;
   try {
@@ -342,35 +362,42 @@ TrainingState CheckpointStore::Load(const std::string& path, Model& model, torch
       const std::string crc = item.second["crc32"].as<std::string>();
       const FileRecord actual = Measure(file);
       if (actual.bytes != bytes) {
-        throw CheckpointError("checkpoint file " + file + " is truncated or damaged: " + std::to_string(actual.bytes) +
+        throw CheckpointError("checkpoint file " + file +
+                              " is truncated or damaged: " + std::to_string(actual.bytes) +
                               " bytes, state.yaml says " + std::to_string(bytes) +
                               "; resume from an older step-<N> (train.resume) or none");
       }
       if (Hex32(actual.crc) != crc) {
-        throw CheckpointError("checkpoint file " + file + " is corrupted: CRC-32 " + Hex32(actual.crc) +
-                              ", state.yaml says " + crc + "; resume from an older step-<N> (train.resume) or none");
+        throw CheckpointError("checkpoint file " + file + " is corrupted: CRC-32 " +
+                              Hex32(actual.crc) + ", state.yaml says " + crc +
+                              "; resume from an older step-<N> (train.resume) or none");
       }
     }
     // The training-shaping config must match unless the user says otherwise.
     const std::map<std::string, std::string> now = TrajectoryKeys(config);
-    if (meta["config_hash"].as<std::string>() != HashKeys(now) && !config.GetBool("train.allow_config_change")) {
+    if (meta["config_hash"].as<std::string>() != HashKeys(now) &&
+        !config.GetBool("train.allow_config_change")) {
       std::string diff;
       std::map<std::string, std::string> then;
-      for (const auto& item : meta["config"]) then[item.first.as<std::string>()] = item.second.as<std::string>();
+      for (const auto& item : meta["config"])
+        then[item.first.as<std::string>()] = item.second.as<std::string>();
       for (const auto& [key, value] : now) {
         auto it = then.find(key);
         if (it == then.end() || it->second != value) {
-          diff += (diff.empty() ? "" : ", ") + key + " " + (it == then.end() ? "(absent)" : it->second) + " -> " + value;
+          diff += (diff.empty() ? "" : ", ") + key + " " +
+                  (it == then.end() ? "(absent)" : it->second) + " -> " + value;
         }
       }
-      throw CheckpointError("checkpoint " + path + " was written with a different config (" + diff +
-                            "); resume with the same values, or set train.allow_config_change=true to accept it");
+      throw CheckpointError(
+          "checkpoint " + path + " was written with a different config (" + diff +
+          "); resume with the same values, or set train.allow_config_change=true to accept it");
     }
     std::vector<std::pair<std::string, at::Tensor>> named = model.NamedParameters();
     const YAML::Node params = meta["parameters"];
     if (params.size() != named.size()) {
-      throw CheckpointError("checkpoint " + path + " holds " + std::to_string(params.size()) + " parameter tensors " +
-                            "but the model (" + model.Describe() + ") has " + std::to_string(named.size()) +
+      throw CheckpointError("checkpoint " + path + " holds " + std::to_string(params.size()) +
+                            " parameter tensors " + "but the model (" + model.Describe() +
+                            ") has " + std::to_string(named.size()) +
                             "; it was written for another model");
     }
     torch::serialize::InputArchive archive;
@@ -380,8 +407,10 @@ TrainingState CheckpointStore::Load(const std::string& path, Model& model, torch
       at::Tensor value;
       archive.read("p" + std::to_string(i), value);
       if (!value.sizes().equals(named[i].second.sizes())) {
-        throw CheckpointError("checkpoint " + path + ": parameter '" + named[i].first + "' has shape " + Shape(value) +
-                              " there but " + Shape(named[i].second) + " in the model; it was written for another model");
+        throw CheckpointError("checkpoint " + path + ": parameter '" + named[i].first +
+                              "' has shape " + Shape(value) + " there but " +
+                              Shape(named[i].second) +
+                              " in the model; it was written for another model");
       }
       named[i].second.copy_(value);
     }
@@ -409,7 +438,8 @@ TrainingState CheckpointStore::Load(const std::string& path, Model& model, torch
     throw;
   } catch (const std::exception& e) {
     std::string what = e.what();
-    throw CheckpointError("checkpoint " + path + " cannot be loaded: " + what.substr(0, what.find('\n')));
+    throw CheckpointError("checkpoint " + path +
+                          " cannot be loaded: " + what.substr(0, what.find('\n')));
   }
 }
 

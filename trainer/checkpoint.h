@@ -41,13 +41,13 @@ class CheckpointError : public common::Error {
 };
 
 struct TrainingState {
-  int64_t step = 0;            // optimizer steps done
-  int64_t epoch = 0;           // the epoch in progress
-  int64_t step_in_epoch = 0;   // steps of that epoch done
+  int64_t step = 0;              // optimizer steps done
+  int64_t epoch = 0;             // the epoch in progress
+  int64_t step_in_epoch = 0;     // steps of that epoch done
   int64_t samples_in_epoch = 0;  // global samples of that epoch consumed (world-size changes)
   int world_size = 1;
-  double loss_scale = 1.0;     // fp16's dynamic loss scale (1 on CPU)
-  at::Tensor rng_state;        // the global CPU generator
+  double loss_scale = 1.0;  // fp16's dynamic loss scale (1 on CPU)
+  at::Tensor rng_state;     // the global CPU generator
 };
 
 // The keys whose values shape the training trajectory, "key=value" per line, and their hash.
@@ -70,7 +70,8 @@ class CheckpointStore {
 
   // Loads `path` into the model and optimizer and returns the state. Throws CheckpointError.
   [[nodiscard]] TrainingState Load(const std::string& path, Model& model,
-                                   torch::optim::Optimizer& optimizer, const common::Config& config) const;
+                                   torch::optim::Optimizer& optimizer,
+                                   const common::Config& config) const;
 
   [[nodiscard]] const std::string& dir() const { return dir_; }
 

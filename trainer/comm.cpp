@@ -4,12 +4,11 @@
 #ifndef USE_C10D_GLOO
 #define USE_C10D_GLOO 1
 #endif
+#include <cstdlib>
 #include <torch/csrc/distributed/c10d/HashStore.hpp>
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
-
-#include <cstdlib>
 
 #include "common/errors.h"
 
@@ -72,7 +71,9 @@ class C10dCommunicator final : public Communicator {
   }
 
   void AllReduceSum(std::vector<at::Tensor>& tensors) override {
-    Work(group_->allreduce(tensors), "all-reduce of " + std::to_string(tensors.size()) + " tensor(s)").Wait();
+    Work(group_->allreduce(tensors),
+         "all-reduce of " + std::to_string(tensors.size()) + " tensor(s)")
+        .Wait();
   }
 
   void Broadcast(std::vector<at::Tensor>& tensors, int root) override {
@@ -89,19 +90,22 @@ class C10dCommunicator final : public Communicator {
 
  private:
   static std::string Describe(const at::Tensor& t) {
-    return std::to_string(t.numel()) + " " + std::string(c10::toString(t.scalar_type())) + " values";
+    return std::to_string(t.numel()) + " " + std::string(c10::toString(t.scalar_type())) +
+           " values";
   }
   c10::intrusive_ptr<Group> group_;
   std::string backend_;
 };
 
-c10::intrusive_ptr<c10d::ProcessGroupGloo> MakeGloo(const c10::intrusive_ptr<c10d::Store>& store, int rank,
-                                                int size, std::chrono::milliseconds timeout,
-                                                const std::string& address) {
+c10::intrusive_ptr<c10d::ProcessGroupGloo> MakeGloo(const c10::intrusive_ptr<c10d::Store>& store,
+                                                    int rank, int size,
+                                                    std::chrono::milliseconds timeout,
+                                                    const std::string& address) {
   auto options = c10d::ProcessGroupGloo::Options::create(timeout);
   // Gloo's own connections: the interface GLOO_SOCKET_IFNAME names, else the address the store
   // was reached by when that is loopback (one host), else this host's name.
-  if (const char* ifname = std::getenv("GLOO_SOCKET_IFNAME"); ifname != nullptr && *ifname != '\0') {
+  if (const char* ifname = std::getenv("GLOO_SOCKET_IFNAME");
+      ifname != nullptr && *ifname != '\0') {
     options->devices.push_back(c10d::ProcessGroupGloo::createDeviceForInterface(ifname));
   } else if (address.rfind("127.", 0) == 0 || address == "localhost") {
     options->devices.push_back(c10d::ProcessGroupGloo::createDeviceForHostname("127.0.0.1"));
@@ -119,14 +123,16 @@ std::unique_ptr<Communicator> MakeCommunicator(const Contract& contract, const s
                                                std::chrono::milliseconds timeout) {
   if (contract.standalone || contract.world_size == 1) {
     if (backend == "nccl" && !HaveNccl()) {
-      throw common::ConfigError("launch.backend=nccl, but this trainer was built with a CPU-only "
-                                "LibTorch; build against a CUDA LibTorch (README, GPU build) or use gloo");
+      throw common::ConfigError(
+          "launch.backend=nccl, but this trainer was built with a CPU-only "
+          "LibTorch; build against a CUDA LibTorch (README, GPU build) or use gloo");
     }
     return std::make_unique<SoloCommunicator>();
   }
   if (backend == "nccl") {
-    throw common::ConfigError("launch.backend=nccl, but this trainer was built with a CPU-only "
-                              "LibTorch; build against a CUDA LibTorch (README, GPU build) or use gloo");
+    throw common::ConfigError(
+        "launch.backend=nccl, but this trainer was built with a CPU-only "
+        "LibTorch; build against a CUDA LibTorch (README, GPU build) or use gloo");
   }
   c10::intrusive_ptr<c10d::Store> tcp;
   const std::string where = contract.master_addr + ":" + std::to_string(contract.master_port);
@@ -137,10 +143,9 @@ std::unique_ptr<Communicator> MakeCommunicator(const Contract& contract, const s
     options.timeout = timeout;
     tcp = c10::make_intrusive<c10d::TCPStore>(contract.master_addr, options);
   } catch (const std::exception& e) {
-    throw common::CommunicationError("rank " + std::to_string(contract.rank) +
-                                     ": cannot reach the job's store at " + where +
-                                     " (MASTER_ADDR:MASTER_PORT): " + e.what() +
-                                     "; is the node-0 runner alive?");
+    throw common::CommunicationError(
+        "rank " + std::to_string(contract.rank) + ": cannot reach the job's store at " + where +
+        " (MASTER_ADDR:MASTER_PORT): " + e.what() + "; is the node-0 runner alive?");
   }
   auto store = c10::make_intrusive<c10d::PrefixStore>(
       "/worker/attempt_" + std::to_string(contract.restart_count), tcp);
@@ -148,19 +153,18 @@ std::unique_ptr<Communicator> MakeCommunicator(const Contract& contract, const s
     return std::make_unique<C10dCommunicator<c10d::ProcessGroupGloo>>(
         MakeGloo(store, contract.rank, contract.world_size, timeout, contract.master_addr), "gloo");
   } catch (const std::exception& e) {
-    throw common::CommunicationError("rank " + std::to_string(contract.rank) + " of " +
-                                     std::to_string(contract.world_size) +
-                                     ": the gloo process group did not form through the store at " +
-                                     where + " within " + std::to_string(timeout.count() / 1000) +
-                                     " s: " + e.what());
+    throw common::CommunicationError(
+        "rank " + std::to_string(contract.rank) + " of " + std::to_string(contract.world_size) +
+        ": the gloo process group did not form through the store at " + where + " within " +
+        std::to_string(timeout.count() / 1000) + " s: " + e.what());
   }
 }
 
 std::shared_ptr<InProcessStore> MakeInProcessStore() { return std::make_shared<InProcessStore>(); }
 
-std::unique_ptr<Communicator> MakeInProcessCommunicator(const std::shared_ptr<InProcessStore>& store,
-                                                        int rank, int size,
-                                                        std::chrono::milliseconds timeout) {
+std::unique_ptr<Communicator> MakeInProcessCommunicator(
+    const std::shared_ptr<InProcessStore>& store, int rank, int size,
+    std::chrono::milliseconds timeout) {
   if (size == 1) return std::make_unique<SoloCommunicator>();
   return std::make_unique<C10dCommunicator<c10d::ProcessGroupGloo>>(
       MakeGloo(store->store, rank, size, timeout, "127.0.0.1"), "gloo");

@@ -11,14 +11,16 @@ namespace {
 int RequireInt(const common::Environment& env, const std::string& name, int min, int max) {
   std::optional<std::string> text = env.Get(name);
   if (!text) {
-    throw common::EnvironmentError(name + " is not set; the trainer needs the worker contract "
+    throw common::EnvironmentError(name +
+                                   " is not set; the trainer needs the worker contract "
                                    "(RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT) "
                                    "together: start it with the runner, or set none of them to "
                                    "train alone");
   }
   int value = 0;
   auto [end, ec] = std::from_chars(text->data(), text->data() + text->size(), value);
-  if (text->empty() || ec != std::errc() || end != text->data() + text->size() || value < min || value > max) {
+  if (text->empty() || ec != std::errc() || end != text->data() + text->size() || value < min ||
+      value > max) {
     throw common::EnvironmentError(name + "='" + *text + "' is not an integer in " +
                                    std::to_string(min) + ".." + std::to_string(max));
   }
@@ -44,8 +46,9 @@ Contract ReadContract(const common::Environment& env) {
                                      : RequireInt(env, "GROUP_RANK", 0, 1 << 20);
   std::optional<std::string> addr = env.Get("MASTER_ADDR");
   if (!addr || addr->empty()) {
-    throw common::EnvironmentError("MASTER_ADDR is not set (or empty); the runner sets it to the "
-                                   "store's address");
+    throw common::EnvironmentError(
+        "MASTER_ADDR is not set (or empty); the runner sets it to the "
+        "store's address");
   }
   c.master_addr = *addr;
   c.master_port = RequireInt(env, "MASTER_PORT", 1, 65535);

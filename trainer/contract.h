@@ -19,10 +19,10 @@ struct Contract {
   int node_rank = 0;
   std::string master_addr;
   int master_port = 0;
-  int restart_count = 0;        // TORCHELASTIC_RESTART_COUNT: the attempt
-  std::string job_dir;          // RUNNER_JOB_DIR ("" when not under the runner)
-  std::string attempt_dir;      // RUNNER_ATTEMPT_DIR
-  std::string device;           // CUDA_VISIBLE_DEVICES as given ("" = none)
+  int restart_count = 0;    // TORCHELASTIC_RESTART_COUNT: the attempt
+  std::string job_dir;      // RUNNER_JOB_DIR ("" when not under the runner)
+  std::string attempt_dir;  // RUNNER_ATTEMPT_DIR
+  std::string device;       // CUDA_VISIBLE_DEVICES as given ("" = none)
 };
 
 // Throws common::EnvironmentError naming the variable and its raw value.

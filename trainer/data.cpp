@@ -26,9 +26,10 @@ std::string Find(const std::string& dir, const std::string& stem) {
   for (const std::string& candidate : {dir + "/" + stem + ".gz", dir + "/" + stem}) {
     if (Exists(candidate)) return candidate;
   }
-  throw common::ConfigError("train.data_dir: neither " + dir + "/" + stem + ".gz nor " + dir + "/" +
-                            stem + " exists; install Debian's dataset-fashion-mnist "
-                            "(scripts/install-deps) or point train.data_dir at MNIST-format idx files");
+  throw common::ConfigError(
+      "train.data_dir: neither " + dir + "/" + stem + ".gz nor " + dir + "/" + stem +
+      " exists; install Debian's dataset-fashion-mnist "
+      "(scripts/install-deps) or point train.data_dir at MNIST-format idx files");
 }
 
 }  // namespace
@@ -83,12 +84,14 @@ Dataset LoadIdxDataset(const std::string& dir, bool test_split, int64_t limit, d
   std::vector<uint8_t> images = ReadMaybeGzip(images_path);
   std::vector<uint8_t> labels = ReadMaybeGzip(labels_path);
   if (images.size() < 16 || BigEndian32(images, 0) != 0x00000803) {
-    throw common::ConfigError("'" + images_path + "' is not an idx3 image file (magic " +
-                              (images.size() >= 4 ? std::to_string(BigEndian32(images, 0)) : "missing") +
-                              ", expected 2051)");
+    throw common::ConfigError(
+        "'" + images_path + "' is not an idx3 image file (magic " +
+        (images.size() >= 4 ? std::to_string(BigEndian32(images, 0)) : "missing") +
+        ", expected 2051)");
   }
   if (labels.size() < 8 || BigEndian32(labels, 0) != 0x00000801) {
-    throw common::ConfigError("'" + labels_path + "' is not an idx1 label file (expected magic 2049)");
+    throw common::ConfigError("'" + labels_path +
+                              "' is not an idx1 label file (expected magic 2049)");
   }
   const int64_t n = BigEndian32(images, 4);
   const int64_t rows = BigEndian32(images, 8);
@@ -103,18 +106,22 @@ Dataset LoadIdxDataset(const std::string& dir, bool test_split, int64_t limit, d
     throw common::ConfigError("'" + images_path + "' has " + std::to_string(n) + " images but '" +
                               labels_path + "' has " + std::to_string(n_labels) + " labels");
   }
-  if (static_cast<int64_t>(images.size()) < 16 + n * rows * cols || static_cast<int64_t>(labels.size()) < 8 + n) {
-    throw common::ConfigError("'" + images_path + "' or '" + labels_path + "' is truncated: the header says " +
-                              std::to_string(n) + " samples");
+  if (static_cast<int64_t>(images.size()) < 16 + n * rows * cols ||
+      static_cast<int64_t>(labels.size()) < 8 + n) {
+    throw common::ConfigError("'" + images_path + "' or '" + labels_path +
+                              "' is truncated: the header says " + std::to_string(n) + " samples");
   }
   const int64_t keep = limit > 0 ? std::min(limit, n) : n;
   Dataset d;
-  d.images = at::from_blob(images.data() + 16, {keep, 1, rows, cols}, at::kByte).to(at::kFloat).div_(255.0);
+  d.images = at::from_blob(images.data() + 16, {keep, 1, rows, cols}, at::kByte)
+                 .to(at::kFloat)
+                 .div_(255.0);
   d.labels = at::from_blob(labels.data() + 8, {keep}, at::kByte).to(at::kLong);
   for (int64_t i = 0; i < keep; ++i) {
     if (labels[static_cast<size_t>(8 + i)] >= kClasses) {
-      throw common::ConfigError("'" + labels_path + "': label " + std::to_string(labels[static_cast<size_t>(8 + i)]) +
-                                " of sample " + std::to_string(i) + " is not a class 0..9");
+      throw common::ConfigError("'" + labels_path + "': label " +
+                                std::to_string(labels[static_cast<size_t>(8 + i)]) + " of sample " +
+                                std::to_string(i) + " is not a class 0..9");
     }
   }
   if (!test_split) {
@@ -122,7 +129,8 @@ Dataset LoadIdxDataset(const std::string& dir, bool test_split, int64_t limit, d
     *std = d.images.std().item<double>();
   }
   d.images.sub_(*mean).div_(*std);
-  d.description = prefix + ": " + std::to_string(keep) + " of " + std::to_string(n) + " images from " + images_path;
+  d.description = prefix + ": " + std::to_string(keep) + " of " + std::to_string(n) +
+                  " images from " + images_path;
   return d;
 }
 

@@ -13,8 +13,8 @@
 namespace trainer {
 
 struct Dataset {
-  at::Tensor images;  // [N, 1, 28, 28] float32
-  at::Tensor labels;  // [N] int64
+  at::Tensor images;        // [N, 1, 28, 28] float32
+  at::Tensor labels;        // [N] int64
   std::string description;  // "fashion-mnist train: 60000 images from ..."
   [[nodiscard]] int64_t size() const { return labels.size(0); }
   // The samples at `indices`, as one batch.

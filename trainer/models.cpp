@@ -53,7 +53,8 @@ struct TransformerImpl : torch::nn::Module {
   TransformerImpl()
       : embed(kImageSide, kDim),
         encoder(torch::nn::TransformerEncoderOptions(
-            torch::nn::TransformerEncoderLayerOptions(kDim, 4).dim_feedforward(128).dropout(0.0), 2)),
+            torch::nn::TransformerEncoderLayerOptions(kDim, 4).dim_feedforward(128).dropout(0.0),
+            2)),
         head(kDim, kClasses) {
     position = register_parameter("position", torch::randn({kImageSide, 1, kDim}) * 0.02);
     register_module("embed", embed);
@@ -73,7 +74,8 @@ struct TransformerImpl : torch::nn::Module {
 template <typename Impl>
 class BuiltIn final : public Model {
  public:
-  BuiltIn(std::shared_ptr<Impl> module, std::string name) : module_(std::move(module)), name_(std::move(name)) {}
+  BuiltIn(std::shared_ptr<Impl> module, std::string name)
+      : module_(std::move(module)), name_(std::move(name)) {}
   at::Tensor Forward(const at::Tensor& input) override { return module_->forward(input); }
   std::vector<std::pair<std::string, at::Tensor>> NamedParameters() override {
     std::vector<std::pair<std::string, at::Tensor>> out;
@@ -82,7 +84,9 @@ class BuiltIn final : public Model {
   }
   std::vector<at::Tensor> Buffers() override { return module_->buffers(); }
   void SetTraining(bool training) override { module_->train(training); }
-  std::string Describe() override { return name_ + " (" + std::to_string(NumParameters()) + " parameters)"; }
+  std::string Describe() override {
+    return name_ + " (" + std::to_string(NumParameters()) + " parameters)";
+  }
 
  private:
   std::shared_ptr<Impl> module_;
@@ -91,8 +95,11 @@ class BuiltIn final : public Model {
 
 class Scripted final : public Model {
  public:
-  Scripted(torch::jit::Module module, std::string path) : module_(std::move(module)), path_(std::move(path)) {}
-  at::Tensor Forward(const at::Tensor& input) override { return module_.forward({input}).toTensor(); }
+  Scripted(torch::jit::Module module, std::string path)
+      : module_(std::move(module)), path_(std::move(path)) {}
+  at::Tensor Forward(const at::Tensor& input) override {
+    return module_.forward({input}).toTensor();
+  }
   std::vector<std::pair<std::string, at::Tensor>> NamedParameters() override {
     std::vector<std::pair<std::string, at::Tensor>> out;
     for (const auto& item : module_.named_parameters()) {
@@ -128,8 +135,9 @@ std::unique_ptr<Model> LoadScripted(const std::string& path) {
   } catch (const std::exception& e) {
     std::string what = e.what();
     what = what.substr(0, what.find('\n'));
-    throw common::ConfigError("train.model_path: '" + path + "' does not load as a TorchScript module (" +
-                              what + "); save it from Python with torch.jit.save(torch.jit.script(model), path)");
+    throw common::ConfigError(
+        "train.model_path: '" + path + "' does not load as a TorchScript module (" + what +
+        "); save it from Python with torch.jit.save(torch.jit.script(model), path)");
   }
   auto model = std::make_unique<Scripted>(std::move(module), path);
   try {
@@ -171,11 +179,13 @@ int64_t Model::NumParameters() {
 std::unique_ptr<Model> MakeModel(const common::Config& config) {
   const std::string kind = config.GetString("train.model");
   if (kind == "mlp") {
-    return std::make_unique<BuiltIn<MlpImpl>>(std::make_shared<MlpImpl>(config.GetIntList("train.hidden_sizes")), "mlp");
+    return std::make_unique<BuiltIn<MlpImpl>>(
+        std::make_shared<MlpImpl>(config.GetIntList("train.hidden_sizes")), "mlp");
   }
   if (kind == "cnn") return std::make_unique<BuiltIn<CnnImpl>>(std::make_shared<CnnImpl>(), "cnn");
   if (kind == "transformer") {
-    return std::make_unique<BuiltIn<TransformerImpl>>(std::make_shared<TransformerImpl>(), "transformer");
+    return std::make_unique<BuiltIn<TransformerImpl>>(std::make_shared<TransformerImpl>(),
+                                                      "transformer");
   }
   return LoadScripted(config.GetString("train.model_path"));
 }

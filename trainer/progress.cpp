@@ -25,10 +25,14 @@ FILE* OpenAppend(const std::string& path) {
 std::string Escape(const std::string& text) {
   std::string out;
   for (char c : text) {
-    if (c == '<') out += "&lt;";
-    else if (c == '>') out += "&gt;";
-    else if (c == '&') out += "&amp;";
-    else out += c;
+    if (c == '<')
+      out += "&lt;";
+    else if (c == '>')
+      out += "&gt;";
+    else if (c == '&')
+      out += "&amp;";
+    else
+      out += c;
   }
   return out;
 }
@@ -72,8 +76,8 @@ std::string FormatDuration(double seconds) {
   return buf;
 }
 
-std::string LossCurveSvg(const std::vector<CurvePoint>& loss, const std::vector<CurvePoint>& accuracy,
-                         const std::string& title) {
+std::string LossCurveSvg(const std::vector<CurvePoint>& loss,
+                         const std::vector<CurvePoint>& accuracy, const std::string& title) {
   constexpr double kW = 720, kH = 400, kLeft = 60, kRight = 60, kTop = 40, kBottom = 50;
   const double plot_w = kW - kLeft - kRight;
   const double plot_h = kH - kTop - kBottom;
@@ -91,23 +95,25 @@ std::string LossCurveSvg(const std::vector<CurvePoint>& loss, const std::vector<
   svg << "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" << kW << "\" height=\"" << kH
       << "\" font-family=\"sans-serif\" font-size=\"12\">\n"
       << "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
-      << "<text x=\"" << kW / 2 << "\" y=\"22\" text-anchor=\"middle\" font-size=\"14\">" << Escape(title) << "</text>\n"
-      << "<rect x=\"" << kLeft << "\" y=\"" << kTop << "\" width=\"" << plot_w << "\" height=\"" << plot_h
-      << "\" fill=\"none\" stroke=\"#999\"/>\n";
+      << "<text x=\"" << kW / 2 << "\" y=\"22\" text-anchor=\"middle\" font-size=\"14\">"
+      << Escape(title) << "</text>\n"
+      << "<rect x=\"" << kLeft << "\" y=\"" << kTop << "\" width=\"" << plot_w << "\" height=\""
+      << plot_h << "\" fill=\"none\" stroke=\"#999\"/>\n";
   for (int i = 0; i <= 4; ++i) {
     const double v = max_loss * i / 4;
-    svg << "<text x=\"" << kLeft - 6 << "\" y=\"" << y_loss(v) + 4 << "\" text-anchor=\"end\" fill=\"#1f77b4\">"
-        << std::round(v * 1000) / 1000 << "</text>\n";
+    svg << "<text x=\"" << kLeft - 6 << "\" y=\"" << y_loss(v) + 4
+        << "\" text-anchor=\"end\" fill=\"#1f77b4\">" << std::round(v * 1000) / 1000 << "</text>\n";
     if (!accuracy.empty()) {
-      svg << "<text x=\"" << kW - kRight + 6 << "\" y=\"" << y_acc(i / 4.0) + 4 << "\" fill=\"#d62728\">"
-          << i * 25 << "%</text>\n";
+      svg << "<text x=\"" << kW - kRight + 6 << "\" y=\"" << y_acc(i / 4.0) + 4
+          << "\" fill=\"#d62728\">" << i * 25 << "%</text>\n";
     }
-    svg << "<text x=\"" << x(max_step * i / 4) << "\" y=\"" << kH - kBottom + 18 << "\" text-anchor=\"middle\">"
-        << static_cast<long>(max_step * i / 4) << "</text>\n";
+    svg << "<text x=\"" << x(max_step * i / 4) << "\" y=\"" << kH - kBottom + 18
+        << "\" text-anchor=\"middle\">" << static_cast<long>(max_step * i / 4) << "</text>\n";
   }
-  svg << "<text x=\"" << kW / 2 << "\" y=\"" << kH - 12 << "\" text-anchor=\"middle\">optimizer step</text>\n"
-      << "<text x=\"16\" y=\"" << kH / 2 << "\" fill=\"#1f77b4\" transform=\"rotate(-90 16 " << kH / 2
-      << ")\" text-anchor=\"middle\">training loss (mean over ranks)</text>\n";
+  svg << "<text x=\"" << kW / 2 << "\" y=\"" << kH - 12
+      << "\" text-anchor=\"middle\">optimizer step</text>\n"
+      << "<text x=\"16\" y=\"" << kH / 2 << "\" fill=\"#1f77b4\" transform=\"rotate(-90 16 "
+      << kH / 2 << ")\" text-anchor=\"middle\">training loss (mean over ranks)</text>\n";
   auto polyline = [&](const std::vector<CurvePoint>& points, auto y, const char* color) {
     svg << "<polyline fill=\"none\" stroke=\"" << color << "\" stroke-width=\"1.5\" points=\"";
     for (const CurvePoint& p : points) {
@@ -119,10 +125,12 @@ std::string LossCurveSvg(const std::vector<CurvePoint>& loss, const std::vector<
   if (!accuracy.empty()) {
     polyline(accuracy, y_acc, "#d62728");
     for (const CurvePoint& p : accuracy) {
-      svg << "<circle cx=\"" << x(p.step) << "\" cy=\"" << y_acc(p.value) << "\" r=\"3\" fill=\"#d62728\"/>\n";
+      svg << "<circle cx=\"" << x(p.step) << "\" cy=\"" << y_acc(p.value)
+          << "\" r=\"3\" fill=\"#d62728\"/>\n";
     }
-    svg << "<text x=\"" << kW - 6 << "\" y=\"" << kH / 2 << "\" fill=\"#d62728\" transform=\"rotate(90 "
-        << kW - 6 << " " << kH / 2 << ")\" text-anchor=\"middle\">test accuracy</text>\n";
+    svg << "<text x=\"" << kW - 6 << "\" y=\"" << kH / 2
+        << "\" fill=\"#d62728\" transform=\"rotate(90 " << kW - 6 << " " << kH / 2
+        << ")\" text-anchor=\"middle\">test accuracy</text>\n";
   }
   svg << "</svg>\n";
   return svg.str();

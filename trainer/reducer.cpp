@@ -7,7 +7,8 @@
 
 namespace trainer {
 
-Reducer::Reducer(std::vector<at::Tensor> parameters, Communicator& comm, int64_t bucket_bytes, bool overlap)
+Reducer::Reducer(std::vector<at::Tensor> parameters, Communicator& comm, int64_t bucket_bytes,
+                 bool overlap)
     : parameters_(std::move(parameters)), comm_(comm), overlap_(overlap) {
   // Reverse registration order approximates the order gradients become ready.
   Bucket current;
@@ -30,12 +31,15 @@ Reducer::Reducer(std::vector<at::Tensor> parameters, Communicator& comm, int64_t
   param_ready_.assign(parameters_.size(), false);
   if (comm_.size() == 1) return;  // nothing to communicate
   for (size_t k = 0; k < parameters_.size(); ++k) {
-    std::shared_ptr<torch::autograd::Node> accumulator = torch::autograd::impl::grad_accumulator(parameters_[k]);
-    uintptr_t key = accumulator->add_post_hook(std::make_unique<torch::autograd::utils::LambdaPostHook>(
-        [this, k](const torch::autograd::variable_list& outputs, const torch::autograd::variable_list&) {
-          MarkReady(k);
-          return outputs;
-        }));
+    std::shared_ptr<torch::autograd::Node> accumulator =
+        torch::autograd::impl::grad_accumulator(parameters_[k]);
+    uintptr_t key =
+        accumulator->add_post_hook(std::make_unique<torch::autograd::utils::LambdaPostHook>(
+            [this, k](const torch::autograd::variable_list& outputs,
+                      const torch::autograd::variable_list&) {
+              MarkReady(k);
+              return outputs;
+            }));
     hooks_.emplace_back(accumulator, key);
   }
 }
@@ -64,7 +68,8 @@ void Reducer::MarkReady(size_t param) {
 }
 
 void Reducer::LaunchReadyInOrder() {
-  while (next_bucket_ < buckets_.size() && buckets_[next_bucket_].ready == buckets_[next_bucket_].params.size()) {
+  while (next_bucket_ < buckets_.size() &&
+         buckets_[next_bucket_].ready == buckets_[next_bucket_].params.size()) {
     Launch(buckets_[next_bucket_]);
     ++next_bucket_;
   }
@@ -76,7 +81,8 @@ void Reducer::Launch(Bucket& bucket) {
   for (size_t k : bucket.params) {
     at::Tensor& p = parameters_[k];
     // A parameter that took no part in this forward contributes zeros, like DDP's unused ones.
-    grads.push_back(p.grad().defined() ? p.grad().reshape({-1}) : at::zeros({p.numel()}, p.options()));
+    grads.push_back(p.grad().defined() ? p.grad().reshape({-1})
+                                       : at::zeros({p.numel()}, p.options()));
   }
   bucket.flat = at::cat(grads);
   bucket.pending = comm_.AllReduceAsync(bucket.flat);

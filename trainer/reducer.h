@@ -23,7 +23,8 @@ namespace trainer {
 
 class Reducer {
  public:
-  Reducer(std::vector<at::Tensor> parameters, Communicator& comm, int64_t bucket_bytes, bool overlap);
+  Reducer(std::vector<at::Tensor> parameters, Communicator& comm, int64_t bucket_bytes,
+          bool overlap);
   ~Reducer();
   Reducer(const Reducer&) = delete;
   Reducer& operator=(const Reducer&) = delete;

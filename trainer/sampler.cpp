@@ -39,9 +39,14 @@ std::vector<int64_t> Permutation(int64_t n, uint64_t seed) {
 
 DistributedSampler::DistributedSampler(int64_t dataset_size, int rank, int world, uint64_t seed,
                                        bool shuffle, bool drop_last)
-    : size_(dataset_size), rank_(rank), world_(world), seed_(seed), shuffle_(shuffle),
+    : size_(dataset_size),
+      rank_(rank),
+      world_(world),
+      seed_(seed),
+      shuffle_(shuffle),
       drop_last_(drop_last) {
-  if (world < 1 || rank < 0 || rank >= world) throw std::invalid_argument("sampler: bad rank/world");
+  if (world < 1 || rank < 0 || rank >= world)
+    throw std::invalid_argument("sampler: bad rank/world");
   per_rank_ = drop_last ? size_ / world : (size_ + world - 1) / world;
 }
 
@@ -57,7 +62,8 @@ std::vector<int64_t> DistributedSampler::Indices(int64_t epoch) const {
   if (total < size_) {
     all.resize(static_cast<size_t>(total));
   } else {
-    for (int64_t i = size_; i < total; ++i) all.push_back(all[static_cast<size_t>((i - size_) % size_)]);
+    for (int64_t i = size_; i < total; ++i)
+      all.push_back(all[static_cast<size_t>((i - size_) % size_)]);
   }
   std::vector<int64_t> mine;
   mine.reserve(static_cast<size_t>(per_rank_));

@@ -9,8 +9,8 @@ namespace trainer {
 
 struct LrSchedule {
   double base_lr = 0.01;
-  std::string scaling = "none";    // none | linear | sqrt (by the world size)
-  std::string kind = "constant";   // constant | cosine | step
+  std::string scaling = "none";   // none | linear | sqrt (by the world size)
+  std::string kind = "constant";  // constant | cosine | step
   int64_t warmup_steps = 0;
   int64_t total_steps = 1;
   int64_t step_size = 1000;

@@ -20,20 +20,20 @@ struct TrainContext {
   std::string checkpoint_dir;  // the job's checkpoints/; "" = no checkpoints, no resume
   std::string events_path;     // the job's events.jsonl (checkpoint events); "" none
   bool overlap = true;         // false: all-reduce after backward (bench baseline)
-  double job_end_time = 0;     // Unix seconds the scheduler ends the job (SLURM_JOB_END_TIME); 0 none
-  int64_t stop_at_step = -1;   // tests: behave as if a stop signal arrived after this step
+  double job_end_time = 0;  // Unix seconds the scheduler ends the job (SLURM_JOB_END_TIME); 0 none
+  int64_t stop_at_step = -1;  // tests: behave as if a stop signal arrived after this step
 };
 
 struct TrainResult {
   std::vector<at::Tensor> parameters;  // final values (detached copies)
   int64_t steps = 0;
-  double last_loss = 0;                // mean over ranks, last step
-  double test_accuracy = -1;           // last evaluation; -1 if none
-  double samples_per_second = 0;       // global, over the whole run
+  double last_loss = 0;           // mean over ranks, last step
+  double test_accuracy = -1;      // last evaluation; -1 if none
+  double samples_per_second = 0;  // global, over the whole run
   double seconds = 0;
-  std::string stop_reason;             // "" (finished), "signal", "preempt" or "walltime"
-  std::string parameter_digest;        // CRC-32 of the final parameters (bit-identity checks)
-  int64_t resumed_from_step = -1;      // the checkpoint's step, or -1
+  std::string stop_reason;         // "" (finished), "signal", "preempt" or "walltime"
+  std::string parameter_digest;    // CRC-32 of the final parameters (bit-identity checks)
+  int64_t resumed_from_step = -1;  // the checkpoint's step, or -1
 };
 
 // Throws common::ConfigError (bad combinations found at start: batch smaller than the world, fp16

@@ -1,15 +1,14 @@
 // LibTorch 1.13's own c10d::TCPStore client (and ProcessGroupGloo on top of it) against
 // runner::StoreServer: what the trainer's workers will do.
 
-// ProcessGroupGloo.hpp declares its class only under this macro; Debian's libtorch is built with it.
+// ProcessGroupGloo.hpp declares its class only under this macro; Debian's libtorch is built with
+// it.
 #ifndef USE_C10D_GLOO
 #define USE_C10D_GLOO 1
 #endif
 
 #include <ATen/ATen.h>
-#include <torch/csrc/distributed/c10d/PrefixStore.hpp>
-#include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
-#include <torch/csrc/distributed/c10d/TCPStore.hpp>
+#include <gtest/gtest.h>
 
 #include <algorithm>
 #include <atomic>
@@ -21,9 +20,10 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <torch/csrc/distributed/c10d/PrefixStore.hpp>
+#include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
+#include <torch/csrc/distributed/c10d/TCPStore.hpp>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 #include "runner/store_server.h"
 
@@ -151,7 +151,8 @@ TEST_F(LibTorchTCPStore, WatchKeyCallbacks) {
   std::vector<std::string> events;
   auto record = [&](c10::optional<std::string> old_value, c10::optional<std::string> new_value) {
     std::lock_guard<std::mutex> lock(mutex);
-    events.push_back((old_value ? *old_value : "<none>") + "->" + (new_value ? *new_value : "<none>"));
+    events.push_back((old_value ? *old_value : "<none>") + "->" +
+                     (new_value ? *new_value : "<none>"));
     changed.notify_all();
   };
   auto registered = std::async(std::launch::async, [&] { watcher->watchKey("w", record); });

@@ -6,6 +6,7 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <net/if.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -31,8 +32,6 @@
 #include <thread>
 #include <utility>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 #include "common/errors.h"
 
@@ -105,18 +104,27 @@ constexpr uint8_t kStopWaiting = 0, kWaitCanceled = 1, kReady = 0, kNotReady = 1
 
 struct Ops {
   const Dialect& d;
-  Bytes Set(const std::string& k, const std::string& v) const { return Bytes().U8(d.set).Str(k).Str(v); }
+  Bytes Set(const std::string& k, const std::string& v) const {
+    return Bytes().U8(d.set).Str(k).Str(v);
+  }
   Bytes Get(const std::string& k) const { return Bytes().U8(d.get).Str(k); }
-  Bytes Add(const std::string& k, int64_t delta) const { return Bytes().U8(d.add).Str(k).I64(delta); }
+  Bytes Add(const std::string& k, int64_t delta) const {
+    return Bytes().U8(d.add).Str(k).I64(delta);
+  }
   Bytes Check(const std::vector<std::string>& keys) const { return Bytes().U8(d.check).Keys(keys); }
   Bytes Wait(const std::vector<std::string>& keys) const { return Bytes().U8(d.wait).Keys(keys); }
   Bytes NumKeys() const { return Bytes().U8(d.num_keys); }
   Bytes Delete(const std::string& k) const { return Bytes().U8(d.delete_key).Str(k); }
-  Bytes CompareSet(const std::string& k, const std::string& expected, const std::string& desired) const {
+  Bytes CompareSet(const std::string& k, const std::string& expected,
+                   const std::string& desired) const {
     return Bytes().U8(d.compare_set).Str(k).Str(expected).Str(desired);
   }
-  Bytes AppendOp(const std::string& k, const std::string& v) const { return Bytes().U8(d.append).Str(k).Str(v); }
-  Bytes MultiGet(const std::vector<std::string>& keys) const { return Bytes().U8(d.multi_get).Keys(keys); }
+  Bytes AppendOp(const std::string& k, const std::string& v) const {
+    return Bytes().U8(d.append).Str(k).Str(v);
+  }
+  Bytes MultiGet(const std::vector<std::string>& keys) const {
+    return Bytes().U8(d.multi_get).Keys(keys);
+  }
   Bytes MultiSet(const std::vector<std::pair<std::string, std::string>>& items) const {
     Bytes b;
     b.U8(d.multi_set).U64(items.size());
@@ -131,7 +139,8 @@ struct Ops {
 class Client {
  public:
   // Connects or returns the errno of the failure (connect bounded by 5 s).
-  static std::pair<std::unique_ptr<Client>, int> TryConnect(const std::string& host, uint16_t port) {
+  static std::pair<std::unique_ptr<Client>, int> TryConnect(const std::string& host,
+                                                            uint16_t port) {
     sockaddr_storage addr{};
     socklen_t len = 0;
     int family = AF_INET;
@@ -140,13 +149,15 @@ class Client {
       auto* a6 = reinterpret_cast<sockaddr_in6*>(&addr);
       a6->sin6_family = AF_INET6;
       a6->sin6_port = htons(port);
-      if (inet_pton(AF_INET6, host.c_str(), &a6->sin6_addr) != 1) throw std::runtime_error("bad host " + host);
+      if (inet_pton(AF_INET6, host.c_str(), &a6->sin6_addr) != 1)
+        throw std::runtime_error("bad host " + host);
       len = sizeof(sockaddr_in6);
     } else {
       auto* a4 = reinterpret_cast<sockaddr_in*>(&addr);
       a4->sin_family = AF_INET;
       a4->sin_port = htons(port);
-      if (inet_pton(AF_INET, host.c_str(), &a4->sin_addr) != 1) throw std::runtime_error("bad host " + host);
+      if (inet_pton(AF_INET, host.c_str(), &a4->sin_addr) != 1)
+        throw std::runtime_error("bad host " + host);
       len = sizeof(sockaddr_in);
     }
     int fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
@@ -241,7 +252,8 @@ class Client {
     std::string out;
     const auto deadline = Clock::now() + kReadTimeout;
     while (out.size() < n) {
-      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+      const auto left =
+          std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
       if (left.count() <= 0) {
         throw std::runtime_error("timed out after 5 s waiting for " + what + " (got " +
                                  std::to_string(out.size()) + " of " + std::to_string(n) +
@@ -271,7 +283,8 @@ class Client {
   int64_t ReadI64(const std::string& what) { return ReadScalar<int64_t>(what); }
   std::string ReadStr(const std::string& what) {
     const uint64_t size = ReadScalar<uint64_t>("the length of " + what);
-    if (size > (1u << 20)) throw std::runtime_error("absurd length " + std::to_string(size) + " for " + what);
+    if (size > (1u << 20))
+      throw std::runtime_error("absurd length " + std::to_string(size) + " for " + what);
     return Read(size, what);
   }
 
@@ -479,7 +492,8 @@ TEST_P(StoreServerDialect, WaitIsEndedByAddCompareSetAppendAndMultiSet) {
     waiter->Send(o.Wait({"k" + std::to_string(i)}));
     EXPECT_EQ(Hex(waiter->Unexpected(50ms)), Hex("")) << cases[i].what;
     setter->Send(cases[i].request);
-    if (cases[i].reply_bytes) setter->Read(cases[i].reply_bytes, std::string("reply to ") + cases[i].what);
+    if (cases[i].reply_bytes)
+      setter->Read(cases[i].reply_bytes, std::string("reply to ") + cases[i].what);
     EXPECT_EQ(waiter->ReadU8(std::string("STOP_WAITING after ") + cases[i].what), kStopWaiting);
   }
 }
@@ -571,7 +585,8 @@ TEST_P(StoreServerDialect, SetFollowedAtOnceByCloseIsNotLost) {
   }
   auto checker = Client::Open(server_.port(), d());
   checker->Send(op().Wait(keys));
-  EXPECT_EQ(checker->ReadU8("STOP_WAITING for keys set by clients that closed at once"), kStopWaiting);
+  EXPECT_EQ(checker->ReadU8("STOP_WAITING for keys set by clients that closed at once"),
+            kStopWaiting);
   checker->Send(op().NumKeys());
   EXPECT_EQ(checker->ReadI64("GETNUMKEYS"), kClients);
 }
@@ -586,7 +601,9 @@ TEST_P(StoreServerDialect, RequestsBeforeShutdownOfTheSendingSideAreAnswered) {
 }
 
 INSTANTIATE_TEST_SUITE_P(BothDialects, StoreServerDialect, ::testing::Values(kV113, kV22),
-                         [](const ::testing::TestParamInfo<Dialect>& param) { return std::string(param.param.name); });
+                         [](const ::testing::TestParamInfo<Dialect>& param) {
+                           return std::string(param.param.name);
+                         });
 
 // ---- Dialect-specific behaviour ----
 
@@ -780,7 +797,8 @@ TEST(StoreServerBinding, PortZeroGivesARealPort) {
 }
 
 TEST(StoreServerBinding, NonIpAddressThrowsNamingIt) {
-  for (const std::string address : {"store-host.example", "localhost", "", "127.0.0.256", "1.2.3", "10.1", "0x7f.1"}) {
+  for (const std::string address :
+       {"store-host.example", "localhost", "", "127.0.0.256", "1.2.3", "10.1", "0x7f.1"}) {
     try {
       runner::StoreServer server(address, 0);
       ADD_FAILURE() << "'" << address << "' was accepted";
@@ -798,7 +816,8 @@ TEST(StoreServerBinding, InUsePortThrowsNamingAddressAndPort) {
     FAIL() << "a second server listened on port " << first.port();
   } catch (const common::CommunicationError& e) {
     const std::string message = e.what();
-    EXPECT_NE(message.find("127.0.0.1:" + std::to_string(first.port())), std::string::npos) << message;
+    EXPECT_NE(message.find("127.0.0.1:" + std::to_string(first.port())), std::string::npos)
+        << message;
     EXPECT_NE(message.find(std::strerror(EADDRINUSE)), std::string::npos) << message;
   }
   // The first one is unharmed.
@@ -833,7 +852,7 @@ TEST(StoreServer, DestructionWithClientsConnectedAndWaitingDoesNotHang) {
   }
   clients.push_back(Client::Connect(server->port()));
   clients.back()->Send(Ops{kV113}.Set("half", "x").data.substr(0, 5));  // half a request
-  clients.push_back(Client::Connect(server->port()));                    // said nothing
+  clients.push_back(Client::Connect(server->port()));                   // said nothing
   ASSERT_TRUE(Eventually([&] { return server->DescribeWaits().size() == 4; }));
 
   auto done = std::make_shared<std::promise<void>>();
@@ -857,7 +876,8 @@ TEST(StoreServer, DescribeWaitsNamesThePeerAndKeys) {
   waiter->Send(Ops{kV22}.Wait({"present", "rank/1/ready", "rank/2/ready"}));
   ASSERT_TRUE(Eventually([&] { return server.DescribeWaits().size() == 1; }));
   const std::string line = server.DescribeWaits().front();
-  EXPECT_NE(line.find("127.0.0.1:" + std::to_string(waiter->LocalPort())), std::string::npos) << line;
+  EXPECT_NE(line.find("127.0.0.1:" + std::to_string(waiter->LocalPort())), std::string::npos)
+      << line;
   EXPECT_NE(line.find("rank/1/ready"), std::string::npos) << line;
   EXPECT_NE(line.find("rank/2/ready"), std::string::npos) << line;
   EXPECT_EQ(line.find("present"), std::string::npos) << "names a key that exists: " << line;
@@ -899,12 +919,17 @@ TEST(StoreServer, SixtyFourConcurrentClients) {
       try {
         Client& c = *clients[i];
         const Ops op{i % 2 ? kV22 : kV113};
-        if (c.ReadU8("STOP_WAITING for go") != kStopWaiting) throw std::runtime_error("bad WAIT reply");
+        if (c.ReadU8("STOP_WAITING for go") != kStopWaiting)
+          throw std::runtime_error("bad WAIT reply");
         const std::string key = "client/" + std::to_string(i);
         for (int round = 0; round < 20; ++round) {
-          c.Send(Bytes().Append(op.Add("counter", 1)).Append(op.Set(key, std::to_string(round))).Append(op.Get(key)));
+          c.Send(Bytes()
+                     .Append(op.Add("counter", 1))
+                     .Append(op.Set(key, std::to_string(round)))
+                     .Append(op.Get(key)));
           counts[i] = c.ReadI64("ADD counter");
-          if (c.ReadStr("GET own key") != std::to_string(round)) throw std::runtime_error("wrong own value");
+          if (c.ReadStr("GET own key") != std::to_string(round))
+            throw std::runtime_error("wrong own value");
         }
       } catch (const std::exception& e) {
         errors[i] = e.what();

@@ -25,10 +25,16 @@ using testing_support::TempDir;
 namespace fs = std::filesystem;
 
 TEST(WorkerEnvTest, ContractIsSetAndMpiRuntimeScrubbed) {
-  std::map<std::string, std::string> agent = {
-      {"PATH", "/usr/bin"}, {"OMPI_COMM_WORLD_RANK", "1"}, {"PMIX_RANK", "1"}, {"PMI_FD", "3"},
-      {"OPAL_PREFIX", "/x"}, {"RUNNER_TRAIN__LR", "0.1"}, {"RUNNER_HOSTNAME", "n1"},
-      {"SLURM_JOB_ID", "7"}, {"RANK", "99"}, {"CUDA_VISIBLE_DEVICES", "0,1,2,3"}};
+  std::map<std::string, std::string> agent = {{"PATH", "/usr/bin"},
+                                              {"OMPI_COMM_WORLD_RANK", "1"},
+                                              {"PMIX_RANK", "1"},
+                                              {"PMI_FD", "3"},
+                                              {"OPAL_PREFIX", "/x"},
+                                              {"RUNNER_TRAIN__LR", "0.1"},
+                                              {"RUNNER_HOSTNAME", "n1"},
+                                              {"SLURM_JOB_ID", "7"},
+                                              {"RANK", "99"},
+                                              {"CUDA_VISIBLE_DEVICES", "0,1,2,3"}};
   WorkerContract c;
   c.rank = 5;
   c.local_rank = 1;
@@ -43,19 +49,31 @@ TEST(WorkerEnvTest, ContractIsSetAndMpiRuntimeScrubbed) {
   c.device = "1";
   c.omp_threads = 3;
   auto env = BuildWorkerEnv(agent, c);
-  const std::map<std::string, std::string> expected = {
-      {"RANK", "5"}, {"LOCAL_RANK", "1"}, {"WORLD_SIZE", "8"}, {"LOCAL_WORLD_SIZE", "4"},
-      {"GROUP_RANK", "1"}, {"NODE_RANK", "1"}, {"GROUP_WORLD_SIZE", "2"}, {"MASTER_ADDR", "10.0.0.1"},
-      {"MASTER_PORT", "4242"}, {"TORCHELASTIC_USE_AGENT_STORE", "True"},
-      {"TORCHELASTIC_RESTART_COUNT", "2"}, {"TORCHELASTIC_RUN_ID", "123"},
-      {"CUDA_VISIBLE_DEVICES", "1"}, {"OMP_NUM_THREADS", "3"}, {"OMP_WAIT_POLICY", "PASSIVE"}, {"PATH", "/usr/bin"},
-      {"SLURM_JOB_ID", "7"}, {"RUNNER_HOSTNAME", "n1"}};
+  const std::map<std::string, std::string> expected = {{"RANK", "5"},
+                                                       {"LOCAL_RANK", "1"},
+                                                       {"WORLD_SIZE", "8"},
+                                                       {"LOCAL_WORLD_SIZE", "4"},
+                                                       {"GROUP_RANK", "1"},
+                                                       {"NODE_RANK", "1"},
+                                                       {"GROUP_WORLD_SIZE", "2"},
+                                                       {"MASTER_ADDR", "10.0.0.1"},
+                                                       {"MASTER_PORT", "4242"},
+                                                       {"TORCHELASTIC_USE_AGENT_STORE", "True"},
+                                                       {"TORCHELASTIC_RESTART_COUNT", "2"},
+                                                       {"TORCHELASTIC_RUN_ID", "123"},
+                                                       {"CUDA_VISIBLE_DEVICES", "1"},
+                                                       {"OMP_NUM_THREADS", "3"},
+                                                       {"OMP_WAIT_POLICY", "PASSIVE"},
+                                                       {"PATH", "/usr/bin"},
+                                                       {"SLURM_JOB_ID", "7"},
+                                                       {"RUNNER_HOSTNAME", "n1"}};
   for (const auto& [name, value] : expected) {
     SCOPED_TRACE(name);
     ASSERT_TRUE(env.count(name));
     EXPECT_EQ(env[name], value);
   }
-  for (const char* gone : {"OMPI_COMM_WORLD_RANK", "PMIX_RANK", "PMI_FD", "OPAL_PREFIX", "RUNNER_TRAIN__LR"}) {
+  for (const char* gone :
+       {"OMPI_COMM_WORLD_RANK", "PMIX_RANK", "PMI_FD", "OPAL_PREFIX", "RUNNER_TRAIN__LR"}) {
     EXPECT_EQ(env.count(gone), 0u) << gone;
   }
 }
@@ -98,15 +116,31 @@ TEST(RendezvousTest, LayoutIsNodeMajorAndHeterogeneous) {
   };
   const std::vector<Row> rows = {
       {"one agent", {Agent(0, "a", 2)}, {"a"}, {0}, {0}, 2},
-      {"two nodes by hostname", {Agent(0, "a", 2), Agent(1, "b", 2)}, {"a", "b"}, {0, 2}, {0, 0}, 4},
+      {"two nodes by hostname",
+       {Agent(0, "a", 2), Agent(1, "b", 2)},
+       {"a", "b"},
+       {0, 2},
+       {0, 0},
+       4},
       {"heterogeneous 3+1", {Agent(0, "a", 3), Agent(1, "b", 1)}, {"a", "b"}, {0, 3}, {0, 0}, 4},
       {"cyclic MPI ranks: node-major ranks anyway",
-       {Agent(0, "a", 1), Agent(1, "b", 1), Agent(2, "a", 1), Agent(3, "b", 1)}, {"a", "b"},
-       {0, 2, 1, 3}, {0, 0, 1, 1}, 4},
-      {"scheduler node ids order the nodes", {Agent(0, "b", 2, 1), Agent(1, "a", 2, 0)}, {"a", "b"},
-       {2, 0}, {0, 0}, 4},
-      {"several agents per host", {Agent(0, "a", 1, 0), Agent(1, "a", 2, 0), Agent(2, "b", 1, 1)},
-       {"a", "b"}, {0, 1, 3}, {0, 1, 0}, 4},
+       {Agent(0, "a", 1), Agent(1, "b", 1), Agent(2, "a", 1), Agent(3, "b", 1)},
+       {"a", "b"},
+       {0, 2, 1, 3},
+       {0, 0, 1, 1},
+       4},
+      {"scheduler node ids order the nodes",
+       {Agent(0, "b", 2, 1), Agent(1, "a", 2, 0)},
+       {"a", "b"},
+       {2, 0},
+       {0, 0},
+       4},
+      {"several agents per host",
+       {Agent(0, "a", 1, 0), Agent(1, "a", 2, 0), Agent(2, "b", 1, 1)},
+       {"a", "b"},
+       {0, 1, 3},
+       {0, 1, 0},
+       4},
   };
   for (const Row& row : rows) {
     SCOPED_TRACE(row.name);
@@ -119,8 +153,10 @@ TEST(RendezvousTest, LayoutIsNodeMajorAndHeterogeneous) {
 }
 
 TEST(RendezvousTest, ContradictoryNodeIdsAreRefused) {
-  EXPECT_THROW((void)BuildLayout({Agent(0, "a", 1, 0), Agent(1, "b", 1, 0)}), common::EnvironmentError);
-  EXPECT_THROW((void)BuildLayout({Agent(0, "a", 1, 0), Agent(1, "a", 1, 1)}), common::EnvironmentError);
+  EXPECT_THROW((void)BuildLayout({Agent(0, "a", 1, 0), Agent(1, "b", 1, 0)}),
+               common::EnvironmentError);
+  EXPECT_THROW((void)BuildLayout({Agent(0, "a", 1, 0), Agent(1, "a", 1, 1)}),
+               common::EnvironmentError);
 }
 
 TEST(RendezvousTest, StoreAddressIsLoopbackOrTheSharedSubnet) {
@@ -140,11 +176,13 @@ TEST(RendezvousTest, StoreAddressIsLoopbackOrTheSharedSubnet) {
 }
 
 TEST(AgentTest, SecretsAreRecognised) {
-  for (const char* name : {"HF_TOKEN", "WANDB_API_KEY", "AWS_SECRET_ACCESS_KEY", "DB_PASSWORD",
-                           "SLURM_AUTH_X", "OMPI_MCA_orte_precondition_transports", "my_session_id"}) {
+  for (const char* name :
+       {"HF_TOKEN", "WANDB_API_KEY", "AWS_SECRET_ACCESS_KEY", "DB_PASSWORD", "SLURM_AUTH_X",
+        "OMPI_MCA_orte_precondition_transports", "my_session_id"}) {
     EXPECT_TRUE(LooksSecret(name)) << name;
   }
-  for (const char* name : {"SLURM_JOB_ID", "NCCL_DEBUG", "CUDA_VISIBLE_DEVICES", "OMPI_COMM_WORLD_RANK"}) {
+  for (const char* name :
+       {"SLURM_JOB_ID", "NCCL_DEBUG", "CUDA_VISIBLE_DEVICES", "OMPI_COMM_WORLD_RANK"}) {
     EXPECT_FALSE(LooksSecret(name)) << name;
   }
 }
@@ -172,15 +210,21 @@ TEST(AgentTest, SrunWithoutPmiFailsBeforeMpiInit) {
 
 TEST(JsonTest, QuotingTable) {
   const std::vector<std::pair<std::string, std::string>> rows = {
-      {"plain", "\"plain\""}, {"a\"b", "\"a\\\"b\""}, {"back\\slash", "\"back\\\\slash\""},
-      {"line\nbreak\t", "\"line\\nbreak\\t\""}, {std::string("nul\0x", 5), "\"nul\\u0000x\""},
-      {"caf\xc3\xa9", "\"caf\xc3\xa9\""}, {"bad\xff", "\"bad\\ufffd\""}, {"\x1b[31m", "\"\\u001b[31m\""}};
+      {"plain", "\"plain\""},
+      {"a\"b", "\"a\\\"b\""},
+      {"back\\slash", "\"back\\\\slash\""},
+      {"line\nbreak\t", "\"line\\nbreak\\t\""},
+      {std::string("nul\0x", 5), "\"nul\\u0000x\""},
+      {"caf\xc3\xa9", "\"caf\xc3\xa9\""},
+      {"bad\xff", "\"bad\\ufffd\""},
+      {"\x1b[31m", "\"\\u001b[31m\""}};
   for (const auto& [in, out] : rows) {
     SCOPED_TRACE(in);
     EXPECT_EQ(common::JsonQuote(in), out);
   }
   common::JsonObject o;
-  o.Add("n", 3).Add("x", 0.5).Add("t", true).AddNull("z").Add("l", std::vector<std::string>{"a", "b"});
+  o.Add("n", 3).Add("x", 0.5).Add("t", true).AddNull("z").Add("l",
+                                                              std::vector<std::string>{"a", "b"});
   EXPECT_EQ(o.str(), R"({"n":3,"x":0.5,"t":true,"z":null,"l":["a","b"]})");
   EXPECT_EQ(common::JsonObject().Add("time", 1795670019.849).str(), R"({"time":1795670019.849})");
 }
@@ -207,7 +251,7 @@ TEST(JobDirTest, LayoutAttemptsAndCurrentLink) {
   dir.AppendEvent(common::JsonObject().Add("event", "a"));
   dir.AppendEvent(common::JsonObject().Add("event", "b"));
   EXPECT_EQ(Slurp(dir.path() + "/events.jsonl"), "{\"event\":\"a\"}\n{\"event\":\"b\"}\n");
-  struct stat st{};
+  struct stat st {};
   stat(dir.path().c_str(), &st);
   EXPECT_EQ(st.st_mode & 07, 0u) << "world-accessible job directory";
   JobDir again(tmp.path() + "/deep/logs", "train", "42");  // a second agent, same directory
@@ -238,7 +282,8 @@ TEST(RankLogTest, TimestampsLinesKeepsTailAndFlushesPartials) {
   std::vector<std::string> lines;
   std::istringstream in(Slurp(path));
   for (std::string line; std::getline(in, line);) lines.push_back(line.substr(line.find(' ') + 1));
-  EXPECT_EQ(lines, (std::vector<std::string>{"one", "two", "[runner] worker exited with code 0", "three"}));
+  EXPECT_EQ(lines, (std::vector<std::string>{"one", "two", "[runner] worker exited with code 0",
+                                             "three"}));
 }
 
 }  // namespace

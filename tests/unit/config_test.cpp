@@ -1,5 +1,7 @@
 // The job config: precedence, origins, and the exact errors users read for bad input.
 
+#include "common/config.h"
+
 #include <gtest/gtest.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -8,7 +10,6 @@
 #include <fstream>
 #include <regex>
 
-#include "common/config.h"
 #include "common/config_schema.h"
 #include "common/errors.h"
 #include "tests/unit/temp_dir.h"
@@ -51,8 +52,8 @@ TEST(ConfigTest, PrecedenceIsFileThenEnvironmentThenCommandLine) {
 
 TEST(ConfigTest, LastOverrideWinsAndListsParse) {
   MapEnvironment env;
-  Config config = LoadConfig({std::nullopt, &env,
-                              {"train.hidden_sizes=[512, 64]", "train.epochs=2", "train.epochs=5"}});
+  Config config = LoadConfig(
+      {std::nullopt, &env, {"train.hidden_sizes=[512, 64]", "train.epochs=2", "train.epochs=5"}});
   EXPECT_EQ(config.GetIntList("train.hidden_sizes"), (std::vector<int64_t>{512, 64}));
   EXPECT_EQ(config.GetInt("train.epochs"), 5);
 }
@@ -74,7 +75,10 @@ TEST(ConfigTest, EmptyFileMeansDefaults) {
 TEST(ConfigTest, ResolvedYamlRoundTrips) {
   TempDir dir;
   MapEnvironment env;
-  Config first = LoadConfig({std::nullopt, &env, {"job.name=a-b", "train.model_path=x: y #z", "train.lr=3e-4", "train.hidden_sizes=[8]"}});
+  Config first = LoadConfig(
+      {std::nullopt,
+       &env,
+       {"job.name=a-b", "train.model_path=x: y #z", "train.lr=3e-4", "train.hidden_sizes=[8]"}});
   Config second = LoadConfig({dir.Write("resolved.yaml", first.ToYaml(true)), &env, {}});
   for (const KeySpec& spec : ConfigSchema()) {
     SCOPED_TRACE(std::string(spec.path));
@@ -114,7 +118,8 @@ TEST(ConfigTest, ReadmeDocumentsEveryKey) {
     size_t at = text.find(row);
     if (at != std::string::npos) {
       std::string line = text.substr(at, text.find('\n', at) - at);
-      EXPECT_NE(line.find(def), std::string::npos) << spec.path << ": default " << def << " missing in: " << line;
+      EXPECT_NE(line.find(def), std::string::npos)
+          << spec.path << ": default " << def << " missing in: " << line;
     }
   }
 }
@@ -134,11 +139,11 @@ TEST(ConfigTest, ExampleConfigsLoad) {
 
 struct BadCase {
   std::string name;
-  std::string yaml;                          // written to bad.yaml; "" = no file
+  std::string yaml;  // written to bad.yaml; "" = no file
   std::vector<std::string> overrides;
   std::map<std::string, std::string> env;
-  std::string expected;                      // exact message; "@" stands for the file's path
-  bool usage = false;                        // UsageError instead of ConfigError
+  std::string expected;  // exact message; "@" stands for the file's path
+  bool usage = false;    // UsageError instead of ConfigError
 };
 
 std::string Expand(const std::string& text, const std::string& file) {
@@ -147,65 +152,164 @@ std::string Expand(const std::string& text, const std::string& file) {
 
 TEST(ConfigTest, BadInputIsRejectedWithWhereWhatAndFix) {
   const std::vector<BadCase> cases = {
-      {"unknown key with suggestion", "train:\n  lrr: 0.1\n", {}, {},
+      {"unknown key with suggestion",
+       "train:\n  lrr: 0.1\n",
+       {},
+       {},
        "@:2:3: unknown key 'train.lrr'; did you mean 'train.lr'?"},
-      {"unknown key, nothing close", "train:\n  colour: blue\n", {}, {},
+      {"unknown key, nothing close",
+       "train:\n  colour: blue\n",
+       {},
+       {},
        "@:2:3: unknown key 'train.colour'; configs/README.md lists every key"},
-      {"key in the wrong section", "job:\n  lr: 0.1\n", {}, {},
+      {"key in the wrong section",
+       "job:\n  lr: 0.1\n",
+       {},
+       {},
        "@:2:3: unknown key 'job.lr'; did you mean 'train.lr'?"},
-      {"unknown section", "trian:\n  lr: 0.1\n", {}, {},
+      {"unknown section",
+       "trian:\n  lr: 0.1\n",
+       {},
+       {},
        "@:1:1: unknown section 'trian'; did you mean 'train'?"},
-      {"unknown section, nothing close", "model:\n  x: 1\n", {}, {},
+      {"unknown section, nothing close",
+       "model:\n  x: 1\n",
+       {},
+       {},
        "@:1:1: unknown section 'model'; the sections are job, launch, train"},
-      {"wrong type: text for a number", "train:\n  lr: fast\n", {}, {},
+      {"wrong type: text for a number",
+       "train:\n  lr: fast\n",
+       {},
+       {},
        "@:2:7: train.lr: expected a number in (0, 100], got 'fast'"},
-      {"out of range: negative lr", "train:\n  lr: -1\n", {}, {},
+      {"out of range: negative lr",
+       "train:\n  lr: -1\n",
+       {},
+       {},
        "@:2:7: train.lr: expected a number in (0, 100], got '-1'"},
-      {"out of range: zero batch", "train:\n  batch_size: 0\n", {}, {},
+      {"out of range: zero batch",
+       "train:\n  batch_size: 0\n",
+       {},
+       {},
        "@:2:15: train.batch_size: expected an integer in [1, 10000000], got '0'"},
-      {"float for an integer", "train:\n  epochs: 2.5\n", {}, {},
+      {"float for an integer",
+       "train:\n  epochs: 2.5\n",
+       {},
+       {},
        "@:2:11: train.epochs: expected an integer in [1, 1000000], got '2.5'"},
-      {"bool spelt yes", "launch:\n  requeue: yes\n", {}, {},
+      {"bool spelt yes",
+       "launch:\n  requeue: yes\n",
+       {},
+       {},
        "@:2:12: launch.requeue: expected true or false, got 'yes'"},
-      {"bad enum", "train:\n  optimizer: adam\n", {}, {},
+      {"bad enum",
+       "train:\n  optimizer: adam\n",
+       {},
+       {},
        "@:2:14: train.optimizer: expected one of sgd or adamw, got 'adam'"},
-      {"mapping where a scalar belongs", "train:\n  lr:\n    value: 1\n", {}, {},
+      {"mapping where a scalar belongs",
+       "train:\n  lr:\n    value: 1\n",
+       {},
+       {},
        "@:3:5: train.lr: expected a number in (0, 100], got a mapping"},
-      {"missing value", "train:\n  lr:\n", {}, {},
+      {"missing value",
+       "train:\n  lr:\n",
+       {},
+       {},
        "@:2:3: train.lr: expected a number in (0, 100], got no value"},
-      {"list with a bad item", "train:\n  hidden_sizes: [64, x]\n", {}, {},
-       "@:2:17: train.hidden_sizes: expected a list of integers in [1, 1048576], like [256, 128], got 'x' at index 1"},
-      {"scalar for a list", "train:\n  hidden_sizes: 64\n", {}, {},
-       "@:2:17: train.hidden_sizes: expected a list of integers in [1, 1048576], like [256, 128], got '64'"},
-      {"duplicate key", "train:\n  lr: 0.1\n  lr: 0.2\n", {}, {},
+      {"list with a bad item",
+       "train:\n  hidden_sizes: [64, x]\n",
+       {},
+       {},
+       "@:2:17: train.hidden_sizes: expected a list of integers in [1, 1048576], like [256, 128], "
+       "got 'x' at index 1"},
+      {"scalar for a list",
+       "train:\n  hidden_sizes: 64\n",
+       {},
+       {},
+       "@:2:17: train.hidden_sizes: expected a list of integers in [1, 1048576], like [256, 128], "
+       "got '64'"},
+      {"duplicate key",
+       "train:\n  lr: 0.1\n  lr: 0.2\n",
+       {},
+       {},
        "@:3:3: key 'train.lr' appears twice; keep one"},
-      {"duplicate section", "train:\n  lr: 0.1\ntrain:\n  epochs: 2\n", {}, {},
+      {"duplicate section",
+       "train:\n  lr: 0.1\ntrain:\n  epochs: 2\n",
+       {},
+       {},
        "@:3:1: section 'train' appears twice; merge the two"},
-      {"section is a list", "train:\n  - lr\n", {}, {},
+      {"section is a list",
+       "train:\n  - lr\n",
+       {},
+       {},
        "@:2:3: section 'train' must be a mapping of keys, got a list"},
-      {"top level is a list", "- train\n", {}, {},
-       "@:1:1: expected a mapping with sections job, launch and train at the top level, got a list"},
-      {"YAML syntax error", "train:\n  lr: [0.1\n", {}, {},
+      {"top level is a list",
+       "- train\n",
+       {},
+       {},
+       "@:1:1: expected a mapping with sections job, launch and train at the top level, got a "
+       "list"},
+      {"YAML syntax error",
+       "train:\n  lr: [0.1\n",
+       {},
+       {},
        "@:3:1: YAML syntax error: end of sequence flow not found"},
-      {"nproc zero", "launch:\n  nproc_per_node: 0\n", {}, {},
+      {"nproc zero",
+       "launch:\n  nproc_per_node: 0\n",
+       {},
+       {},
        "@:2:19: launch.nproc_per_node: expected auto or an integer in [1, 1024], got '0'"},
-      {"job name with a slash", "job:\n  name: a/b\n", {}, {},
+      {"job name with a slash",
+       "job:\n  name: a/b\n",
+       {},
+       {},
        "@:2:9: job.name: expected a name of letters, digits, '.', '_' and '-', got 'a/b'"},
-      {"torchscript without a file", "train:\n  model: torchscript\n", {}, {},
-       "@:2:10: train.model: torchscript needs train.model_path, the module file saved with torch.jit.save; set train.model_path"},
-      {"bad command-line value", "", {"train.lr=abc"}, {},
+      {"torchscript without a file",
+       "train:\n  model: torchscript\n",
+       {},
+       {},
+       "@:2:10: train.model: torchscript needs train.model_path, the module file saved with "
+       "torch.jit.save; set train.model_path"},
+      {"bad command-line value",
+       "",
+       {"train.lr=abc"},
+       {},
        "command line 'train.lr=abc': train.lr: expected a number in (0, 100], got 'abc'"},
-      {"unknown command-line key", "", {"train.epoch=3"}, {},
+      {"unknown command-line key",
+       "",
+       {"train.epoch=3"},
+       {},
        "command line 'train.epoch=3': unknown key 'train.epoch'; did you mean 'train.epochs'?"},
-      {"override without '='", "", {"train.lr"}, {},
-       "command-line argument 'train.lr' is not a config override; write key.path=value, like train.lr=3e-4", true},
-      {"bad environment value", "", {}, {{"RUNNER_LAUNCH__MAX_RESTARTS", "-2"}},
-       "environment RUNNER_LAUNCH__MAX_RESTARTS: launch.max_restarts: expected an integer in [0, 1000], got '-2'"},
-      {"unknown environment key", "", {}, {{"RUNNER_TRAIN__LRR", "1"}},
-       "environment variable RUNNER_TRAIN__LRR='1' is not a config key; did you mean RUNNER_TRAIN__LR? (config variables are RUNNER_<SECTION>__<KEY>; unset it or fix the name)"},
-      {"NaN learning rate", "", {"train.lr=nan"}, {},
+      {"override without '='",
+       "",
+       {"train.lr"},
+       {},
+       "command-line argument 'train.lr' is not a config override; write key.path=value, like "
+       "train.lr=3e-4",
+       true},
+      {"bad environment value",
+       "",
+       {},
+       {{"RUNNER_LAUNCH__MAX_RESTARTS", "-2"}},
+       "environment RUNNER_LAUNCH__MAX_RESTARTS: launch.max_restarts: expected an integer in [0, "
+       "1000], got '-2'"},
+      {"unknown environment key",
+       "",
+       {},
+       {{"RUNNER_TRAIN__LRR", "1"}},
+       "environment variable RUNNER_TRAIN__LRR='1' is not a config key; did you mean "
+       "RUNNER_TRAIN__LR? (config variables are RUNNER_<SECTION>__<KEY>; unset it or fix the "
+       "name)"},
+      {"NaN learning rate",
+       "",
+       {"train.lr=nan"},
+       {},
        "command line 'train.lr=nan': train.lr: expected a number in (0, 100], got 'nan'"},
-      {"integer overflow", "train:\n  epochs: 99999999999999999999\n", {}, {},
+      {"integer overflow",
+       "train:\n  epochs: 99999999999999999999\n",
+       {},
+       {},
        "@:2:11: train.epochs: expected an integer in [1, 1000000], got '99999999999999999999'"},
   };
   for (const BadCase& c : cases) {

@@ -8,13 +8,14 @@
 
 #include <algorithm>
 #include <filesystem>
-#include <functional>
 #include <fstream>
+#include <functional>
 #include <set>
 #include <thread>
 
 #include "common/config.h"
 #include "common/errors.h"
+#include "tests/unit/temp_dir.h"
 #include "trainer/checkpoint.h"
 #include "trainer/comm.h"
 #include "trainer/data.h"
@@ -22,7 +23,6 @@
 #include "trainer/sampler.h"
 #include "trainer/schedule.h"
 #include "trainer/train_loop.h"
-#include "tests/unit/temp_dir.h"
 
 namespace trainer {
 namespace {
@@ -64,7 +64,8 @@ TrainResult RunRanks(int world, const std::vector<std::string>& overrides, bool 
   // Every rank ends with the same parameters.
   for (int r = 1; r < world; ++r) {
     for (size_t k = 0; k < results[0].parameters.size(); ++k) {
-      EXPECT_TRUE(at::equal(results[0].parameters[k], results[static_cast<size_t>(r)].parameters[k]))
+      EXPECT_TRUE(
+          at::equal(results[0].parameters[k], results[static_cast<size_t>(r)].parameters[k]))
           << "rank " << r << " parameter " << k << " differs from rank 0's";
     }
   }
@@ -79,10 +80,17 @@ void ExpectClose(const TrainResult& a, const TrainResult& b, double atol) {
   }
 }
 
-const std::vector<std::string> kSmallJob = {
-    "train.model=mlp", "train.hidden_sizes=[32]", "train.dataset=synthetic", "train.synthetic_samples=512",
-    "train.epochs=1", "train.max_steps=6", "train.lr=0.1", "train.momentum=0.9", "train.eval_every_epoch=false",
-    "train.log_every=1000", "job.seed=7"};
+const std::vector<std::string> kSmallJob = {"train.model=mlp",
+                                            "train.hidden_sizes=[32]",
+                                            "train.dataset=synthetic",
+                                            "train.synthetic_samples=512",
+                                            "train.epochs=1",
+                                            "train.max_steps=6",
+                                            "train.lr=0.1",
+                                            "train.momentum=0.9",
+                                            "train.eval_every_epoch=false",
+                                            "train.log_every=1000",
+                                            "job.seed=7"};
 
 std::vector<std::string> With(std::vector<std::string> base, const std::vector<std::string>& more) {
   base.insert(base.end(), more.begin(), more.end());
@@ -98,47 +106,56 @@ TEST(TrainerEquivalence, TwoRanksOfBEqualOneRankOf2B) {
   // And training moved the parameters (the comparison is not between two initial states).
   TrainResult none = RunRanks(1, With(kSmallJob, {"train.batch_size=32", "train.max_steps=1"}));
   double moved = 0;
-  for (size_t k = 0; k < one.parameters.size(); ++k) moved += (one.parameters[k] - none.parameters[k]).abs().sum().item<double>();
+  for (size_t k = 0; k < one.parameters.size(); ++k)
+    moved += (one.parameters[k] - none.parameters[k]).abs().sum().item<double>();
   EXPECT_GT(moved, 1e-3);
 }
 
 TEST(TrainerEquivalence, KeepEffectiveBatchSizeSplitsTheGlobalBatch) {
-  TrainResult two = RunRanks(2, With(kSmallJob, {"train.batch_size=32", "train.keep_effective_batch_size=true"}));
+  TrainResult two =
+      RunRanks(2, With(kSmallJob, {"train.batch_size=32", "train.keep_effective_batch_size=true"}));
   TrainResult one = RunRanks(1, With(kSmallJob, {"train.batch_size=32"}));
   ExpectClose(two, one, 2e-5);
 }
 
 TEST(TrainerEquivalence, AccumulationEqualsOneBigStep) {
-  TrainResult accumulated = RunRanks(1, With(kSmallJob, {"train.batch_size=8", "train.grad_accum_steps=4"}));
+  TrainResult accumulated =
+      RunRanks(1, With(kSmallJob, {"train.batch_size=8", "train.grad_accum_steps=4"}));
   TrainResult big = RunRanks(1, With(kSmallJob, {"train.batch_size=32"}));
   ExpectClose(accumulated, big, 2e-5);
   // Across ranks too: 2 ranks x 8 x 2 micro-steps = 1 rank x 32.
-  TrainResult both = RunRanks(2, With(kSmallJob, {"train.batch_size=8", "train.grad_accum_steps=2"}));
+  TrainResult both =
+      RunRanks(2, With(kSmallJob, {"train.batch_size=8", "train.grad_accum_steps=2"}));
   ExpectClose(both, big, 2e-5);
 }
 
 TEST(TrainerEquivalence, OverlapDoesNotChangeTheResultAndSmallBucketsWork) {
-  TrainResult overlapped = RunRanks(2, With(kSmallJob, {"train.batch_size=16", "train.bucket_size_mb=0.01"}), true);
-  TrainResult after = RunRanks(2, With(kSmallJob, {"train.batch_size=16", "train.bucket_size_mb=0.01"}), false);
+  TrainResult overlapped =
+      RunRanks(2, With(kSmallJob, {"train.batch_size=16", "train.bucket_size_mb=0.01"}), true);
+  TrainResult after =
+      RunRanks(2, With(kSmallJob, {"train.batch_size=16", "train.bucket_size_mb=0.01"}), false);
   ExpectClose(overlapped, after, 1e-6);
 }
 
 TEST(TrainerEquivalence, CnnAndTransformerTrainOnTwoRanks) {
   for (const char* model : {"train.model=cnn", "train.model=transformer"}) {
     SCOPED_TRACE(model);
-    TrainResult r = RunRanks(2, With(kSmallJob, {model, "train.batch_size=8", "train.max_steps=3", "train.lr=0.01"}));
+    TrainResult r = RunRanks(
+        2, With(kSmallJob, {model, "train.batch_size=8", "train.max_steps=3", "train.lr=0.01"}));
     EXPECT_EQ(r.steps, 3);
     EXPECT_TRUE(std::isfinite(r.last_loss));
   }
 }
 
 TEST(TrainerTraining, SyntheticMlpLearnsAndEvaluates) {
-  TrainResult r = RunRanks(2, {"train.model=mlp", "train.hidden_sizes=[64]", "train.synthetic_samples=2048",
-                               "train.epochs=2", "train.batch_size=32", "train.lr=0.05", "train.log_every=1000",
-                               "train.lr_schedule=cosine", "train.warmup_steps=5", "train.grad_clip_norm=1.0"});
+  TrainResult r =
+      RunRanks(2, {"train.model=mlp", "train.hidden_sizes=[64]", "train.synthetic_samples=2048",
+                   "train.epochs=2", "train.batch_size=32", "train.lr=0.05", "train.log_every=1000",
+                   "train.lr_schedule=cosine", "train.warmup_steps=5", "train.grad_clip_norm=1.0"});
   EXPECT_GT(r.test_accuracy, 0.9);
-  TrainResult adamw = RunRanks(2, With(kSmallJob, {"train.optimizer=adamw", "train.lr=0.001", "train.augment=true",
-                                                   "train.batch_size=16", "train.weight_decay=0.01"}));
+  TrainResult adamw =
+      RunRanks(2, With(kSmallJob, {"train.optimizer=adamw", "train.lr=0.001", "train.augment=true",
+                                   "train.batch_size=16", "train.weight_decay=0.01"}));
   EXPECT_TRUE(std::isfinite(adamw.last_loss));
 }
 
@@ -158,17 +175,24 @@ TEST(TrainerErrors, BadInputsGetClearErrors) {
   const std::vector<Row> rows = {
       {"global batch smaller than the world", 2,
        With(kSmallJob, {"train.batch_size=1", "train.keep_effective_batch_size=true"}),
-       "train.batch_size=1 is the global batch (train.keep_effective_batch_size: true) but the world has 2 ranks",
+       "train.batch_size=1 is the global batch (train.keep_effective_batch_size: true) but the "
+       "world has 2 ranks",
        common::kExitConfig},
-      {"NaN loss names the step", 1, With(kSmallJob, {"train.batch_size=32", "train.lr=100", "train.momentum=0", "train.max_steps=16"}),
+      {"NaN loss names the step", 1,
+       With(kSmallJob,
+            {"train.batch_size=32", "train.lr=100", "train.momentum=0", "train.max_steps=16"}),
        "at step ", common::kExitDiverged},
-      {"fp16 on CPU", 1, With(kSmallJob, {"train.precision=fp16"}), "fp16 with dynamic loss scaling needs CUDA",
+      {"fp16 on CPU", 1, With(kSmallJob, {"train.precision=fp16"}),
+       "fp16 with dynamic loss scaling needs CUDA", common::kExitConfig},
+      {"missing data files", 1,
+       With(kSmallJob, {"train.dataset=mnist", "train.data_dir=/nonexistent"}),
+       "neither /nonexistent/train-images-idx3-ubyte.gz nor /nonexistent/train-images-idx3-ubyte "
+       "exists",
        common::kExitConfig},
-      {"missing data files", 1, With(kSmallJob, {"train.dataset=mnist", "train.data_dir=/nonexistent"}),
-       "neither /nonexistent/train-images-idx3-ubyte.gz nor /nonexistent/train-images-idx3-ubyte exists",
+      {"missing TorchScript file", 1,
+       With(kSmallJob, {"train.model=torchscript", "train.model_path=/nonexistent.pt"}),
+       "train.model_path: '/nonexistent.pt' does not load as a TorchScript module",
        common::kExitConfig},
-      {"missing TorchScript file", 1, With(kSmallJob, {"train.model=torchscript", "train.model_path=/nonexistent.pt"}),
-       "train.model_path: '/nonexistent.pt' does not load as a TorchScript module", common::kExitConfig},
       {"too little data for one step", 2, With(kSmallJob, {"train.batch_size=512"}),
        "one optimizer step needs 512 samples per rank", common::kExitConfig},
   };
@@ -205,7 +229,12 @@ TEST(TrainerData, IdxFilesAreValidated) {
     std::string fragment;
   };
   const std::vector<Row> rows = {
-      {"wrong image size", {10, 32, 32}, 10 * 32 * 32, 10, 0x803, "holds 32x32 images; the built-in models expect 28x28"},
+      {"wrong image size",
+       {10, 32, 32},
+       10 * 32 * 32,
+       10,
+       0x803,
+       "holds 32x32 images; the built-in models expect 28x28"},
       {"count mismatch", {10, 28, 28}, 10 * 784, 9, 0x803, "has 10 images but"},
       {"truncated", {10, 28, 28}, 5 * 784, 10, 0x803, "is truncated"},
       {"bad magic", {10, 28, 28}, 10 * 784, 10, 0x801, "is not an idx3 image file"},
@@ -213,7 +242,8 @@ TEST(TrainerData, IdxFilesAreValidated) {
   for (const Row& row : rows) {
     SCOPED_TRACE(row.name);
     TempDir dir;
-    WriteIdx(dir.path() + "/train-images-idx3-ubyte", row.image_magic, row.image_dims, row.image_payload);
+    WriteIdx(dir.path() + "/train-images-idx3-ubyte", row.image_magic, row.image_dims,
+             row.image_payload);
     WriteIdx(dir.path() + "/train-labels-idx1-ubyte", 0x801, {row.label_count}, row.label_count);
     double mean = 0, std = 1;
     try {
@@ -241,10 +271,13 @@ TEST(TrainerData, GarbageTorchScriptIsRefused) {
   TempDir dir;
   std::ofstream(dir.path() + "/bad.pt") << "not a zip archive";
   try {
-    (void)MakeModel(MakeConfig({"train.model=torchscript", "train.model_path=" + dir.path() + "/bad.pt"}));
+    (void)MakeModel(
+        MakeConfig({"train.model=torchscript", "train.model_path=" + dir.path() + "/bad.pt"}));
     FAIL() << "no error";
   } catch (const common::ConfigError& e) {
-    EXPECT_NE(std::string(e.what()).find("does not load as a TorchScript module"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("does not load as a TorchScript module"),
+              std::string::npos)
+        << e.what();
     EXPECT_NE(std::string(e.what()).find("torch.jit.save"), std::string::npos) << e.what();
   }
 }
@@ -256,8 +289,13 @@ TEST(SamplerTest, ShardsAreDisjointEqualAndReshuffledPerEpoch) {
     bool drop_last;
     int64_t per_rank;
   };
-  for (const Row& row : std::vector<Row>{{10, 2, true, 5}, {10, 3, true, 3}, {10, 3, false, 4}, {7, 7, true, 1}, {5, 8, false, 1}}) {
-    SCOPED_TRACE("n=" + std::to_string(row.n) + " world=" + std::to_string(row.world) + " drop_last=" + std::to_string(row.drop_last));
+  for (const Row& row : std::vector<Row>{{10, 2, true, 5},
+                                         {10, 3, true, 3},
+                                         {10, 3, false, 4},
+                                         {7, 7, true, 1},
+                                         {5, 8, false, 1}}) {
+    SCOPED_TRACE("n=" + std::to_string(row.n) + " world=" + std::to_string(row.world) +
+                 " drop_last=" + std::to_string(row.drop_last));
     std::multiset<int64_t> seen;
     for (int r = 0; r < row.world; ++r) {
       DistributedSampler s(row.n, r, row.world, 42, true, row.drop_last);
@@ -311,14 +349,23 @@ TEST(ScheduleTest, WarmupCosineStepAndScaling) {
   EXPECT_DOUBLE_EQ(s.At(34), 0.0125);
 }
 
-
 // ---- Checkpoints, stops and exact resume ----
 
-const std::vector<std::string> kResumeJob = {
-    "train.model=mlp", "train.hidden_sizes=[32]", "train.dataset=synthetic", "train.synthetic_samples=512",
-    "train.epochs=2", "train.batch_size=16", "train.lr=0.1", "train.momentum=0.9", "train.lr_schedule=cosine",
-    "train.warmup_steps=3", "train.augment=true", "train.eval_every_epoch=false", "train.log_every=1000",
-    "job.seed=11", "train.keep_checkpoints=10"};
+const std::vector<std::string> kResumeJob = {"train.model=mlp",
+                                             "train.hidden_sizes=[32]",
+                                             "train.dataset=synthetic",
+                                             "train.synthetic_samples=512",
+                                             "train.epochs=2",
+                                             "train.batch_size=16",
+                                             "train.lr=0.1",
+                                             "train.momentum=0.9",
+                                             "train.lr_schedule=cosine",
+                                             "train.warmup_steps=3",
+                                             "train.augment=true",
+                                             "train.eval_every_epoch=false",
+                                             "train.log_every=1000",
+                                             "job.seed=11",
+                                             "train.keep_checkpoints=10"};
 
 TrainContext WithCheckpoints(const std::string& dir, int64_t stop_at = -1) {
   TrainContext c;
@@ -346,8 +393,9 @@ TEST(TrainerResume, StoppedAndResumedIsBitIdentical) {
 
 TEST(TrainerResume, WorldSizeChangeKeepsTheTrajectoryWithinTolerance) {
   // Resume a 2-rank run on 1 rank; with keep_effective_batch_size the global batch is the same.
-  std::vector<std::string> job = With(kResumeJob, {"train.batch_size=32", "train.keep_effective_batch_size=true",
-                                                   "train.augment=false"});
+  std::vector<std::string> job =
+      With(kResumeJob,
+           {"train.batch_size=32", "train.keep_effective_batch_size=true", "train.augment=false"});
   TempDir a, b;
   TrainResult straight = RunRanks(2, job, true, WithCheckpoints(a.path()));
   TrainResult first = RunRanks(2, job, true, WithCheckpoints(b.path(), 7));
@@ -360,11 +408,13 @@ TEST(TrainerResume, WorldSizeChangeKeepsTheTrajectoryWithinTolerance) {
 
 TEST(TrainerResume, GrowingTheWorldKeepsTheStepCounterAndFinishes) {
   // 1 rank -> 2 ranks: the resumed run must continue at the same global step, not skip ahead.
-  std::vector<std::string> job = With(kResumeJob, {"train.batch_size=32", "train.keep_effective_batch_size=true",
-                                                   "train.augment=false"});
+  std::vector<std::string> job =
+      With(kResumeJob,
+           {"train.batch_size=32", "train.keep_effective_batch_size=true", "train.augment=false"});
   TempDir a, b;
   TrainResult straight = RunRanks(2, job, true, WithCheckpoints(a.path()));
-  TrainResult first = RunRanks(1, job, true, WithCheckpoints(b.path(), 20));  // epoch 2, step 4 of 16
+  TrainResult first =
+      RunRanks(1, job, true, WithCheckpoints(b.path(), 20));  // epoch 2, step 4 of 16
   EXPECT_EQ(first.steps, 20);
   TrainResult second = RunRanks(2, job, true, WithCheckpoints(b.path()));
   EXPECT_EQ(second.resumed_from_step, 20);
@@ -374,11 +424,13 @@ TEST(TrainerResume, GrowingTheWorldKeepsTheStepCounterAndFinishes) {
 
 TEST(TrainerResume, KeepsTheNewestCheckpointsAndMovesLatest) {
   TempDir dir;
-  TrainResult r = RunRanks(1, With(kResumeJob, {"train.checkpoint_every=4", "train.keep_checkpoints=2"}), true,
-                           WithCheckpoints(dir.path()));
+  TrainResult r =
+      RunRanks(1, With(kResumeJob, {"train.checkpoint_every=4", "train.keep_checkpoints=2"}), true,
+               WithCheckpoints(dir.path()));
   EXPECT_EQ(r.steps, 64);  // one rank of 16: 32 steps per epoch
   std::vector<std::string> names;
-  for (const auto& e : fs::directory_iterator(dir.path())) names.push_back(e.path().filename().string());
+  for (const auto& e : fs::directory_iterator(dir.path()))
+    names.push_back(e.path().filename().string());
   std::sort(names.begin(), names.end());
   EXPECT_EQ(names, (std::vector<std::string>{"latest", "step-000060", "step-000064"}));
   std::ifstream latest(dir.path() + "/latest");
@@ -389,7 +441,8 @@ TEST(TrainerResume, KeepsTheNewestCheckpointsAndMovesLatest) {
 
 TEST(TrainerResume, DamagedOrMismatchedCheckpointsAreRefused) {
   TempDir dir;
-  (void)RunRanks(1, With(kResumeJob, {"train.max_steps=4", "train.checkpoint_every=2"}), true, WithCheckpoints(dir.path()));
+  (void)RunRanks(1, With(kResumeJob, {"train.max_steps=4", "train.checkpoint_every=2"}), true,
+                 WithCheckpoints(dir.path()));
   struct Row {
     std::string name;
     std::function<void(const std::string& last)> damage;  // gets checkpoints/step-000004
@@ -397,41 +450,56 @@ TEST(TrainerResume, DamagedOrMismatchedCheckpointsAreRefused) {
     std::string fragment;
   };
   const std::vector<Row> rows = {
-      {"corrupted byte", [](const std::string& last) {
+      {"corrupted byte",
+       [](const std::string& last) {
          std::fstream f(last + "/model.pt", std::ios::in | std::ios::out | std::ios::binary);
          f.seekp(100);
          f.put('\x5a');
-       }, {}, "/model.pt is corrupted: CRC-32"},
-      {"truncated file", [](const std::string& last) { fs::resize_file(last + "/optimizer.pt", 10); }, {},
+       },
+       {},
+       "/model.pt is corrupted: CRC-32"},
+      {"truncated file",
+       [](const std::string& last) { fs::resize_file(last + "/optimizer.pt", 10); },
+       {},
        "/optimizer.pt is truncated or damaged: 10 bytes"},
-      {"missing state", [](const std::string& last) { fs::remove(last + "/state.yaml"); }, {},
+      {"missing state",
+       [](const std::string& last) { fs::remove(last + "/state.yaml"); },
+       {},
        "names 'step-000004', which is missing or incomplete"},
-      {"other model", [](const std::string&) {}, {"train.hidden_sizes=[48]", "train.allow_config_change=true"},
+      {"other model",
+       [](const std::string&) {},
+       {"train.hidden_sizes=[48]", "train.allow_config_change=true"},
        "parameter 'layers.0.weight' has shape [32, 784] there but [48, 784] in the model"},
-      {"other config", [](const std::string&) {}, {"train.lr=0.2"},
+      {"other config",
+       [](const std::string&) {},
+       {"train.lr=0.2"},
        "was written with a different config (train.lr 0.1 -> 0.2)"},
   };
   for (const Row& row : rows) {
     SCOPED_TRACE(row.name);
     TempDir copy;
-    fs::copy(dir.path(), copy.path(), fs::copy_options::recursive | fs::copy_options::overwrite_existing);
+    fs::copy(dir.path(), copy.path(),
+             fs::copy_options::recursive | fs::copy_options::overwrite_existing);
     row.damage(copy.path() + "/step-000004");
     try {
-      (void)RunRanks(1, With(With(kResumeJob, {"train.max_steps=6"}), row.overrides), true, WithCheckpoints(copy.path()));
+      (void)RunRanks(1, With(With(kResumeJob, {"train.max_steps=6"}), row.overrides), true,
+                     WithCheckpoints(copy.path()));
       ADD_FAILURE() << "no error";
     } catch (const common::Error& e) {
       EXPECT_NE(std::string(e.what()).find(row.fragment), std::string::npos) << e.what();
     }
     // The earlier checkpoint is still there and loads.
-    EXPECT_NO_THROW((void)RunRanks(1, With(kResumeJob, {"train.max_steps=6", "train.resume=" + copy.path() + "/step-000002"}),
-                                   true, WithCheckpoints(copy.path())));
+    EXPECT_NO_THROW((void)RunRanks(
+        1, With(kResumeJob, {"train.max_steps=6", "train.resume=" + copy.path() + "/step-000002"}),
+        true, WithCheckpoints(copy.path())));
   }
 }
 
 TEST(TrainerResume, WalltimeStopsBeforeTheJobEnds) {
   TempDir dir;
   TrainContext context = WithCheckpoints(dir.path());
-  const double now = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+  const double now =
+      std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
   // 20 s left, less than a step + a checkpoint + the 30 s margin: stop after the first step.
   context.job_end_time = now + 20;
   TrainResult r = RunRanks(2, With(kResumeJob, {"train.stop_margin_s=30"}), true, context);
