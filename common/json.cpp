@@ -122,6 +122,11 @@ JsonObject& JsonObject::Add(std::string_view key, const std::vector<std::string>
   return AddRaw(key, JsonArray(quoted));
 }
 
+JsonObject& JsonObject::Extend(const JsonObject& other) {
+  if (!other.body_.empty()) body_ += (body_.empty() ? "" : ",") + other.body_;
+  return *this;
+}
+
 std::string JsonArray(const std::vector<std::string>& items) {
   std::string out = "[";
   for (size_t i = 0; i < items.size(); ++i) out += (i ? "," : "") + items[i];

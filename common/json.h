@@ -29,6 +29,8 @@ class JsonObject {
   // `json` must already be valid JSON (an object or array built with these helpers).
   JsonObject& AddRaw(std::string_view key, std::string_view json);
   JsonObject& Add(std::string_view key, const std::vector<std::string>& values);
+  // Appends every field of `other`, in its order.
+  JsonObject& Extend(const JsonObject& other);
 
   [[nodiscard]] std::string str() const { return "{" + body_ + "}"; }
 

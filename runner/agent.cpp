@@ -11,6 +11,7 @@
 #include <ctime>
 #include <fstream>
 #include <memory>
+#include <optional>
 
 #include "common/errors.h"
 #include "common/exit_codes.h"
@@ -19,11 +20,15 @@
 #include "common/version.h"
 #include "runner/control_plane.h"
 #include "runner/job_dir.h"
+#include "runner/outcome.h"
 #include "runner/process.h"
 #include "runner/rendezvous.h"
 #include "runner/signals.h"
+#include "runner/slurm_requeue.h"
 #include "runner/store_server.h"
 #include "runner/supervisor.h"
+#include "runner/worker_plan.h"
+#include "runner/worker_runner.h"
 
 namespace runner {
 
@@ -81,26 +86,6 @@ std::string TrainerPath() {
                                  "the worker command after '--'");
 }
 
-std::string Fields(const std::map<std::string, std::string>& fields) {
-  std::string text;
-  for (const auto& [key, value] : fields) text += key + "=" + value + "\n";
-  return text;
-}
-
-std::map<std::string, std::string> ParseFields(const std::string& text) {
-  std::map<std::string, std::string> fields;
-  size_t start = 0;
-  while (start < text.size()) {
-    size_t nl = text.find('\n', start);
-    std::string line = text.substr(start, nl == std::string::npos ? std::string::npos : nl - start);
-    size_t eq = line.find('=');
-    if (eq != std::string::npos) fields[line.substr(0, eq)] = line.substr(eq + 1);
-    if (nl == std::string::npos) break;
-    start = nl + 1;
-  }
-  return fields;
-}
-
 std::string EnvironmentJson(const std::map<std::string, std::string>& env) {
   common::JsonObject out;
   for (const auto& [name, value] : env) {
@@ -113,70 +98,6 @@ std::string EnvironmentJson(const std::map<std::string, std::string>& env) {
     out.Add(name, LooksSecret(name) ? std::string("<redacted>") : value);
   }
   return out.str();
-}
-
-std::string StatusWord(int code) {
-  switch (code) {
-    case common::kExitOk:
-      return "succeeded";
-    case common::kExitStopped:
-      return "stopped";
-    case common::kExitRequeued:
-      return "requeued";
-    default:
-      return "failed";
-  }
-}
-
-// After the workers checkpointed on the preemption signal: the node-0 agent asks Slurm to requeue
-// the job (array-aware) when launch.requeue allows. Every agent returns the same code: 11 when
-// the job will come back, else 10 (stopped, checkpoint written).
-template <typename EventFn>
-int Requeue(const common::Config& config, const LaunchEnvironment& launch, int me,
-            spdlog::logger& log, const JobDir& dir, EventFn event) {
-  if (!config.GetBool("launch.requeue") || launch.job_id.source != "SLURM_JOB_ID") {
-    log.warn("workers checkpointed after the preemption signal; not requeueing ({})",
-             config.GetBool("launch.requeue") ? "not a Slurm job" : "launch.requeue is false");
-    return common::kExitStopped;
-  }
-  std::string target = launch.job_id.value;
-  if (launch.array_job_id) target = launch.array_job_id->value + "_" + launch.array_task_id->value;
-  if (me != 0) return common::kExitRequeued;
-  // scontrol signals this job's tasks (this agent included) as part of the requeue: the handlers
-  // only set flags now, and nothing is left to stop.
-  SpawnRequest request{{"scontrol", "requeue", target}, {}, ""};
-  for (const auto& [name, value] : common::ProcessEnvironment().All()) request.env[name] = value;
-  int status = -1;
-  std::string output;
-  try {
-    ChildProcess child = ChildProcess::Spawn(request);
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-    char buffer[4096];
-    while (!child.TryReap(&status)) {
-      ssize_t n = child.output_fd() >= 0 ? read(child.output_fd(), buffer, sizeof(buffer)) : 0;
-      if (n > 0) output.append(buffer, static_cast<size_t>(n));
-      if (std::chrono::steady_clock::now() > deadline) {
-        child.Signal(SIGKILL);
-        output += " (timed out after 30 s)";
-        break;
-      }
-      usleep(20000);
-    }
-  } catch (const common::Error& e) {
-    output = e.what();
-  }
-  while (!output.empty() && output.back() == '\n') output.pop_back();
-  if (status == 0) {
-    log.warn("requeued Slurm job {} (scontrol requeue); it resumes from {}/checkpoints/latest",
-             target, dir.path());
-    dir.AppendEvent(event("requeue").Add("job", target));
-    return common::kExitRequeued;
-  }
-  log.error(
-      "scontrol requeue {} failed ({}): {}; the checkpoint is written, resubmit the job to resume",
-      target, status < 0 ? std::string("did not finish") : DescribeWaitStatus(status), output);
-  dir.AppendEvent(event("requeue_failed").Add("job", target).Add("output", output));
-  return common::kExitStopped;
 }
 
 }  // namespace
@@ -240,260 +161,300 @@ int RunAgent(const AgentRequest& request) {
   }
 }
 
-int RunAgentWith(const AgentRequest& request, ControlPlane& control_plane,
-                 const std::shared_ptr<spdlog::logger>& log, double started_at) {
-  const common::Config& config = *request.config;
-  const LaunchEnvironment& launch = request.launch;
-  const AgentPlan& plan = request.plan;
-  ControlPlane* control = &control_plane;
-  if (control->size() != launch.agent_count.value) {
+namespace {
+
+// Everything one agent knows once the agents have met: who is where, the job session, and (on
+// the node-0 agent) the store.
+struct Meeting {
+  std::vector<AgentInfo> agents;
+  Layout layout;
+  int me = 0;
+  int node = 0;
+  JobSession session;
+  std::unique_ptr<StoreServer> store;  // node 0 only
+};
+
+// AgreeAndRecord's answer when the job goes on with another attempt.
+constexpr int kRestart = -1;
+
+// Failures restart (launch.max_restarts); stops and successes do not.
+bool IsRestartable(int code) {
+  return code == common::kExitWorkerFailed || code == common::kExitWorkerSignaled ||
+         code == common::kExitCollateral;
+}
+
+void CheckWorld(const ControlPlane& control, const LaunchEnvironment& launch) {
+  if (control.size() != launch.agent_count.value) {
     throw common::EnvironmentError(
         "the scheduler says there are " + std::to_string(launch.agent_count.value) + " agents (" +
         launch.agent_count.source + "=" + std::to_string(launch.agent_count.value) +
-        ") but MPI's world has " + std::to_string(control->size()) +
-        (control->size() == 1
+        ") but MPI's world has " + std::to_string(control.size()) +
+        (control.size() == 1
              ? ": each agent started alone. Under Slurm this is srun without "
                "PMI; fix: srun --mpi=pmix runner ..., or start the agents with mpirun"
              : "; were the agents started by two different launchers?"));
   }
-  if (launch.scheduler != Scheduler::kLocal && control->rank() != launch.agent_rank.value) {
-    throw common::EnvironmentError("MPI rank " + std::to_string(control->rank()) + " but " +
+  if (launch.scheduler != Scheduler::kLocal && control.rank() != launch.agent_rank.value) {
+    throw common::EnvironmentError("MPI rank " + std::to_string(control.rank()) + " but " +
                                    launch.agent_rank.source + "=" +
                                    std::to_string(launch.agent_rank.value) +
                                    "; the agents' identities disagree (mixed launchers?)");
   }
+}
 
-  // Rendezvous: every agent reports; everyone computes the same layout.
+// One agent's part of the job after its command line: meet, write the job's files, run attempts
+// (restarts included), agree on the exit code.
+class AgentJob {
+ public:
+  AgentJob(const AgentRequest& request, ControlPlane& control, spdlog::logger& log,
+           double started_at)
+      : request_(request),
+        config_(*request.config),
+        launch_(request.launch),
+        control_(control),
+        log_(log),
+        started_at_(started_at) {}
+
+  int Run();
+
+ private:
+  void Meet();
+  void WriteManifest(const std::vector<std::string>& worker_command);
+  void BeginAttemptLog(int attempt);
+  [[nodiscard]] int AgreeAndRecord(int attempt, int restarts, const AttemptOutcome& outcome);
+  [[nodiscard]] common::JsonObject Event(const std::string& name, int attempt) const;
+  [[nodiscard]] std::string RunnerLogName() const;
+
+  const AgentRequest& request_;
+  const common::Config& config_;
+  const LaunchEnvironment& launch_;
+  ControlPlane& control_;
+  spdlog::logger& log_;
+  double started_at_;
+  Meeting meeting_;
+  std::string job_name_;
+  std::optional<JobDir> dir_;
+  int max_restarts_ = 0;
+};
+
+common::JsonObject AgentJob::Event(const std::string& name, int attempt) const {
+  common::JsonObject e;
+  e.Add("time", common::Timestamp())
+      .Add("event", name)
+      .Add("attempt", attempt)
+      .Add("agent", meeting_.me)
+      .Add("host", launch_.hostname)
+      .Add("node", meeting_.node);
+  return e;
+}
+
+// Rendezvous: every agent reports; everyone computes the same layout; the node-0 agent picks the
+// job id and token, creates the directory, hosts the store and broadcasts the session.
+void AgentJob::Meet() {
   AgentInfo mine;
-  mine.agent = control->rank();
-  mine.host = launch.hostname;
+  mine.agent = control_.rank();
+  mine.host = launch_.hostname;
   mine.pid = static_cast<int>(getpid());
-  mine.nproc = plan.nproc.value;
+  mine.nproc = request_.plan.nproc.value;
   mine.scheduler_node =
-      launch.node_rank && launch.scheduler != Scheduler::kLocal ? launch.node_rank->value : -1;
-  mine.devices = plan.devices.value;
+      launch_.node_rank && launch_.scheduler != Scheduler::kLocal ? launch_.node_rank->value : -1;
+  mine.devices = request_.plan.devices.value;
   mine.addresses = LocalAddresses();
-  std::vector<AgentInfo> agents;
-  for (const std::string& text : control->AllGather(mine.Serialize()))
-    agents.push_back(AgentInfo::Parse(text));
-  const Layout layout = BuildLayout(agents);
-  const int me = control->rank();
-  const int node = layout.node_of_agent[static_cast<size_t>(me)];
-
-  // The node-0 agent picks the job id and token, creates the directory, hosts the store.
-  std::unique_ptr<StoreServer> store;
-  std::string job_name = config.GetString("job.name");
-  if (job_name.empty())
-    job_name = SafeName(launch.job_name.value.empty() ? "job" : launch.job_name.value);
-  std::map<std::string, std::string> shared;
-  if (me == 0) {
-    const std::string id =
-        launch.job_id.value.empty() ? LocalJobId() : SafeName(launch.job_id.value);
-    JobDir dir(config.GetString("job.log_root"), job_name, id);
-    const std::string address =
-        ChooseStoreAddress(agents, layout, config.GetString("launch.store_addr"));
-    store = std::make_unique<StoreServer>(
-        address, static_cast<uint16_t>(config.GetInt("launch.store_port")),
-        [&log](const std::string& line) { log->warn("{}", line); });
-    shared = {{"job_id", id},
-              {"token", RandomHex(16)},
-              {"attempt", std::to_string(dir.NextAttempt())},
-              {"store_addr", address},
-              {"store_port", std::to_string(store->port())}};
+  const std::vector<std::string> reports = control_.AllGather(mine.Serialize());
+  for (size_t i = 0; i < reports.size(); ++i) {
+    meeting_.agents.push_back(AgentInfo::Parse(reports[i], static_cast<int>(i)));
   }
-  shared = ParseFields(control->Broadcast(Fields(shared)));
-  const std::string job_id = shared["job_id"];
-  const JobDir dir(config.GetString("job.log_root"), job_name, job_id);
-  int attempt = std::stoi(shared["attempt"]);
-  const int max_restarts = static_cast<int>(config.GetInt("launch.max_restarts"));
-  const std::string config_path = dir.path() + "/job.yaml";
-  int agents_here = 0;
-  for (int n : layout.node_of_agent) agents_here += n == node ? 1 : 0;
-  const std::string runner_log_name =
-      "runner-" + launch.hostname +
-      (agents_here > 1 ? "-" + std::to_string(layout.local_index_of_agent[static_cast<size_t>(me)])
-                       : "") +
-      ".log";
-  std::vector<std::string> worker_command = request.command;
-  if (worker_command.empty()) worker_command = {TrainerPath(), "--config", config_path};
+  meeting_.layout = BuildLayout(meeting_.agents);
+  meeting_.me = control_.rank();
+  meeting_.node = meeting_.layout.node_of_agent[static_cast<size_t>(meeting_.me)];
+  job_name_ = config_.GetString("job.name");
+  if (job_name_.empty()) {
+    job_name_ = SafeName(launch_.job_name.value.empty() ? "job" : launch_.job_name.value);
+  }
+  std::string session;
+  if (meeting_.me == 0) {
+    JobSession mine_session;
+    mine_session.job_id =
+        launch_.job_id.value.empty() ? LocalJobId() : SafeName(launch_.job_id.value);
+    const JobDir dir(config_.GetString("job.log_root"), job_name_, mine_session.job_id);
+    mine_session.store_addr = ChooseStoreAddress(meeting_.agents, meeting_.layout,
+                                                 config_.GetString("launch.store_addr"));
+    meeting_.store = std::make_unique<StoreServer>(
+        mine_session.store_addr, static_cast<uint16_t>(config_.GetInt("launch.store_port")),
+        [this](const std::string& line) { log_.warn("{}", line); });
+    mine_session.token = RandomHex(16);
+    mine_session.attempt = dir.NextAttempt();
+    mine_session.store_port = meeting_.store->port();
+    session = mine_session.Serialize();
+  }
+  meeting_.session = JobSession::Parse(control_.Broadcast(session));
+  dir_.emplace(config_.GetString("job.log_root"), job_name_, meeting_.session.job_id);
+}
 
-  auto event = [&](const std::string& name) {
-    common::JsonObject e;
-    e.Add("time", common::Timestamp())
-        .Add("event", name)
-        .Add("attempt", attempt)
-        .Add("agent", me)
-        .Add("host", launch.hostname)
-        .Add("node", node);
-    return e;
-  };
-
-  // Per-agent facts for the manifest, gathered at the node-0 agent.
+// Per-agent facts gathered at the node-0 agent, which writes job.yaml and manifest.json.
+void AgentJob::WriteManifest(const std::vector<std::string>& worker_command) {
+  const Layout& layout = meeting_.layout;
+  const int me = meeting_.me;
   common::JsonObject agent_json;
   agent_json.Add("agent", me)
-      .Add("host", launch.hostname)
-      .Add("node", node)
-      .Add("pid", mine.pid)
+      .Add("host", launch_.hostname)
+      .Add("node", meeting_.node)
+      .Add("pid", static_cast<int>(getpid()))
       .Add("first_rank", layout.first_rank_of_agent[static_cast<size_t>(me)])
-      .Add("workers", plan.nproc.value)
-      .Add("devices", plan.devices.value);
-  const std::vector<std::string> agent_facts = control->Gather(agent_json.str());
-  if (me == 0) {
-    dir.WriteFile("job.yaml", config.ToYaml(/*with_origins=*/true));
-    std::vector<std::string> nodes;
-    for (size_t n = 0; n < layout.hosts.size(); ++n) {
-      common::JsonObject item;
-      item.Add("node", static_cast<int>(n))
-          .Add("host", layout.hosts[n])
-          .Add("workers", layout.workers_on_node[n]);
-      nodes.push_back(item.str());
-    }
-    common::JsonObject manifest;
-    manifest.Add("job_name", job_name)
-        .Add("job_id", job_id)
-        .Add("created", UnixNow())
-        .Add("runner_version", common::kProjectVersion)
-        .Add("mpi_library", control->Describe())
-        .Add("scheduler", SchedulerName(launch.scheduler))
-        .Add("scheduler_reason", launch.reason)
-        .Add("world_size", layout.world_size)
-        .Add("backend", plan.backend.value)
-        .AddRaw("store", common::JsonObject()
-                             .Add("address", shared["store_addr"])
-                             .Add("port", std::stoi(shared["store_port"]))
-                             .str())
-        .AddRaw("nodes", common::JsonArray(nodes))
-        .AddRaw("agents", common::JsonArray(agent_facts))
-        .Add("worker_command", worker_command)
-        .AddRaw("environment", EnvironmentJson(request.env->All()));
-    dir.WriteFile("manifest.json", manifest.str() + "\n");
+      .Add("workers", request_.plan.nproc.value)
+      .Add("devices", request_.plan.devices.value);
+  const std::vector<std::string> agent_facts = control_.Gather(agent_json.str());
+  if (me != 0) return;
+  dir_->WriteFile("job.yaml", config_.ToYaml(/*with_origins=*/true));
+  std::vector<std::string> nodes;
+  for (size_t n = 0; n < layout.hosts.size(); ++n) {
+    nodes.push_back(common::JsonObject()
+                        .Add("node", static_cast<int>(n))
+                        .Add("host", layout.hosts[n])
+                        .Add("workers", layout.workers_on_node[n])
+                        .str());
   }
+  const JobSession& s = meeting_.session;
+  common::JsonObject manifest;
+  manifest.Add("job_name", job_name_)
+      .Add("job_id", s.job_id)
+      .Add("created", UnixNow())
+      .Add("runner_version", common::kProjectVersion)
+      .Add("mpi_library", control_.Describe())
+      .Add("scheduler", SchedulerName(launch_.scheduler))
+      .Add("scheduler_reason", launch_.reason)
+      .Add("world_size", layout.world_size)
+      .Add("backend", request_.plan.backend.value)
+      .AddRaw("store",
+              common::JsonObject().Add("address", s.store_addr).Add("port", s.store_port).str())
+      .AddRaw("nodes", common::JsonArray(nodes))
+      .AddRaw("agents", common::JsonArray(agent_facts))
+      .Add("worker_command", worker_command)
+      .AddRaw("environment", EnvironmentJson(request_.env->All()));
+  dir_->WriteFile("manifest.json", manifest.str() + "\n");
+}
 
-  Supervisor supervisor(
-      *control, *log, dir,
-      {config.GetFloat("launch.grace_period_s"), SelfExecutable(), launch.hostname, me, node});
-  int restarts = 0;
-  int agreed = common::kExitOk;
-  while (true) {
-    if (me == 0) dir.BeginAttempt(attempt);
-    control->AllReduceMax(0);  // the attempt directory exists before anyone writes into it
-    common::SetFileSink(*log, dir.AttemptPath(attempt) + "/" + runner_log_name);
-    log->info("runner {} host={} pid={} agent={}/{} node={}/{} scheduler={} mpi=\"{}\" job={}-{} "
-              "attempt={} world_size={} ranks={}..{} devices={} store={}:{}",
-              common::kProjectVersion, launch.hostname, mine.pid, me, control->size(), node,
-              layout.hosts.size(), SchedulerName(launch.scheduler), control->Describe().substr(0, 40),
-              job_name, job_id, attempt, layout.world_size, layout.first_rank_of_agent[static_cast<size_t>(me)],
-              layout.first_rank_of_agent[static_cast<size_t>(me)] + plan.nproc.value - 1,
-              plan.devices.value.empty() ? "cpu" : [&] { std::string d; for (auto& x : plan.devices.value) d += (d.empty() ? "" : ",") + x; return d; }(),
-              shared["store_addr"], shared["store_port"]);
-    for (const std::string& warning : launch.warnings) log->warn("{}", warning);
-    dir.AppendEvent(
-        event("attempt_started").Add("world_size", layout.world_size).Add("pid", mine.pid));
+std::string AgentJob::RunnerLogName() const {
+  const Layout& layout = meeting_.layout;
+  int agents_here = 0;
+  for (int n : layout.node_of_agent) agents_here += n == meeting_.node ? 1 : 0;
+  const int local = layout.local_index_of_agent[static_cast<size_t>(meeting_.me)];
+  return "runner-" + launch_.hostname + (agents_here > 1 ? "-" + std::to_string(local) : "") +
+         ".log";
+}
 
-    std::vector<WorkerLaunch> launches;
-    const int first = layout.first_rank_of_agent[static_cast<size_t>(me)];
-    const int first_local = layout.first_local_rank_of_agent[static_cast<size_t>(me)];
-    const int local_world = layout.workers_on_node[static_cast<size_t>(node)];
-    const int cpus = launch.cpus_per_task ? launch.cpus_per_task->value : request.host.online_cpus;
-    for (int i = 0; i < plan.nproc.value; ++i) {
-      WorkerLaunch w;
-      WorkerContract& c = w.contract;
-      c.rank = first + i;
-      c.local_rank = first_local + i;
-      c.world_size = layout.world_size;
-      c.local_world_size = local_world;
-      c.node_rank = node;
-      c.node_count = static_cast<int>(layout.hosts.size());
-      c.master_addr = shared["store_addr"];
-      c.master_port = std::stoi(shared["store_port"]);
-      c.restart_count = attempt;
-      c.max_restarts = max_restarts;
-      c.run_id = job_id;
-      c.job_dir = dir.path();
-      c.attempt_dir = dir.AttemptPath(attempt);
-      c.config_path = config_path;
-      c.token = shared["token"];
-      if (!plan.devices.value.empty()) c.device = plan.devices.value[static_cast<size_t>(i)];
-      c.omp_threads = std::max(1, cpus / std::max(1, plan.nproc.value));
-      w.argv = worker_command;
-      w.log_path = dir.AttemptPath(attempt) + "/rank-" + std::to_string(c.rank) + ".log";
-      launches.push_back(std::move(w));
-    }
-    AttemptOutcome outcome = supervisor.RunAttempt(attempt, launches, request.env->All());
-    agreed = control->AllReduceMax(outcome.code);
+void AgentJob::BeginAttemptLog(int attempt) {
+  if (meeting_.me == 0) dir_->BeginAttempt(attempt);
+  (void)control_.AllReduceMax(0);  // the attempt directory exists before anyone writes into it
+  common::SetFileSink(log_, dir_->AttemptPath(attempt) + "/" + RunnerLogName());
+  const Layout& layout = meeting_.layout;
+  const int first = layout.first_rank_of_agent[static_cast<size_t>(meeting_.me)];
+  std::string devices;
+  for (const std::string& d : request_.plan.devices.value)
+    devices += (devices.empty() ? "" : ",") + d;
+  log_.info(
+      "runner {} host={} pid={} agent={}/{} node={}/{} scheduler={} mpi=\"{}\" job={}-{} "
+      "attempt={} world_size={} ranks={}..{} devices={} store={}:{}",
+      common::kProjectVersion, launch_.hostname, getpid(), meeting_.me, control_.size(),
+      meeting_.node, layout.hosts.size(), SchedulerName(launch_.scheduler),
+      control_.Describe().substr(0, 40), job_name_, meeting_.session.job_id, attempt,
+      layout.world_size, first, first + request_.plan.nproc.value - 1,
+      devices.empty() ? "cpu" : devices, meeting_.session.store_addr, meeting_.session.store_port);
+  for (const std::string& warning : launch_.warnings) log_.warn("{}", warning);
+  dir_->AppendEvent(Event("attempt_started", attempt)
+                        .Add("world_size", layout.world_size)
+                        .Add("pid", static_cast<int>(getpid())));
+}
 
-    // The node-0 agent writes how the attempt ended, with the first failure across all nodes.
-    common::JsonObject summary;
-    summary.Add("agent", me)
-        .Add("host", launch.hostname)
-        .Add("node", node)
-        .Add("code", outcome.code)
-        .Add("reason", outcome.reason)
-        .Add("failure_time", outcome.failure_time)
-        .AddRaw("failure", outcome.failure_json.value_or("null"))
-        .AddRaw("workers", outcome.workers_json);
-    const std::vector<std::string> summaries = control->Gather(summary.str());
-    const std::vector<std::string> failures = control->Gather(outcome.failure_json.value_or(""));
-    const std::vector<std::string> failure_times =
-        control->Gather(std::to_string(outcome.failure_time));
-    if (agreed == common::kExitRequeued) {
-      const int mine_code = Requeue(config, launch, me, *log, dir, event);
-      agreed = std::stoi(
-          control->Broadcast(std::to_string(mine_code)));  // node 0 knows whether it worked
+// Every agent learns the job's code (the highest); node 0 writes outcome.json from every agent's
+// view (one gather) with the first failure across nodes. Returns the agreed code.
+int AgentJob::AgreeAndRecord(int attempt, int restarts, const AttemptOutcome& outcome) {
+  int agreed = control_.AllReduceMax(outcome.code);
+  const AgentView mine{meeting_.me, launch_.hostname, meeting_.node, outcome};
+  const std::vector<std::string> views = control_.Gather(mine.Serialize());
+  if (agreed == common::kExitRequeued) {
+    const RequeueRequest requeue{config_.GetBool("launch.requeue"), RequeueTarget(launch_),
+                                 meeting_.me == 0,
+                                 [&](const std::string& name) { return Event(name, attempt); }};
+    const int code = RequeueSlurmJob(requeue, log_, *dir_);
+    // Node 0 knows whether it worked.
+    const std::string told = control_.Broadcast(std::to_string(code));
+    agreed = told == std::to_string(common::kExitRequeued) ? common::kExitRequeued
+                                                           : common::kExitStopped;
+  }
+  const bool restart = IsRestartable(agreed) && restarts < max_restarts_;
+  if (meeting_.me == 0) {
+    JobOutcome job{job_name_ + "-" + meeting_.session.job_id,
+                   attempt,
+                   restart,
+                   agreed,
+                   started_at_,
+                   UnixNow(),
+                   restarts,
+                   {}};
+    for (size_t i = 0; i < views.size(); ++i) {
+      job.agents.push_back(AgentView::Parse(views[i], static_cast<int>(i)));
     }
-    const bool restart =
-        (agreed == common::kExitWorkerFailed || agreed == common::kExitWorkerSignaled ||
-         agreed == common::kExitCollateral) &&
-        restarts < max_restarts;
-    if (me == 0) {
-      std::string first_failure = "null";
-      double first_time = 0;
-      for (size_t i = 0; i < failures.size(); ++i) {
-        if (failures[i].empty()) continue;
-        double t = std::stod(failure_times[i]);
-        if (first_failure == "null" || t < first_time) {
-          first_failure = failures[i];
-          first_time = t;
-        }
-      }
-      common::JsonObject result;
-      result.Add("job", job_name + "-" + job_id)
-          .Add("attempt", attempt)
-          .Add("status", restart ? std::string("restarting") : StatusWord(agreed))
-          .Add("exit_code", agreed)
-          .Add("exit_meaning", common::ExitCodeName(agreed))
-          .AddRaw("first_failure", first_failure)
-          .Add("started_at", started_at)
-          .Add("ended_at", UnixNow())
-          .Add("duration_s", UnixNow() - started_at)
-          .Add("restarts", restarts)
-          .AddRaw("agents", common::JsonArray(summaries));
-      // A full or failing disk must not lose how the job ended: say it on the console instead.
-      try {
-        dir.WriteFile("attempt-" + std::to_string(attempt) + "/outcome.json", result.str() + "\n");
-        dir.WriteFile("outcome.json", result.str() + "\n");
-      } catch (const common::Error& e) {
-        log->error("{}; the outcome is: {}", e.what(), result.str());
-      }
+    const std::string json = OutcomeJson(job) + "\n";
+    // A full or failing disk must not lose how the job ended: say it on the console instead.
+    try {
+      dir_->WriteFile("attempt-" + std::to_string(attempt) + "/outcome.json", json);
+      dir_->WriteFile("outcome.json", json);
+    } catch (const common::Error& e) {
+      log_.error("{}; the outcome is: {}", e.what(), json);
     }
-    dir.AppendEvent(event("attempt_ended")
+  }
+  dir_->AppendEvent(Event("attempt_ended", attempt)
                         .Add("code", outcome.code)
                         .Add("job_code", agreed)
                         .Add("reason", outcome.reason));
-    log->info("attempt {} ended: {} (this node: {}; job: exit code {}, {})", attempt,
-              outcome.reason, common::ExitCodeName(outcome.code), agreed,
-              common::ExitCodeName(agreed));
-    if (!restart) break;
-    ++restarts;
-    ++attempt;
-    log->warn("restarting the workers: restart {} of {} (launch.max_restarts)", restarts,
-              max_restarts);
-    dir.AppendEvent(event("restart").Add("restart", restarts));
+  log_.info("attempt {} ended: {} (this node: {}; job: exit code {}, {})", attempt, outcome.reason,
+            common::ExitCodeName(outcome.code), agreed, common::ExitCodeName(agreed));
+  return restart ? kRestart : agreed;
+}
+
+int AgentJob::Run() {
+  CheckWorld(control_, launch_);
+  Meet();
+  max_restarts_ = static_cast<int>(config_.GetInt("launch.max_restarts"));
+  const std::string config_path = dir_->path() + "/job.yaml";
+  std::vector<std::string> worker_command = request_.command;
+  if (worker_command.empty()) worker_command = {TrainerPath(), "--config", config_path};
+  WriteManifest(worker_command);
+  const JobDir& dir = *dir_;
+  Supervisor supervisor(
+      control_, log_, [&dir](const common::JsonObject& e) { dir.AppendEvent(e); }, SystemClock(),
+      {config_.GetFloat("launch.grace_period_s"), launch_.hostname, meeting_.me, meeting_.node});
+  const int cpus = launch_.cpus_per_task ? launch_.cpus_per_task->value : request_.host.online_cpus;
+  int attempt = meeting_.session.attempt;
+  for (int restarts = 0;; ++restarts, ++attempt) {
+    BeginAttemptLog(attempt);
+    const std::vector<WorkerLaunch> launches = PlanWorkerLaunches(
+        {&meeting_.layout, meeting_.me, &request_.plan, &meeting_.session, attempt, max_restarts_,
+         dir.path(), dir.AttemptPath(attempt), config_path, cpus, worker_command});
+    ProcessWorkerRunner runner(SelfExecutable());
+    const AttemptOutcome outcome =
+        supervisor.RunAttempt(attempt, launches, request_.env->All(), runner);
+    const int agreed = AgreeAndRecord(attempt, restarts, outcome);
+    if (agreed != kRestart) {
+      log_.info("job {}-{} {} with exit code {} ({}); logs in {}", job_name_,
+                meeting_.session.job_id, StatusWord(agreed), agreed, common::ExitCodeName(agreed),
+                dir.path());
+      meeting_.store.reset();
+      return agreed;
+    }
+    log_.warn("restarting the workers: restart {} of {} (launch.max_restarts)", restarts + 1,
+              max_restarts_);
+    dir.AppendEvent(Event("restart", attempt + 1).Add("restart", restarts + 1));
   }
-  log->info("job {}-{} {} with exit code {} ({}); logs in {}", job_name, job_id, StatusWord(agreed),
-            agreed, common::ExitCodeName(agreed), dir.path());
-  store.reset();
-  return agreed;
+}
+
+}  // namespace
+
+int RunAgentWith(const AgentRequest& request, ControlPlane& control_plane,
+                 const std::shared_ptr<spdlog::logger>& log, double started_at) {
+  AgentJob job(request, control_plane, *log, started_at);
+  return job.Run();
 }
 
 }  // namespace runner

@@ -201,6 +201,11 @@ std::string SelfExecutable() {
   return std::string(path, static_cast<size_t>(n));
 }
 
+std::string SignalName(int signal) {
+  const char* abbrev = sigabbrev_np(signal);
+  return abbrev ? std::string("SIG") + abbrev : std::to_string(signal);
+}
+
 std::string DescribeWaitStatus(int status) {
   if (WIFEXITED(status)) return "exited with code " + std::to_string(WEXITSTATUS(status));
   if (WIFSIGNALED(status)) {

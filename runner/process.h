@@ -58,6 +58,9 @@ class ChildProcess {
 // Absolute path of the running executable (/proc/self/exe).
 [[nodiscard]] std::string SelfExecutable();
 
+// "SIGTERM" for 15; the number when the signal has no name.
+[[nodiscard]] std::string SignalName(int signal);
+
 // "exited with code 3", "killed by signal 9 (SIGKILL)" for a raw wait status.
 [[nodiscard]] std::string DescribeWaitStatus(int status);
 

@@ -4,29 +4,15 @@
 #include <ifaddrs.h>
 #include <netinet/in.h>
 
+#include <charconv>
 #include <map>
-#include <sstream>
 
 #include "common/errors.h"
+#include "common/record.h"
 
 namespace runner {
 
 namespace {
-
-std::string Join(const std::vector<std::string>& items) {
-  std::string out;
-  for (const std::string& item : items) out += (out.empty() ? "" : ",") + item;
-  return out;
-}
-
-std::vector<std::string> Split(const std::string& text) {
-  std::vector<std::string> out;
-  std::stringstream in(text);
-  for (std::string item; std::getline(in, item, ',');) {
-    if (!item.empty()) out.push_back(item);
-  }
-  return out;
-}
 
 bool ParseIpv4(const std::string& text, uint32_t* out) {
   in_addr addr{};
@@ -46,42 +32,74 @@ bool SameSubnet(const InterfaceAddress& mine, const std::string& other) {
 }  // namespace
 
 std::string AgentInfo::Serialize() const {
-  std::ostringstream out;
-  out << "agent=" << agent << "\nhost=" << host << "\npid=" << pid << "\nnproc=" << nproc
-      << "\nscheduler_node=" << scheduler_node << "\ndevices=" << Join(devices) << "\naddresses=";
-  for (size_t i = 0; i < addresses.size(); ++i) {
-    out << (i ? "," : "") << addresses[i].address << "/" << addresses[i].prefix_length;
+  std::vector<std::string> cidrs;
+  for (const InterfaceAddress& a : addresses) {
+    cidrs.push_back(a.address + "/" + std::to_string(a.prefix_length));
   }
-  out << "\n";
-  return out.str();
+  return common::RecordWriter()
+      .Add("agent", agent)
+      .Add("host", host)
+      .Add("pid", pid)
+      .Add("nproc", nproc)
+      .Add("scheduler_node", scheduler_node)
+      .Add("devices", devices)
+      .Add("addresses", cidrs)
+      .str();
 }
 
-AgentInfo AgentInfo::Parse(const std::string& text) {
-  std::map<std::string, std::string> fields;
-  std::stringstream in(text);
-  for (std::string line; std::getline(in, line);) {
-    size_t eq = line.find('=');
-    if (eq != std::string::npos) fields[line.substr(0, eq)] = line.substr(eq + 1);
-  }
+AgentInfo AgentInfo::Parse(const std::string& text, int from_agent) {
+  common::RecordReader in(text, "rendezvous report from agent " + std::to_string(from_agent));
   AgentInfo info;
-  try {
-    info.agent = std::stoi(fields.at("agent"));
-    info.host = fields.at("host");
-    info.pid = std::stoi(fields.at("pid"));
-    info.nproc = std::stoi(fields.at("nproc"));
-    info.scheduler_node = std::stoi(fields.at("scheduler_node"));
-    info.devices = Split(fields.at("devices"));
-    for (const std::string& item : Split(fields.at("addresses"))) {
-      size_t slash = item.find('/');
-      info.addresses.push_back({item.substr(0, slash), std::stoi(item.substr(slash + 1))});
+  info.agent = in.Int32("agent", 0);
+  info.host = in.String("host");
+  if (info.host.empty()) in.Fail("host", "is empty");
+  info.pid = in.Int32("pid", 1);
+  info.nproc = in.Int32("nproc", 0);
+  info.scheduler_node = in.Int32("scheduler_node", -1);
+  info.devices = in.List("devices");
+  for (const std::string& item : in.List("addresses")) {
+    const size_t slash = item.find('/');
+    uint32_t ignored = 0;
+    int prefix = -1;
+    if (slash != std::string::npos) {
+      const char* first = item.data() + slash + 1;
+      const char* last = item.data() + item.size();
+      const auto [end, error] = std::from_chars(first, last, prefix);
+      if (first == last || error != std::errc() || end != last) prefix = -1;
     }
-  } catch (const std::exception&) {
-    throw common::CommunicationError(
-        "rendezvous: an agent sent a malformed report (different "
-        "runner versions on the nodes?): '" +
-        text + "'");
+    if (prefix < 0 || prefix > 32 || !ParseIpv4(item.substr(0, slash), &ignored)) {
+      in.Fail("addresses", "has '" + item + "', not an IPv4 address/prefix length");
+    }
+    info.addresses.push_back({item.substr(0, slash), prefix});
   }
   return info;
+}
+
+std::string JobSession::Serialize() const {
+  return common::RecordWriter()
+      .Add("job_id", job_id)
+      .Add("token", token)
+      .Add("attempt", attempt)
+      .Add("store_addr", store_addr)
+      .Add("store_port", store_port)
+      .str();
+}
+
+JobSession JobSession::Parse(const std::string& text) {
+  common::RecordReader in(text, "job session from the node-0 agent");
+  JobSession session;
+  session.job_id = in.String("job_id");
+  if (session.job_id.empty()) in.Fail("job_id", "is empty");
+  session.token = in.String("token");
+  if (session.token.size() != 32 ||
+      session.token.find_first_not_of("0123456789abcdef") != std::string::npos) {
+    in.Fail("token", "is not 32 hex digits");
+  }
+  session.attempt = in.Int32("attempt", 0);
+  session.store_addr = in.String("store_addr");
+  if (session.store_addr.empty()) in.Fail("store_addr", "is empty");
+  session.store_port = in.Int32("store_port", 1, 65535);
+  return session;
 }
 
 Layout BuildLayout(const std::vector<AgentInfo>& agents) {

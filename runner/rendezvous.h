@@ -24,8 +24,21 @@ struct AgentInfo {
   std::vector<InterfaceAddress> addresses;  // non-loopback IPv4 addresses of its host
 
   [[nodiscard]] std::string Serialize() const;
-  // Throws common::CommunicationError when `text` is not what Serialize wrote.
-  [[nodiscard]] static AgentInfo Parse(const std::string& text);
+  // Throws common::CommunicationError naming the field when `text` is not what Serialize wrote.
+  [[nodiscard]] static AgentInfo Parse(const std::string& text, int from_agent);
+};
+
+// What the node-0 agent decides for the whole job and broadcasts after the rendezvous.
+struct JobSession {
+  std::string job_id;      // the scheduler's, or a local one
+  std::string token;       // 32 hex digits, random per job
+  int attempt = 0;         // the first attempt of this start (after the newest attempt-<k>)
+  std::string store_addr;  // where the store listens and workers dial
+  int store_port = 0;
+
+  [[nodiscard]] std::string Serialize() const;
+  // Throws common::CommunicationError naming the field when `text` is malformed or truncated.
+  [[nodiscard]] static JobSession Parse(const std::string& text);
 };
 
 struct Layout {

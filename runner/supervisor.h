@@ -1,21 +1,22 @@
 #pragma once
-// One attempt of this agent's workers: start them, copy their output into rank-<R>.log, and watch
-// them until they have all ended. Fail-fast: the first worker that exits non-zero or by a signal
-// is the root cause; the other local workers are stopped (SIGTERM, the grace period, SIGKILL) and
-// every other agent is told, which stops theirs. SIGTERM/SIGINT/SIGHUP to the agent stop the
-// workers the same way (and the other agents); SIGUSR1/SIGUSR2 are relayed to the workers.
-// No process of a worker's process group outlives the attempt.
+// One attempt of this agent's workers, the shell around runner/supervision_policy.h: it starts
+// the workers through a WorkerRunner, feeds the policy what happens (ended workers, signals to
+// the agent, notices from the other agents, the time) and carries out what the policy decides
+// (signals, notices, log lines, events.jsonl), until every local worker has ended and every agent
+// is done. No process of a worker's process group outlives the attempt.
 
 #include <spdlog/logger.h>
 
+#include <functional>
 #include <map>
-#include <optional>
 #include <string>
 #include <vector>
 
+#include "common/json.h"
 #include "runner/control_plane.h"
-#include "runner/job_dir.h"
+#include "runner/supervision_policy.h"
 #include "runner/worker_env.h"
+#include "runner/worker_runner.h"
 
 namespace runner {
 
@@ -27,38 +28,55 @@ struct WorkerLaunch {
 
 struct SupervisorOptions {
   double grace_period_s = 15;
-  std::string shim;  // the runner executable (exec shim); "" runs workers directly
   std::string host;
   int agent = 0;
   int node = 0;
-};
-
-// What one agent saw in one attempt.
-struct AttemptOutcome {
-  int code = 0;        // common::ExitCode: 0, 10 stopped, 12 collateral, 20, 21
-  std::string reason;  // one line for people
-  // The root cause when it was on this node: which rank, how it ended, when, its last lines.
-  std::optional<std::string> failure_json;
-  double failure_time = 0;   // Unix seconds, to find the first failure across nodes
-  std::string workers_json;  // [{"rank":..,"pid":..,"status":..}, ...]
+  // A relayed SIGUSR1/SIGUSR2 kills a worker that has not installed its handler yet (the default
+  // action), and loading LibTorch alone takes seconds: younger workers get it at this age.
+  double relay_age_s = 5;
+  // Slurm (scancel, a time limit, a requeue) signals every process of the step, the workers
+  // included, in no set order: a worker can die of SIGTERM a moment before its agent's own
+  // SIGTERM (or another agent's stop notice) arrives. Such a death is the root cause only if no
+  // stop follows within this window.
+  double stop_signal_window_s = 1;
+  double tick_s = 0.05;  // how often the other agents' notices are polled
 };
 
 class Supervisor {
  public:
-  Supervisor(ControlPlane& control, spdlog::logger& log, const JobDir& job_dir,
+  using EventSink = std::function<void(const common::JsonObject&)>;  // events.jsonl
+
+  Supervisor(ControlPlane& control, spdlog::logger& log, EventSink events, Clock& clock,
              SupervisorOptions options)
-      : control_(control), log_(log), job_dir_(job_dir), options_(std::move(options)) {}
+      : control_(control),
+        log_(log),
+        events_(std::move(events)),
+        clock_(clock),
+        options_(std::move(options)) {}
 
   // Runs the attempt to its end (all local workers reaped, every agent done) and returns what
-  // happened here. Throws common::Error only when workers cannot be started at all.
+  // happened here.
   [[nodiscard]] AttemptOutcome RunAttempt(int attempt, const std::vector<WorkerLaunch>& workers,
-                                          const std::map<std::string, std::string>& agent_env);
+                                          const std::map<std::string, std::string>& agent_env,
+                                          WorkerRunner& runner);
 
  private:
+  void StartWorkers(const std::vector<WorkerLaunch>& launches,
+                    const std::map<std::string, std::string>& agent_env, WorkerRunner& runner,
+                    SupervisionPolicy& policy);
+  void Carry(SupervisionPolicy& policy, WorkerRunner& runner);
+  [[nodiscard]] common::JsonObject Event(const std::string& name) const;
+
   ControlPlane& control_;
   spdlog::logger& log_;
-  const JobDir& job_dir_;
+  EventSink events_;
+  Clock& clock_;
   SupervisorOptions options_;
+  int attempt_ = 0;
 };
+
+// The one-line banner that opens every rank log, so the log makes sense alone.
+[[nodiscard]] std::string RankBanner(const WorkerContract& contract, const std::string& host,
+                                     int pid, int attempt, const std::vector<std::string>& argv);
 
 }  // namespace runner

@@ -100,9 +100,9 @@ TEST(RendezvousTest, InfoRoundTrips) {
   AgentInfo a = Agent(3, "n-2", 4, 1, {{"10.1.2.3", 24}, {"192.168.0.5", 16}});
   a.devices = {"0", "GPU-abc"};
   a.pid = 77;
-  AgentInfo b = AgentInfo::Parse(a.Serialize());
+  AgentInfo b = AgentInfo::Parse(a.Serialize(), 0);
   EXPECT_EQ(b.Serialize(), a.Serialize());
-  EXPECT_THROW((void)AgentInfo::Parse("garbage"), common::CommunicationError);
+  EXPECT_THROW((void)AgentInfo::Parse("garbage", 0), common::CommunicationError);
 }
 
 TEST(RendezvousTest, LayoutIsNodeMajorAndHeterogeneous) {

@@ -1,0 +1,157 @@
+#include "runner/outcome.h"
+
+#include "common/exit_codes.h"
+#include "common/json.h"
+#include "common/record.h"
+
+namespace runner {
+
+namespace {
+
+void WriteFailure(common::RecordWriter& out, const WorkerFailure& f) {
+  out.Add("failure.rank", f.rank)
+      .Add("failure.host", f.host)
+      .Add("failure.node", f.node)
+      .Add("failure.pid", f.pid)
+      .Add("failure.status", f.status)
+      .Add("failure.time", f.time)
+      .Add("failure.log", f.log_path)
+      .Add("failure.lines", static_cast<int>(f.last_lines.size()));
+  if (f.exit_code) out.Add("failure.exit_code", *f.exit_code);
+  if (f.signal) out.Add("failure.signal", *f.signal).Add("failure.signal_name", f.signal_name);
+  for (size_t i = 0; i < f.last_lines.size(); ++i) {
+    out.Add("failure.line." + std::to_string(i), f.last_lines[i]);
+  }
+}
+
+WorkerFailure ReadFailure(const common::RecordReader& in) {
+  WorkerFailure f;
+  f.rank = in.Int32("failure.rank", 0);
+  f.host = in.String("failure.host");
+  f.node = in.Int32("failure.node", 0);
+  f.pid = in.Int32("failure.pid", 0);
+  f.status = in.String("failure.status");
+  f.time = in.Double("failure.time");
+  f.log_path = in.String("failure.log");
+  if (in.Has("failure.exit_code")) f.exit_code = in.Int32("failure.exit_code", 0, 255);
+  if (in.Has("failure.signal")) {
+    f.signal = in.Int32("failure.signal", 1, 64);
+    f.signal_name = in.String("failure.signal_name");
+  }
+  const int lines = in.Int32("failure.lines", 0, 1000);
+  for (int i = 0; i < lines; ++i)
+    f.last_lines.push_back(in.String("failure.line." + std::to_string(i)));
+  return f;
+}
+
+}  // namespace
+
+std::string AgentView::Serialize() const {
+  common::RecordWriter out;
+  out.Add("agent", agent)
+      .Add("host", host)
+      .Add("node", node)
+      .Add("code", outcome.code)
+      .Add("reason", outcome.reason)
+      .Add("workers", static_cast<int>(outcome.workers.size()));
+  for (size_t i = 0; i < outcome.workers.size(); ++i) {
+    const std::string prefix = "worker." + std::to_string(i) + ".";
+    out.Add(prefix + "rank", outcome.workers[i].rank)
+        .Add(prefix + "pid", outcome.workers[i].pid)
+        .Add(prefix + "status", outcome.workers[i].status);
+  }
+  if (outcome.failure) WriteFailure(out, *outcome.failure);
+  return out.str();
+}
+
+AgentView AgentView::Parse(const std::string& text, int from_agent) {
+  common::RecordReader in(text, "outcome report from agent " + std::to_string(from_agent));
+  AgentView view;
+  view.agent = in.Int32("agent", 0);
+  view.host = in.String("host");
+  view.node = in.Int32("node", 0);
+  view.outcome.code = in.Int32("code", 0, 255);
+  view.outcome.reason = in.String("reason");
+  const int workers = in.Int32("workers", 0, 1 << 20);
+  for (int i = 0; i < workers; ++i) {
+    const std::string prefix = "worker." + std::to_string(i) + ".";
+    view.outcome.workers.push_back(
+        {in.Int32(prefix + "rank", 0), in.Int32(prefix + "pid"), in.String(prefix + "status")});
+  }
+  if (in.Has("failure.rank")) view.outcome.failure = ReadFailure(in);
+  return view;
+}
+
+std::optional<WorkerFailure> FirstFailure(const std::vector<AgentView>& views) {
+  std::optional<WorkerFailure> first;
+  for (const AgentView& view : views) {
+    const auto& failure = view.outcome.failure;
+    if (failure && (!first || failure->time < first->time)) first = failure;
+  }
+  return first;
+}
+
+std::string StatusWord(int code) {
+  switch (code) {
+    case common::kExitOk:
+      return "succeeded";
+    case common::kExitStopped:
+      return "stopped";
+    case common::kExitRequeued:
+      return "requeued";
+    default:
+      return "failed";
+  }
+}
+
+std::string FailureJson(const WorkerFailure& f) {
+  common::JsonObject out;
+  out.Add("rank", f.rank).Add("host", f.host).Add("node", f.node);
+  if (f.pid > 0) out.Add("pid", f.pid);
+  out.Add("status", f.status);
+  if (f.exit_code) out.Add("exit_code", *f.exit_code);
+  if (f.signal) out.Add("signal", *f.signal).Add("signal_name", f.signal_name);
+  out.Add("time", f.time);
+  if (!f.log_path.empty()) out.Add("log", f.log_path).Add("last_lines", f.last_lines);
+  return out.str();
+}
+
+std::string AgentViewJson(const AgentView& view) {
+  std::vector<std::string> workers;
+  for (const WorkerSummary& w : view.outcome.workers) {
+    workers.push_back(
+        common::JsonObject().Add("rank", w.rank).Add("pid", w.pid).Add("status", w.status).str());
+  }
+  const auto& failure = view.outcome.failure;
+  return common::JsonObject()
+      .Add("agent", view.agent)
+      .Add("host", view.host)
+      .Add("node", view.node)
+      .Add("code", view.outcome.code)
+      .Add("reason", view.outcome.reason)
+      .Add("failure_time", failure ? failure->time : 0.0)
+      .AddRaw("failure", failure ? FailureJson(*failure) : "null")
+      .AddRaw("workers", common::JsonArray(workers))
+      .str();
+}
+
+std::string OutcomeJson(const JobOutcome& o) {
+  const std::optional<WorkerFailure> first = FirstFailure(o.agents);
+  std::vector<std::string> agents;
+  for (const AgentView& view : o.agents) agents.push_back(AgentViewJson(view));
+  return common::JsonObject()
+      .Add("job", o.job)
+      .Add("attempt", o.attempt)
+      .Add("status", o.restarting ? std::string("restarting") : StatusWord(o.exit_code))
+      .Add("exit_code", o.exit_code)
+      .Add("exit_meaning", common::ExitCodeName(o.exit_code))
+      .AddRaw("first_failure", first ? FailureJson(*first) : "null")
+      .Add("started_at", o.started_at)
+      .Add("ended_at", o.ended_at)
+      .Add("duration_s", o.ended_at - o.started_at)
+      .Add("restarts", o.restarts)
+      .AddRaw("agents", common::JsonArray(agents))
+      .str();
+}
+
+}  // namespace runner

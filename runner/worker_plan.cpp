@@ -1,0 +1,41 @@
+#include "runner/worker_plan.h"
+
+#include <algorithm>
+
+namespace runner {
+
+std::vector<WorkerLaunch> PlanWorkerLaunches(const WorkerPlanInput& in) {
+  const Layout& layout = *in.layout;
+  const AgentPlan& plan = *in.plan;
+  const auto me = static_cast<size_t>(in.agent);
+  const int node = layout.node_of_agent[me];
+  const int nproc = plan.nproc.value;
+  std::vector<WorkerLaunch> launches;
+  for (int i = 0; i < nproc; ++i) {
+    WorkerLaunch w;
+    WorkerContract& c = w.contract;
+    c.rank = layout.first_rank_of_agent[me] + i;
+    c.local_rank = layout.first_local_rank_of_agent[me] + i;
+    c.world_size = layout.world_size;
+    c.local_world_size = layout.workers_on_node[static_cast<size_t>(node)];
+    c.node_rank = node;
+    c.node_count = static_cast<int>(layout.hosts.size());
+    c.master_addr = in.session->store_addr;
+    c.master_port = in.session->store_port;
+    c.restart_count = in.attempt;
+    c.max_restarts = in.max_restarts;
+    c.run_id = in.session->job_id;
+    c.job_dir = in.job_dir;
+    c.attempt_dir = in.attempt_dir;
+    c.config_path = in.config_path;
+    c.token = in.session->token;
+    if (!plan.devices.value.empty()) c.device = plan.devices.value[static_cast<size_t>(i)];
+    c.omp_threads = std::max(1, in.cpus / std::max(1, nproc));
+    w.argv = in.command;
+    w.log_path = in.attempt_dir + "/rank-" + std::to_string(c.rank) + ".log";
+    launches.push_back(std::move(w));
+  }
+  return launches;
+}
+
+}  // namespace runner
