@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "common/json.h"
+#include "runner/notice.h"
 
 namespace runner {
 
@@ -34,21 +35,6 @@ namespace runner {
 struct Moment {
   double steady = 0;
   double unix = 0;
-};
-
-// What one agent tells the others while workers run.
-struct Notice {
-  enum class Kind { kFailure, kStop };
-  Kind kind = Kind::kFailure;
-  int rank = -1;       // the failed worker's global rank (failure notices)
-  std::string host;    // the agent's host
-  std::string status;  // "exited with code 3", "could not start", "received SIGTERM"
-
-  [[nodiscard]] std::string Serialize() const;
-  // Throws common::CommunicationError naming the field when `text` is not a notice.
-  [[nodiscard]] static Notice Parse(const std::string& text);
-  // "worker rank 3 on n2 exited with code 1" or "agent on n2 received SIGTERM".
-  [[nodiscard]] std::string Describe() const;
 };
 
 enum class WorkerState {

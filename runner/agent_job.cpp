@@ -1,0 +1,397 @@
+#include "runner/agent_job.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <csignal>
+#include <cstring>
+#include <ctime>
+#include <fstream>
+#include <memory>
+#include <optional>
+
+#include "common/errors.h"
+#include "common/exit_codes.h"
+#include "common/json.h"
+#include "common/logging.h"
+#include "common/version.h"
+#include "runner/control_plane.h"
+#include "runner/job_dir.h"
+#include "runner/outcome.h"
+#include "runner/process.h"
+#include "runner/rendezvous.h"
+#include "runner/signals.h"
+#include "runner/slurm_requeue.h"
+#include "runner/store_server.h"
+#include "runner/supervisor.h"
+#include "runner/worker_plan.h"
+#include "runner/worker_runner.h"
+
+namespace runner {
+
+namespace {
+
+double UnixNow() {
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+std::string RandomHex(size_t bytes) {
+  std::string raw(bytes, '\0');
+  int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+  if (fd < 0 || read(fd, raw.data(), bytes) != static_cast<ssize_t>(bytes)) {
+    throw common::EnvironmentError("cannot read /dev/urandom for the job token");
+  }
+  close(fd);
+  static const char* kHex = "0123456789abcdef";
+  std::string out;
+  for (unsigned char c : raw) {
+    out += kHex[c >> 4];
+    out += kHex[c & 15];
+  }
+  return out;
+}
+
+// A job id when the scheduler gives none: sortable local time plus randomness.
+std::string LocalJobId() {
+  time_t now = time(nullptr);
+  tm local{};
+  localtime_r(&now, &local);
+  char text[32];
+  strftime(text, sizeof(text), "%Y%m%d-%H%M%S", &local);
+  return std::string(text) + "-" + RandomHex(2);
+}
+
+// A name safe for a directory: what is not [A-Za-z0-9._-] becomes '_'.
+std::string SafeName(const std::string& name) {
+  std::string out;
+  for (char c : name)
+    out +=
+        (std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-') ? c : '_';
+  if (out.empty() || out == "." || out == "..") out = "job";
+  return out;
+}
+
+std::string TrainerPath() {
+  const std::string self = SelfExecutable();
+  const std::string dir = self.substr(0, self.rfind('/'));
+  for (const std::string& candidate : {dir + "/trainer", dir + "/../trainer/trainer"}) {
+    if (access(candidate.c_str(), X_OK) == 0) return candidate;
+  }
+  throw common::EnvironmentError("the bundled trainer was not found next to the runner (" + dir +
+                                 "/trainer or " + dir +
+                                 "/../trainer/trainer); build it, or give "
+                                 "the worker command after '--'");
+}
+
+std::string EnvironmentJson(const std::map<std::string, std::string>& env) {
+  common::JsonObject out;
+  for (const auto& [name, value] : env) {
+    bool wanted = false;
+    for (const char* prefix :
+         {"SLURM_", "NCCL_", "CUDA_", "OMPI_", "PMIX_", "TORCH", "OMP_", "MASTER_"}) {
+      wanted = wanted || name.rfind(prefix, 0) == 0;
+    }
+    if (!wanted) continue;
+    out.Add(name, LooksSecret(name) ? std::string("<redacted>") : value);
+  }
+  return out.str();
+}
+
+// Everything one agent knows once the agents have met: who is where, the job session, and (on
+// the node-0 agent) the store.
+struct Meeting {
+  std::vector<AgentInfo> agents;
+  Layout layout;
+  int me = 0;
+  int node = 0;
+  JobSession session;
+  std::unique_ptr<StoreServer> store;  // node 0 only
+};
+
+// AgreeAndRecord's answer when the job goes on with another attempt.
+constexpr int kRestart = -1;
+
+// Failures restart (launch.max_restarts); stops and successes do not.
+bool IsRestartable(int code) {
+  return code == common::kExitWorkerFailed || code == common::kExitWorkerSignaled ||
+         code == common::kExitCollateral;
+}
+
+void CheckWorld(const ControlPlane& control, const LaunchEnvironment& launch) {
+  if (control.size() != launch.agent_count.value) {
+    throw common::EnvironmentError(
+        "the scheduler says there are " + std::to_string(launch.agent_count.value) + " agents (" +
+        launch.agent_count.source + "=" + std::to_string(launch.agent_count.value) +
+        ") but MPI's world has " + std::to_string(control.size()) +
+        (control.size() == 1
+             ? ": each agent started alone. Under Slurm this is srun without "
+               "PMI; fix: srun --mpi=pmix runner ..., or start the agents with mpirun"
+             : "; were the agents started by two different launchers?"));
+  }
+  if (launch.scheduler != Scheduler::kLocal && control.rank() != launch.agent_rank.value) {
+    throw common::EnvironmentError("MPI rank " + std::to_string(control.rank()) + " but " +
+                                   launch.agent_rank.source + "=" +
+                                   std::to_string(launch.agent_rank.value) +
+                                   "; the agents' identities disagree (mixed launchers?)");
+  }
+}
+
+// One agent's part of the job after its command line: meet, write the job's files, run attempts
+// (restarts included), agree on the exit code.
+class AgentJob {
+ public:
+  AgentJob(const AgentRequest& request, ControlPlane& control, spdlog::logger& log,
+           double started_at)
+      : request_(request),
+        config_(*request.config),
+        launch_(request.launch),
+        control_(control),
+        log_(log),
+        started_at_(started_at) {}
+
+  int Run();
+
+ private:
+  void Meet();
+  void WriteManifest(const std::vector<std::string>& worker_command);
+  void BeginAttemptLog(int attempt);
+  [[nodiscard]] int AgreeAndRecord(int attempt, int restarts, const AttemptOutcome& outcome);
+  [[nodiscard]] common::JsonObject Event(const std::string& name, int attempt) const;
+  [[nodiscard]] std::string RunnerLogName() const;
+
+  const AgentRequest& request_;
+  const common::Config& config_;
+  const LaunchEnvironment& launch_;
+  ControlPlane& control_;
+  spdlog::logger& log_;
+  double started_at_;
+  Meeting meeting_;
+  std::string job_name_;
+  std::optional<JobDir> dir_;
+  int max_restarts_ = 0;
+};
+
+common::JsonObject AgentJob::Event(const std::string& name, int attempt) const {
+  common::JsonObject e;
+  e.Add("time", common::Timestamp())
+      .Add("event", name)
+      .Add("attempt", attempt)
+      .Add("agent", meeting_.me)
+      .Add("host", launch_.hostname)
+      .Add("node", meeting_.node);
+  return e;
+}
+
+// Rendezvous: every agent reports; everyone computes the same layout; the node-0 agent picks the
+// job id and token, creates the directory, hosts the store and broadcasts the session.
+void AgentJob::Meet() {
+  AgentInfo mine;
+  mine.agent = control_.rank();
+  mine.host = launch_.hostname;
+  mine.pid = static_cast<int>(getpid());
+  mine.nproc = request_.plan.nproc.value;
+  mine.scheduler_node =
+      launch_.node_rank && launch_.scheduler != Scheduler::kLocal ? launch_.node_rank->value : -1;
+  mine.devices = request_.plan.devices.value;
+  mine.addresses = LocalAddresses();
+  const std::vector<std::string> reports = control_.AllGather(mine.Serialize());
+  for (size_t i = 0; i < reports.size(); ++i) {
+    meeting_.agents.push_back(AgentInfo::Parse(reports[i], static_cast<int>(i)));
+  }
+  meeting_.layout = BuildLayout(meeting_.agents);
+  meeting_.me = control_.rank();
+  meeting_.node = meeting_.layout.node_of_agent[static_cast<size_t>(meeting_.me)];
+  job_name_ = config_.GetString("job.name");
+  if (job_name_.empty()) {
+    job_name_ = SafeName(launch_.job_name.value.empty() ? "job" : launch_.job_name.value);
+  }
+  std::string session;
+  if (meeting_.me == 0) {
+    JobSession mine_session;
+    mine_session.job_id =
+        launch_.job_id.value.empty() ? LocalJobId() : SafeName(launch_.job_id.value);
+    const JobDir dir(config_.GetString("job.log_root"), job_name_, mine_session.job_id);
+    mine_session.store_addr = ChooseStoreAddress(meeting_.agents, meeting_.layout,
+                                                 config_.GetString("launch.store_addr"));
+    meeting_.store = std::make_unique<StoreServer>(
+        mine_session.store_addr, static_cast<uint16_t>(config_.GetInt("launch.store_port")),
+        [this](const std::string& line) { log_.warn("{}", line); });
+    mine_session.token = RandomHex(16);
+    mine_session.attempt = dir.NextAttempt();
+    mine_session.store_port = meeting_.store->port();
+    session = mine_session.Serialize();
+  }
+  meeting_.session = JobSession::Parse(control_.Broadcast(session));
+  dir_.emplace(config_.GetString("job.log_root"), job_name_, meeting_.session.job_id);
+}
+
+// Per-agent facts gathered at the node-0 agent, which writes job.yaml and manifest.json.
+void AgentJob::WriteManifest(const std::vector<std::string>& worker_command) {
+  const Layout& layout = meeting_.layout;
+  const int me = meeting_.me;
+  common::JsonObject agent_json;
+  agent_json.Add("agent", me)
+      .Add("host", launch_.hostname)
+      .Add("node", meeting_.node)
+      .Add("pid", static_cast<int>(getpid()))
+      .Add("first_rank", layout.first_rank_of_agent[static_cast<size_t>(me)])
+      .Add("workers", request_.plan.nproc.value)
+      .Add("devices", request_.plan.devices.value);
+  const std::vector<std::string> agent_facts = control_.Gather(agent_json.str());
+  if (me != 0) return;
+  dir_->WriteFile("job.yaml", config_.ToYaml(/*with_origins=*/true));
+  std::vector<std::string> nodes;
+  for (size_t n = 0; n < layout.hosts.size(); ++n) {
+    nodes.push_back(common::JsonObject()
+                        .Add("node", static_cast<int>(n))
+                        .Add("host", layout.hosts[n])
+                        .Add("workers", layout.workers_on_node[n])
+                        .str());
+  }
+  const JobSession& s = meeting_.session;
+  common::JsonObject manifest;
+  manifest.Add("job_name", job_name_)
+      .Add("job_id", s.job_id)
+      .Add("created", UnixNow())
+      .Add("runner_version", common::kProjectVersion)
+      .Add("mpi_library", control_.Describe())
+      .Add("scheduler", SchedulerName(launch_.scheduler))
+      .Add("scheduler_reason", launch_.reason)
+      .Add("world_size", layout.world_size)
+      .Add("backend", request_.plan.backend.value)
+      .AddRaw("store",
+              common::JsonObject().Add("address", s.store_addr).Add("port", s.store_port).str())
+      .AddRaw("nodes", common::JsonArray(nodes))
+      .AddRaw("agents", common::JsonArray(agent_facts))
+      .Add("worker_command", worker_command)
+      .AddRaw("environment", EnvironmentJson(request_.env->All()));
+  dir_->WriteFile("manifest.json", manifest.str() + "\n");
+}
+
+std::string AgentJob::RunnerLogName() const {
+  const Layout& layout = meeting_.layout;
+  int agents_here = 0;
+  for (int n : layout.node_of_agent) agents_here += n == meeting_.node ? 1 : 0;
+  const int local = layout.local_index_of_agent[static_cast<size_t>(meeting_.me)];
+  return "runner-" + launch_.hostname + (agents_here > 1 ? "-" + std::to_string(local) : "") +
+         ".log";
+}
+
+void AgentJob::BeginAttemptLog(int attempt) {
+  if (meeting_.me == 0) dir_->BeginAttempt(attempt);
+  (void)control_.AllReduceMax(0);  // the attempt directory exists before anyone writes into it
+  common::SetFileSink(log_, dir_->AttemptPath(attempt) + "/" + RunnerLogName());
+  const Layout& layout = meeting_.layout;
+  const int first = layout.first_rank_of_agent[static_cast<size_t>(meeting_.me)];
+  std::string devices;
+  for (const std::string& d : request_.plan.devices.value)
+    devices += (devices.empty() ? "" : ",") + d;
+  log_.info(
+      "runner {} host={} pid={} agent={}/{} node={}/{} scheduler={} mpi=\"{}\" job={}-{} "
+      "attempt={} world_size={} ranks={}..{} devices={} store={}:{}",
+      common::kProjectVersion, launch_.hostname, getpid(), meeting_.me, control_.size(),
+      meeting_.node, layout.hosts.size(), SchedulerName(launch_.scheduler),
+      control_.Describe().substr(0, 40), job_name_, meeting_.session.job_id, attempt,
+      layout.world_size, first, first + request_.plan.nproc.value - 1,
+      devices.empty() ? "cpu" : devices, meeting_.session.store_addr, meeting_.session.store_port);
+  for (const std::string& warning : launch_.warnings) log_.warn("{}", warning);
+  dir_->AppendEvent(Event("attempt_started", attempt)
+                        .Add("world_size", layout.world_size)
+                        .Add("pid", static_cast<int>(getpid())));
+}
+
+// Every agent learns the job's code (the highest); node 0 writes outcome.json from every agent's
+// view (one gather) with the first failure across nodes. Returns the agreed code.
+int AgentJob::AgreeAndRecord(int attempt, int restarts, const AttemptOutcome& outcome) {
+  int agreed = control_.AllReduceMax(outcome.code);
+  const AgentView mine{meeting_.me, launch_.hostname, meeting_.node, outcome};
+  const std::vector<std::string> views = control_.Gather(mine.Serialize());
+  if (agreed == common::kExitRequeued) {
+    const RequeueRequest requeue{config_.GetBool("launch.requeue"), RequeueTarget(launch_),
+                                 meeting_.me == 0,
+                                 [&](const std::string& name) { return Event(name, attempt); }};
+    const int code = RequeueSlurmJob(requeue, log_, *dir_);
+    // Node 0 knows whether it worked.
+    const std::string told = control_.Broadcast(std::to_string(code));
+    agreed = told == std::to_string(common::kExitRequeued) ? common::kExitRequeued
+                                                           : common::kExitStopped;
+  }
+  const bool restart = IsRestartable(agreed) && restarts < max_restarts_;
+  if (meeting_.me == 0) {
+    JobOutcome job{job_name_ + "-" + meeting_.session.job_id,
+                   attempt,
+                   restart,
+                   agreed,
+                   started_at_,
+                   UnixNow(),
+                   restarts,
+                   {}};
+    for (size_t i = 0; i < views.size(); ++i) {
+      job.agents.push_back(AgentView::Parse(views[i], static_cast<int>(i)));
+    }
+    const std::string json = OutcomeJson(job) + "\n";
+    // A full or failing disk must not lose how the job ended: say it on the console instead.
+    try {
+      dir_->WriteFile("attempt-" + std::to_string(attempt) + "/outcome.json", json);
+      dir_->WriteFile("outcome.json", json);
+    } catch (const common::Error& e) {
+      log_.error("{}; the outcome is: {}", e.what(), json);
+    }
+  }
+  dir_->AppendEvent(Event("attempt_ended", attempt)
+                        .Add("code", outcome.code)
+                        .Add("job_code", agreed)
+                        .Add("reason", outcome.reason));
+  log_.info("attempt {} ended: {} (this node: {}; job: exit code {}, {})", attempt, outcome.reason,
+            common::ExitCodeName(outcome.code), agreed, common::ExitCodeName(agreed));
+  return restart ? kRestart : agreed;
+}
+
+int AgentJob::Run() {
+  CheckWorld(control_, launch_);
+  Meet();
+  max_restarts_ = static_cast<int>(config_.GetInt("launch.max_restarts"));
+  const std::string config_path = dir_->path() + "/job.yaml";
+  std::vector<std::string> worker_command = request_.command;
+  if (worker_command.empty()) worker_command = {TrainerPath(), "--config", config_path};
+  WriteManifest(worker_command);
+  const JobDir& dir = *dir_;
+  Supervisor supervisor(
+      control_, log_, [&dir](const common::JsonObject& e) { dir.AppendEvent(e); }, SystemClock(),
+      {config_.GetFloat("launch.grace_period_s"), launch_.hostname, meeting_.me, meeting_.node});
+  const int cpus = launch_.cpus_per_task ? launch_.cpus_per_task->value : request_.host.online_cpus;
+  int attempt = meeting_.session.attempt;
+  for (int restarts = 0;; ++restarts, ++attempt) {
+    BeginAttemptLog(attempt);
+    const std::vector<WorkerLaunch> launches = PlanWorkerLaunches(
+        {&meeting_.layout, meeting_.me, &request_.plan, &meeting_.session, attempt, max_restarts_,
+         dir.path(), dir.AttemptPath(attempt), config_path, cpus, worker_command});
+    ProcessWorkerRunner runner(SelfExecutable());
+    const AttemptOutcome outcome =
+        supervisor.RunAttempt(attempt, launches, request_.env->All(), runner);
+    const int agreed = AgreeAndRecord(attempt, restarts, outcome);
+    if (agreed != kRestart) {
+      log_.info("job {}-{} {} with exit code {} ({}); logs in {}", job_name_,
+                meeting_.session.job_id, StatusWord(agreed), agreed, common::ExitCodeName(agreed),
+                dir.path());
+      meeting_.store.reset();
+      return agreed;
+    }
+    log_.warn("restarting the workers: restart {} of {} (launch.max_restarts)", restarts + 1,
+              max_restarts_);
+    dir.AppendEvent(Event("restart", attempt + 1).Add("restart", restarts + 1));
+  }
+}
+
+}  // namespace
+
+int RunAgentWith(const AgentRequest& request, ControlPlane& control_plane,
+                 const std::shared_ptr<spdlog::logger>& log, double started_at) {
+  AgentJob job(request, control_plane, *log, started_at);
+  return job.Run();
+}
+
+}  // namespace runner
