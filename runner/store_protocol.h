@@ -1,14 +1,17 @@
 #pragma once
 // The TCPStore wire codec the store server speaks (runner/store_server.h): the two dialects'
 // query numbering mapped onto one set of operations, and readers/writers for the framing (raw
-// host-order integers, u64-length-prefixed byte strings, u64-counted key lists). Internal to the
-// server; a separate file only so the server reads as the event loop and the operations.
+// host-order integers, u64-length-prefixed byte strings, u64-counted key lists), and a request's
+// decoded arguments. Internal to the server: the connection layer (runner/store_connection.h)
+// reads requests with it, and the state machine (runner/store_state.h) writes its replies with it.
 
 #include <cstdint>
 #include <cstring>
 #include <iterator>
+#include <optional>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace runner::store_protocol {
@@ -81,19 +84,34 @@ class Reader {
   std::string Key() { return Bytes(kMaxKeyBytes, "key"); }
   std::string Value() { return Bytes(kMaxValueBytes, "value"); }
   std::vector<std::string> Keys() {
-    const uint64_t n = Scalar<uint64_t>();
-    if (!incomplete_ && n > kMaxKeyCount) {
-      throw Malformed("a key count of " + std::to_string(n) + " (at most " +
-                      std::to_string(kMaxKeyCount) + ")");
-    }
+    const uint64_t n = Count();
     std::vector<std::string> keys;
     for (uint64_t i = 0; i < n && !incomplete_; ++i) keys.push_back(Key());
     return keys;
+  }
+  // MULTI_SET's u64-counted key/value pairs.
+  std::vector<std::pair<std::string, std::string>> Items() {
+    const uint64_t n = Count();
+    std::vector<std::pair<std::string, std::string>> items;
+    for (uint64_t i = 0; i < n && !incomplete_; ++i) {
+      std::string key = Key();
+      std::string value = Value();
+      items.emplace_back(std::move(key), std::move(value));
+    }
+    return items;
   }
   [[nodiscard]] bool incomplete() const { return incomplete_; }
   [[nodiscard]] size_t consumed() const { return pos_; }
 
  private:
+  uint64_t Count() {
+    const uint64_t n = Scalar<uint64_t>();
+    if (!incomplete_ && n > kMaxKeyCount) {
+      throw Malformed("a key count of " + std::to_string(n) + " (at most " +
+                      std::to_string(kMaxKeyCount) + ")");
+    }
+    return n;
+  }
   std::string Bytes(uint64_t limit, const char* what) {
     const uint64_t size = Scalar<uint64_t>();
     if (incomplete_) return {};
@@ -131,5 +149,21 @@ class Writer {
  private:
   std::string* out_;
 };
+
+// One request's arguments; which fields are set depends on `op` (see ReadRequest).
+struct Request {
+  Op op = Op::kUnknown;
+  std::string key;
+  std::string value;              // SET, APPEND, QUEUE_PUSH; COMPARE_SET's expected value
+  std::string desired;            // COMPARE_SET
+  int64_t delta = 0;              // ADD
+  uint32_t number = 0;            // VALIDATE's magic, PING's nonce
+  std::vector<std::string> keys;  // CHECK, WAIT, MULTI_GET
+  std::vector<std::pair<std::string, std::string>> items;  // MULTI_SET
+};
+
+// Reads the arguments of `op`, whose query byte `reader` has already consumed. Empty when the
+// buffer does not hold all of them yet; throws Malformed on absurd sizes. `op` is not kUnknown.
+[[nodiscard]] std::optional<Request> ReadRequest(Op op, Reader& reader);
 
 }  // namespace runner::store_protocol

@@ -9,45 +9,22 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <atomic>
 #include <cerrno>
-#include <cstdio>
 #include <cstring>
-#include <deque>
 #include <mutex>
-#include <optional>
-#include <set>
-#include <stdexcept>
 #include <thread>
 
 #include "common/errors.h"
-#include "runner/store_protocol.h"
+#include "runner/store_connection.h"
+#include "runner/store_state.h"
 
 namespace runner {
-
-namespace {
-
-using namespace store_protocol;  // NOLINT: the codec is this file's vocabulary
-
-struct Connection {
-  int fd = -1;
-  std::string peer;
-  Dialect dialect = Dialect::kUndecided;
-  std::string in;
-  std::string out;
-  std::set<std::string> waiting_for;  // keys of the pending WAIT; empty: none pending
-  uint64_t wait_seq = 0;              // when that WAIT began (queue items wake the oldest)
-  std::set<std::string> watched;      // WATCH_KEY (1.13)
-  bool closing = false;
-};
-
-}  // namespace
 
 class StoreServer::Impl {
  public:
   Impl(const std::string& address, uint16_t port, LogFn log)
-      : address_(address), log_(std::move(log)) {
+      : address_(address), log_(std::move(log)), state_(log_) {
     Listen(address, port);
     if (pipe2(wake_, O_CLOEXEC | O_NONBLOCK) != 0) {
       close(listen_fd_);
@@ -74,18 +51,18 @@ class StoreServer::Impl {
   std::vector<std::string> DescribeWaits() const {
     std::lock_guard<std::mutex> lock(mutex_);
     std::vector<std::string> out;
-    for (const auto& [fd, conn] : connections_) {
-      if (conn.waiting_for.empty()) continue;
+    for (const auto& [fd, missing] : state_.Waits()) {
       std::string keys;
-      for (const std::string& key : conn.waiting_for) keys += (keys.empty() ? "" : ", ") + key;
-      out.push_back(conn.peer + " waits for " + keys);
+      for (const std::string& key : missing) keys += (keys.empty() ? "" : ", ") + key;
+      auto conn = connections_.find(fd);
+      out.push_back((conn == connections_.end() ? "?" : conn->second.peer) + " waits for " + keys);
     }
     return out;
   }
 
   size_t NumKeys() const {
     std::lock_guard<std::mutex> lock(mutex_);
-    return data_.size();
+    return state_.NumKeys();
   }
 
  private:
@@ -153,12 +130,13 @@ class StoreServer::Impl {
       for (size_t i = 2; i < fds.size(); ++i) {
         auto it = connections_.find(fds[i].fd);
         if (it == connections_.end()) continue;
-        Connection& conn = it->second;
+        StoreConnection& conn = it->second;
         if (fds[i].revents & (POLLIN | POLLHUP | POLLERR)) ReadFrom(conn);
         if (!conn.closing && !conn.out.empty()) Flush(conn);
       }
       for (auto it = connections_.begin(); it != connections_.end();) {
         if (it->second.closing) {
+          state_.Disconnect(it->first);
           close(it->first);
           it = connections_.erase(it);
         } else {
@@ -182,17 +160,17 @@ class StoreServer::Impl {
       getnameinfo(reinterpret_cast<sockaddr*>(&peer), len, host, sizeof(host), serv, sizeof(serv),
                   NI_NUMERICHOST | NI_NUMERICSERV);
       std::lock_guard<std::mutex> lock(mutex_);
-      Connection& conn = connections_[fd];
-      conn.fd = fd;
+      StoreConnection& conn = connections_[fd];
+      conn.id = fd;
       conn.peer = std::string(host) + ":" + serv;
     }
   }
 
-  void ReadFrom(Connection& conn) {
+  void ReadFrom(StoreConnection& conn) {
     char buffer[65536];
     bool ended = false;  // end of stream or a connection error
     while (true) {
-      ssize_t n = recv(conn.fd, buffer, sizeof(buffer), 0);
+      ssize_t n = recv(conn.id, buffer, sizeof(buffer), 0);
       if (n > 0) {
         conn.in.append(buffer, static_cast<size_t>(n));
         continue;
@@ -203,18 +181,24 @@ class StoreServer::Impl {
     }
     // Requests that arrived together with the end of the stream still count: a client may SET a
     // key (no reply) and exit at once.
-    while (!conn.closing && Handle(conn)) {
-    }
+    Deliver(ServeRequests(conn, state_, log_));
     if (ended) {
       if (!conn.closing) Flush(conn);  // a client that only shut down its sending side still reads
       conn.closing = true;
     }
-    if (conn.closing) Unwait(conn);
+    if (conn.closing) state_.Disconnect(conn.id);
   }
 
-  void Flush(Connection& conn) {
+  void Deliver(const StoreState::Replies& replies) {
+    for (const StoreState::Reply& reply : replies) {
+      auto it = connections_.find(reply.to);
+      if (it != connections_.end()) it->second.out += reply.bytes;
+    }
+  }
+
+  void Flush(StoreConnection& conn) {
     while (!conn.out.empty()) {
-      ssize_t n = send(conn.fd, conn.out.data(), conn.out.size(), MSG_NOSIGNAL);
+      ssize_t n = send(conn.id, conn.out.data(), conn.out.size(), MSG_NOSIGNAL);
       if (n > 0) {
         conn.out.erase(0, static_cast<size_t>(n));
       } else {
@@ -224,286 +208,6 @@ class StoreServer::Impl {
     }
   }
 
-  bool Exists(const std::string& key) const {
-    if (data_.count(key)) return true;
-    auto q = queues_.find(key);
-    return q != queues_.end() && !q->second.empty();
-  }
-
-  void Unwait(Connection& conn) { conn.waiting_for.clear(); }
-
-  // A key was created or changed: finish the WAITs it completes and tell its watchers. A queue item
-  // (wake_one) is for one popper: only the oldest WAIT it completes finishes, as in PyTorch.
-  void Touched(const std::string& key, const std::string* old_value, const std::string* new_value,
-               bool wake_one = false) {
-    std::vector<Connection*> waiters;
-    for (auto& [fd, conn] : connections_) {
-      if (conn.waiting_for.count(key)) waiters.push_back(&conn);
-    }
-    std::sort(waiters.begin(), waiters.end(),
-              [](const Connection* a, const Connection* b) { return a->wait_seq < b->wait_seq; });
-    for (Connection* waiter : waiters) {
-      waiter->waiting_for.erase(key);
-      if (waiter->waiting_for.empty()) {
-        Writer(&waiter->out).Scalar<uint8_t>(0);  // STOP_WAITING
-        if (wake_one) break;
-      }
-    }
-    for (auto& [fd, conn] : connections_) {
-      if (conn.watched.count(key)) {
-        Writer w(&conn.out);
-        w.Scalar<uint8_t>(new_value == nullptr ? 2 : old_value == nullptr ? 1 : 0);
-        w.Bytes(key);
-        w.Bytes(old_value ? *old_value : "");
-        w.Bytes(new_value ? *new_value : "");
-      }
-    }
-  }
-
-  void Store(const std::string& key, std::string value) {
-    auto it = data_.find(key);
-    std::optional<std::string> old;
-    if (it != data_.end()) old = it->second;
-    data_[key] = std::move(value);
-    Touched(key, old ? &*old : nullptr, &data_[key]);
-  }
-
-  // Parses and answers one request; false when the buffer holds no complete request or the
-  // connection is to be closed.
-  bool Handle(Connection& conn) {
-    try {
-      return HandleOne(conn);
-    } catch (const Malformed& e) {
-      Log("store: client " + conn.peer + " sent a request with " + e.what() + "; closed");
-      conn.closing = true;
-      return false;
-    }
-  }
-
-  bool HandleOne(Connection& conn) {
-    if (conn.in.empty()) return false;
-    if (conn.dialect == Dialect::kUndecided) {
-      // 2.2+ clients open with VALIDATE (byte 0) and the magic; 1.13 never sends 0 then the magic.
-      if (static_cast<uint8_t>(conn.in[0]) == 0) {
-        if (conn.in.size() < 5) return false;
-        uint32_t magic = 0;
-        std::memcpy(&magic, conn.in.data() + 1, 4);
-        if (magic == kValidationMagic) {
-          conn.dialect = Dialect::kV2;
-        } else if (magic > kMaxKeyBytes) {
-          // Not a 1.13 SET either: those four bytes would be part of its key's length (the low
-          // half on little-endian hosts, the high half, 0, on big-endian ones).
-          char hex[16];
-          std::snprintf(hex, sizeof(hex), "0x%08X", static_cast<unsigned>(magic));
-          Log("store: client " + conn.peer + " opened with a wrong validation number " + hex +
-              " (expected 0x3C85F7CE); closed");
-          conn.closing = true;
-          return false;
-        } else {
-          conn.dialect = Dialect::kV1;
-        }
-      } else {
-        conn.dialect = Dialect::kV1;
-      }
-    }
-    Reader r(conn.in);
-    const uint8_t byte = r.Scalar<uint8_t>();
-    const Op op = DecodeOp(conn.dialect, byte);
-    std::string reply;
-    Writer w(&reply);
-    // A 1.13 client that timed out in WAIT moves on without cancelling: drop the stale wait.
-    if (!conn.waiting_for.empty() && op != Op::kCancelWait) conn.waiting_for.clear();
-    switch (op) {
-      case Op::kValidate: {
-        const uint32_t magic = r.Scalar<uint32_t>();
-        if (r.incomplete()) return false;
-        if (magic != kValidationMagic) {
-          Log("store: client " + conn.peer + " sent a wrong validation number; closed");
-          conn.closing = true;
-        }
-        break;
-      }
-      case Op::kPing: {
-        const uint32_t nonce = r.Scalar<uint32_t>();
-        if (r.incomplete()) return false;
-        w.Scalar(nonce);
-        break;
-      }
-      case Op::kSet: {
-        std::string key = r.Key();
-        std::string value = r.Value();
-        if (r.incomplete()) return false;
-        Store(key, std::move(value));
-        break;
-      }
-      case Op::kCompareSet: {
-        std::string key = r.Key();
-        std::string expected = r.Value();
-        std::string desired = r.Value();
-        if (r.incomplete()) return false;
-        auto it = data_.find(key);
-        if (it == data_.end()) {
-          if (expected.empty()) {
-            Store(key, desired);
-            w.Bytes(desired);
-          } else {
-            w.Bytes(expected);
-          }
-        } else {
-          if (it->second == expected) Store(key, desired);
-          w.Bytes(data_[key]);
-        }
-        break;
-      }
-      case Op::kGet: {
-        std::string key = r.Key();
-        if (r.incomplete()) return false;
-        auto it = data_.find(key);
-        w.Bytes(it == data_.end() ? std::string() : it->second);
-        break;
-      }
-      case Op::kAdd: {
-        std::string key = r.Key();
-        const int64_t delta = r.Scalar<int64_t>();
-        if (r.incomplete()) return false;
-        int64_t value = delta;
-        auto it = data_.find(key);
-        if (it != data_.end()) {
-          try {
-            // Wraps around on overflow (as PyTorch's server does in practice) instead of UB.
-            value = static_cast<int64_t>(static_cast<uint64_t>(std::stoll(it->second)) +
-                                         static_cast<uint64_t>(delta));
-          } catch (const std::exception&) {
-            Log("store: ADD to key '" + key + "' whose value is not a number; treated as 0");
-          }
-        }
-        Store(key, std::to_string(value));
-        w.Scalar<int64_t>(value);
-        break;
-      }
-      case Op::kCheck: {
-        std::vector<std::string> keys = r.Keys();
-        if (r.incomplete()) return false;
-        bool ready = true;
-        for (const std::string& key : keys) ready = ready && Exists(key);
-        w.Scalar<uint8_t>(ready ? 0 : 1);
-        break;
-      }
-      case Op::kWait: {
-        std::vector<std::string> keys = r.Keys();
-        if (r.incomplete()) return false;
-        for (const std::string& key : keys) {
-          if (!Exists(key)) conn.waiting_for.insert(key);
-        }
-        if (conn.waiting_for.empty()) {
-          w.Scalar<uint8_t>(0);
-        } else {
-          conn.wait_seq = ++wait_counter_;
-        }
-        break;
-      }
-      case Op::kCancelWait:
-        conn.waiting_for.clear();
-        w.Scalar<uint8_t>(1);  // WAIT_CANCELED
-        break;
-      case Op::kNumKeys:
-        w.Scalar<int64_t>(static_cast<int64_t>(data_.size()));
-        break;
-      case Op::kWatchKey: {
-        std::string key = r.Key();
-        if (r.incomplete()) return false;
-        conn.watched.insert(key);
-        w.Scalar<uint8_t>(3);  // CALLBACK_REGISTERED
-        break;
-      }
-      case Op::kDeleteKey: {
-        std::string key = r.Key();
-        if (r.incomplete()) return false;
-        auto it = data_.find(key);
-        int64_t deleted = 0;
-        if (it != data_.end()) {
-          std::string old = it->second;
-          data_.erase(it);
-          deleted = 1;
-          Touched(key, &old, nullptr);
-        }
-        w.Scalar<int64_t>(deleted);
-        break;
-      }
-      case Op::kAppend: {
-        std::string key = r.Key();
-        std::string value = r.Value();
-        if (r.incomplete()) return false;
-        auto it = data_.find(key);
-        Store(key, (it == data_.end() ? std::string() : it->second) + value);
-        break;
-      }
-      case Op::kMultiGet: {
-        std::vector<std::string> keys = r.Keys();
-        if (r.incomplete()) return false;
-        for (const std::string& key : keys) {
-          auto it = data_.find(key);
-          w.Bytes(it == data_.end() ? std::string() : it->second);
-        }
-        break;
-      }
-      case Op::kMultiSet: {
-        const uint64_t n = r.Scalar<uint64_t>();
-        if (!r.incomplete() && n > kMaxKeyCount) {
-          throw Malformed("a key count of " + std::to_string(n) + " (at most " +
-                          std::to_string(kMaxKeyCount) + ")");
-        }
-        std::vector<std::pair<std::string, std::string>> items;
-        for (uint64_t i = 0; i < n && !r.incomplete(); ++i) {
-          std::string key = r.Key();
-          std::string value = r.Value();
-          items.emplace_back(std::move(key), std::move(value));
-        }
-        if (r.incomplete()) return false;
-        for (auto& [key, value] : items) Store(key, std::move(value));
-        break;
-      }
-      case Op::kQueuePush: {
-        std::string key = r.Key();
-        std::string value = r.Value();
-        if (r.incomplete()) return false;
-        queues_[key].push_back(std::move(value));
-        Touched(key, nullptr, &queues_[key].back(), /*wake_one=*/true);
-        break;
-      }
-      case Op::kQueuePop: {
-        std::string key = r.Key();
-        if (r.incomplete()) return false;
-        std::deque<std::string>& queue = queues_[key];
-        w.Scalar<int64_t>(static_cast<int64_t>(queue.size()));
-        if (!queue.empty()) {
-          w.Bytes(queue.front());
-          queue.pop_front();
-        }
-        break;
-      }
-      case Op::kQueueLen: {
-        std::string key = r.Key();
-        if (r.incomplete()) return false;
-        w.Scalar<int64_t>(static_cast<int64_t>(queues_[key].size()));
-        break;
-      }
-      case Op::kList:
-        w.Scalar<int64_t>(static_cast<int64_t>(data_.size()));
-        for (const auto& [key, value] : data_) w.Bytes(key);
-        break;
-      case Op::kUnknown:
-        Log("store: client " + conn.peer + " sent unknown query type " + std::to_string(byte) +
-            " (" + (conn.dialect == Dialect::kV2 ? "PyTorch >= 2.2" : "PyTorch 1.13") +
-            " dialect); closing it. Is the worker's PyTorch 2.0 or 2.1? Those are not supported.");
-        conn.closing = true;
-        return false;
-    }
-    conn.in.erase(0, r.consumed());
-    conn.out += reply;
-    return true;
-  }
-
   std::string address_;
   LogFn log_;
   int listen_fd_ = -1;
@@ -511,10 +215,8 @@ class StoreServer::Impl {
   int wake_[2] = {-1, -1};
   std::atomic<bool> stop_{false};
   mutable std::mutex mutex_;
-  std::map<int, Connection> connections_;
-  std::map<std::string, std::string> data_;
-  std::map<std::string, std::deque<std::string>> queues_;
-  uint64_t wait_counter_ = 0;
+  std::map<int, StoreConnection> connections_;
+  StoreState state_;
   std::thread thread_;
 };
 

@@ -1,0 +1,95 @@
+#include "runner/store_connection.h"
+
+#include <cstdio>
+#include <cstring>
+#include <optional>
+
+namespace runner {
+
+namespace {
+
+using namespace store_protocol;  // NOLINT: the codec is this file's vocabulary
+using LogFn = std::function<void(const std::string&)>;
+
+void Log(const LogFn& log, const std::string& line) {
+  if (log) log(line);
+}
+
+// Decides the dialect from the connection's first bytes. False when more bytes are needed or the
+// connection is to be closed.
+bool DecideDialect(StoreConnection& conn, const LogFn& log) {
+  // 2.2+ clients open with VALIDATE (byte 0) and the magic; 1.13 never sends 0 then the magic.
+  if (static_cast<uint8_t>(conn.in[0]) != 0) {
+    conn.dialect = Dialect::kV1;
+    return true;
+  }
+  if (conn.in.size() < 5) return false;
+  uint32_t magic = 0;
+  std::memcpy(&magic, conn.in.data() + 1, 4);
+  if (magic == kValidationMagic) {
+    conn.dialect = Dialect::kV2;
+  } else if (magic > kMaxKeyBytes) {
+    // Not a 1.13 SET either: those four bytes would be part of its key's length (the low half on
+    // little-endian hosts, the high half, 0, on big-endian ones).
+    char hex[16];
+    std::snprintf(hex, sizeof(hex), "0x%08X", static_cast<unsigned>(magic));
+    Log(log, "store: client " + conn.peer + " opened with a wrong validation number " + hex +
+                 " (expected 0x3C85F7CE); closed");
+    conn.closing = true;
+    return false;
+  } else {
+    conn.dialect = Dialect::kV1;
+  }
+  return true;
+}
+
+// Answers one request. False when `conn.in` holds no complete request or the connection is to be
+// closed.
+bool ServeOne(StoreConnection& conn, StoreState& state, const LogFn& log,
+              StoreState::Replies* out) {
+  if (conn.in.empty()) return false;
+  if (conn.dialect == Dialect::kUndecided && !DecideDialect(conn, log)) return false;
+  Reader reader(conn.in);
+  const uint8_t byte = reader.Scalar<uint8_t>();
+  const Op op = DecodeOp(conn.dialect, byte);
+  // A 1.13 client that timed out in WAIT moves on without cancelling: its next request, from its
+  // first byte on, drops the stale wait.
+  if (op != Op::kCancelWait) state.DropWait(conn.id);
+  if (op == Op::kUnknown) {
+    Log(log, "store: client " + conn.peer + " sent unknown query type " + std::to_string(byte) +
+                 " (" + (conn.dialect == Dialect::kV2 ? "PyTorch >= 2.2" : "PyTorch 1.13") +
+                 " dialect); closing it. Is the worker's PyTorch 2.0 or 2.1? Those are not "
+                 "supported.");
+    conn.closing = true;
+    return false;
+  }
+  std::optional<Request> request = ReadRequest(op, reader);
+  if (!request) return false;
+  conn.in.erase(0, reader.consumed());
+  if (op == Op::kValidate) {
+    if (request->number == kValidationMagic) return true;
+    Log(log, "store: client " + conn.peer + " sent a wrong validation number; closed");
+    conn.closing = true;
+    return false;
+  }
+  StoreState::Replies replies = state.Apply(conn.id, *request);
+  out->insert(out->end(), std::make_move_iterator(replies.begin()),
+              std::make_move_iterator(replies.end()));
+  return true;
+}
+
+}  // namespace
+
+StoreState::Replies ServeRequests(StoreConnection& conn, StoreState& state, const LogFn& log) {
+  StoreState::Replies out;
+  try {
+    while (!conn.closing && ServeOne(conn, state, log, &out)) {
+    }
+  } catch (const Malformed& e) {
+    Log(log, "store: client " + conn.peer + " sent a request with " + e.what() + "; closed");
+    conn.closing = true;
+  }
+  return out;
+}
+
+}  // namespace runner
