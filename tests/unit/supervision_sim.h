@@ -23,10 +23,10 @@ namespace runner::testing_support {
 
 struct SimOptions {
   int agents = 1;
-  int workers = 2;               // per agent; agent k's worker i has rank k * workers + i
+  int workers = 2;  // per agent; agent k's worker i has rank k * workers + i
   double notice_latency = 0.002;
   double grace_period_s = 15;
-  double end = 60;               // give up after this time
+  double end = 60;  // give up after this time
 };
 
 // Runs `script` and returns the trace (decisions, then each agent's outcome, then the job's).
