@@ -114,12 +114,6 @@ struct Meeting {
 // AgreeAndRecord's answer when the job goes on with another attempt.
 constexpr int kRestart = -1;
 
-// Failures restart (launch.max_restarts); stops and successes do not.
-bool IsRestartable(int code) {
-  return code == common::kExitWorkerFailed || code == common::kExitWorkerSignaled ||
-         code == common::kExitCollateral;
-}
-
 void CheckWorld(const ControlPlane& control, const LaunchEnvironment& launch) {
   if (control.size() != launch.agent_count.value) {
     throw common::EnvironmentError(
@@ -319,7 +313,7 @@ int AgentJob::AgreeAndRecord(int attempt, int restarts, const AttemptOutcome& ou
     agreed = told == std::to_string(common::kExitRequeued) ? common::kExitRequeued
                                                            : common::kExitStopped;
   }
-  const bool restart = IsRestartable(agreed) && restarts < max_restarts_;
+  const bool restart = ShouldRestart(agreed, restarts, max_restarts_);
   if (meeting_.me == 0) {
     JobOutcome job{job_name_ + "-" + meeting_.session.job_id,
                    attempt,

@@ -91,6 +91,13 @@ std::optional<WorkerFailure> FirstFailure(const std::vector<AgentView>& views) {
   return first;
 }
 
+bool ShouldRestart(int agreed_code, int restarts_done, int max_restarts) {
+  const bool failure = agreed_code == common::kExitWorkerFailed ||
+                       agreed_code == common::kExitWorkerSignaled ||
+                       agreed_code == common::kExitCollateral;
+  return failure && restarts_done < max_restarts;
+}
+
 std::string StatusWord(int code) {
   switch (code) {
     case common::kExitOk:

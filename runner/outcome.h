@@ -25,6 +25,9 @@ struct AgentView {
 // The earliest failure among the views (by its Unix time), if any.
 [[nodiscard]] std::optional<WorkerFailure> FirstFailure(const std::vector<AgentView>& views);
 
+// Whether the job starts another attempt: after a failure (20, 21, 12) while restarts remain.
+[[nodiscard]] bool ShouldRestart(int agreed_code, int restarts_done, int max_restarts);
+
 // "succeeded", "stopped", "requeued" or "failed" for a job exit code.
 [[nodiscard]] std::string StatusWord(int code);
 
