@@ -10,18 +10,23 @@ namespace {
 
 constexpr double kBig = 1e18;
 
-std::vector<KeySpec> BuildSchema() {
+// job: what the job is called and where its directory goes.
+std::vector<KeySpec> JobKeys() {
   using T = ValueType;
   return {
-      // --- job: what the job is called and where its directory goes.
       {"job.name", T::kName, "\"\"",
        "job name for the job directory; empty: SLURM_JOB_NAME, else \"job\""},
       {"job.log_root", T::kString, "logs",
        "directory that holds the job directories (<log_root>/<name>-<id>/)"},
       {"job.seed", T::kInt, "42", "global random seed; each rank derives its own from it", 0,
        4294967295.0},
+  };
+}
 
-      // --- launch: how the runner starts and supervises workers.
+// launch: how the runner starts and supervises workers.
+std::vector<KeySpec> LaunchKeys() {
+  using T = ValueType;
+  return {
       {"launch.nproc_per_node", T::kIntOrAuto, "auto",
        "workers per agent; auto: one per visible GPU, else 1", 1, 1024},
       {"launch.backend",
@@ -53,8 +58,13 @@ std::vector<KeySpec> BuildSchema() {
        "else its address on the other nodes' subnet"},
       {"launch.store_port", T::kInt, "0",
        "TCP port of the c10d store on the node-0 agent; 0: the OS picks a free one", 0, 65535},
+  };
+}
 
-      // --- train: the bundled trainer.
+// train: the bundled trainer. The model and its data.
+std::vector<KeySpec> TrainModelAndDataKeys() {
+  using T = ValueType;
+  return {
       {"train.model",
        T::kEnum,
        "mlp",
@@ -93,6 +103,13 @@ std::vector<KeySpec> BuildSchema() {
        "use only the first N training samples (and N/6 test samples); 0: all", 0, 1e9},
       {"train.drop_last", T::kBool, "true",
        "drop the incomplete last batch; false: pad shards to equal length"},
+  };
+}
+
+// train: the optimizer and its learning-rate schedule.
+std::vector<KeySpec> TrainOptimizerKeys() {
+  using T = ValueType;
+  return {
       {"train.optimizer", T::kEnum, "sgd", "optimizer", 0, 0, false, {"sgd", "adamw"}},
       {"train.lr", T::kFloat, "0.01", "base learning rate (before lr_scaling)", 0, 100, true},
       {"train.lr_scaling",
@@ -118,6 +135,13 @@ std::vector<KeySpec> BuildSchema() {
       {"train.weight_decay", T::kFloat, "0", "weight decay (decoupled for adamw)", 0, 1},
       {"train.grad_clip_norm", T::kFloat, "0", "clip gradients to this global norm; 0: off", 0,
        1e9},
+  };
+}
+
+// train: precision, communication, logging and checkpoints.
+std::vector<KeySpec> TrainRunKeys() {
+  using T = ValueType;
+  return {
       {"train.precision",
        T::kEnum,
        "fp32",
@@ -148,6 +172,15 @@ std::vector<KeySpec> BuildSchema() {
        "remains",
        0, 86400},
   };
+}
+
+std::vector<KeySpec> BuildSchema() {
+  std::vector<KeySpec> schema;
+  for (auto part : {JobKeys, LaunchKeys, TrainModelAndDataKeys, TrainOptimizerKeys, TrainRunKeys}) {
+    std::vector<KeySpec> keys = part();
+    schema.insert(schema.end(), keys.begin(), keys.end());
+  }
+  return schema;
 }
 
 std::string FormatNumber(double v) {

@@ -34,33 +34,32 @@ class Table {
   std::ostringstream* out_;
 };
 
-}  // namespace
-
-std::string FormatDryRun(const LaunchEnvironment& env, const AgentPlan& plan,
-                         const common::Config& config) {
-  std::ostringstream out;
-  Table table(&out);
-  out << "runner --dry-run: nothing is started\n";
-  table.Row("scheduler", SchedulerName(env.scheduler), env.reason);
-  table.Row("job id", env.job_id.value.empty() ? "(not yet known)" : env.job_id.value,
-            env.job_id.source);
+// The scheduler, the job's id, name and directory.
+void JobRows(const LaunchEnvironment& env, const common::Config& config, Table* table) {
+  table->Row("scheduler", SchedulerName(env.scheduler), env.reason);
+  table->Row("job id", env.job_id.value.empty() ? "(not yet known)" : env.job_id.value,
+             env.job_id.source);
   std::string name = config.GetString("job.name");
   std::string name_source = "job.name from " + config.Origin("job.name");
   if (name.empty()) {
     name = env.job_name.value.empty() ? "job" : env.job_name.value;
     name_source = env.job_name.value.empty() ? "default" : env.job_name.source;
   }
-  table.Row("job name", name, name_source);
-  table.Row("job directory",
-            config.GetString("job.log_root") + "/" + name + "-" +
-                (env.job_id.value.empty() ? "<id>" : env.job_id.value) + "/",
-            "job.log_root from " + config.Origin("job.log_root"));
+  table->Row("job name", name, name_source);
+  table->Row("job directory",
+             config.GetString("job.log_root") + "/" + name + "-" +
+                 (env.job_id.value.empty() ? "<id>" : env.job_id.value) + "/",
+             "job.log_root from " + config.Origin("job.log_root"));
+}
+
+// Nodes and agents, and where this agent sits among them.
+void LayoutRows(const LaunchEnvironment& env, Table* table) {
   if (env.hosts) {
-    table.Row("nodes",
-              std::to_string(env.hosts->value.size()) + ": " + CompressHostlist(env.hosts->value),
-              env.hosts->source + ", " + env.node_count->source);
+    table->Row("nodes",
+               std::to_string(env.hosts->value.size()) + ": " + CompressHostlist(env.hosts->value),
+               env.hosts->source + ", " + env.node_count->source);
   } else {
-    table.Row(
+    table->Row(
         "nodes",
         (env.node_count ? std::to_string(env.node_count->value) + ", hosts " : std::string()) +
             "(learnt at rendezvous)",
@@ -70,44 +69,60 @@ std::string FormatDryRun(const LaunchEnvironment& env, const AgentPlan& plan,
   if (env.node_rank) {
     std::string host =
         env.hosts ? env.hosts->value[static_cast<size_t>(env.node_rank->value)] : env.hostname;
-    table.Row("this node", std::to_string(env.node_rank->value) + " = " + host,
-              env.node_rank->source + "; hostname " + env.hostname);
+    table->Row("this node", std::to_string(env.node_rank->value) + " = " + host,
+               env.node_rank->source + "; hostname " + env.hostname);
   } else {
-    table.Row("this node", "(learnt at rendezvous) on " + env.hostname, "hostname");
+    table->Row("this node", "(learnt at rendezvous) on " + env.hostname, "hostname");
   }
   std::string agents = std::to_string(env.agent_count.value);
   if (env.agents_per_node) agents += " (per node: " + JoinInts(env.agents_per_node->value) + ")";
-  table.Row(
+  table->Row(
       "agents", agents,
       env.agent_count.source + (env.agents_per_node ? ", " + env.agents_per_node->source : ""));
-  table.Row("this agent",
-            std::to_string(env.agent_rank.value) + ", local " +
-                std::to_string(env.local_agent_rank.value) + " of " +
-                std::to_string(env.local_agent_count.value),
-            env.agent_rank.source + ", " + env.local_agent_rank.source);
-  table.Row("node GPUs", env.devices.value.empty() ? "none (CPU)" : Join(env.devices.value),
-            env.devices.source);
-  table.Row("agent GPUs", plan.devices.value.empty() ? "none (CPU)" : Join(plan.devices.value),
-            plan.devices.source);
-  table.Row("workers", std::to_string(plan.nproc.value) + " on this agent", plan.nproc.source);
-  table.Row("world size", std::to_string(plan.world_size),
-            plan.world_assumed ? "assumes every node matches this one; the rendezvous confirms"
-                               : "exact");
-  table.Row("backend", plan.backend.value, plan.backend.source);
-  table.Row("master",
-            plan.master_host.value.empty() ? "(learnt at rendezvous)" : plan.master_host.value,
-            plan.master_host.source + "; its agent hosts the c10d store");
+  table->Row("this agent",
+             std::to_string(env.agent_rank.value) + ", local " +
+                 std::to_string(env.local_agent_rank.value) + " of " +
+                 std::to_string(env.local_agent_count.value),
+             env.agent_rank.source + ", " + env.local_agent_rank.source);
+}
+
+// GPUs, workers, backend, master and the scheduler's extras.
+void PlanRows(const LaunchEnvironment& env, const AgentPlan& plan, Table* table) {
+  table->Row("node GPUs", env.devices.value.empty() ? "none (CPU)" : Join(env.devices.value),
+             env.devices.source);
+  table->Row("agent GPUs", plan.devices.value.empty() ? "none (CPU)" : Join(plan.devices.value),
+             plan.devices.source);
+  table->Row("workers", std::to_string(plan.nproc.value) + " on this agent", plan.nproc.source);
+  table->Row("world size", std::to_string(plan.world_size),
+             plan.world_assumed ? "assumes every node matches this one; the rendezvous confirms"
+                                : "exact");
+  table->Row("backend", plan.backend.value, plan.backend.source);
+  table->Row("master",
+             plan.master_host.value.empty() ? "(learnt at rendezvous)" : plan.master_host.value,
+             plan.master_host.source + "; its agent hosts the c10d store");
   if (env.master_port)
-    table.Row("master port", std::to_string(env.master_port->value), env.master_port->source);
-  table.Row("restart", std::to_string(env.restart_count.value), env.restart_count.source);
+    table->Row("master port", std::to_string(env.master_port->value), env.master_port->source);
+  table->Row("restart", std::to_string(env.restart_count.value), env.restart_count.source);
   if (env.cpus_per_task)
-    table.Row("cpus/task", std::to_string(env.cpus_per_task->value), env.cpus_per_task->source);
+    table->Row("cpus/task", std::to_string(env.cpus_per_task->value), env.cpus_per_task->source);
   if (env.job_end_time)
-    table.Row("job end time", std::to_string(env.job_end_time->value), env.job_end_time->source);
+    table->Row("job end time", std::to_string(env.job_end_time->value), env.job_end_time->source);
   if (env.array_job_id) {
-    table.Row("array", env.array_job_id->value + "_" + env.array_task_id->value,
-              env.array_job_id->source + ", " + env.array_task_id->source);
+    table->Row("array", env.array_job_id->value + "_" + env.array_task_id->value,
+               env.array_job_id->source + ", " + env.array_task_id->source);
   }
+}
+
+}  // namespace
+
+std::string FormatDryRun(const LaunchEnvironment& env, const AgentPlan& plan,
+                         const common::Config& config) {
+  std::ostringstream out;
+  Table table(&out);
+  out << "runner --dry-run: nothing is started\n";
+  JobRows(env, config, &table);
+  LayoutRows(env, &table);
+  PlanRows(env, plan, &table);
   out << "workers this agent would start:\n";
   for (const WorkerSpec& worker : plan.workers) {
     out << "  rank " << worker.global_rank << "  local_rank " << worker.local_rank

@@ -9,25 +9,23 @@
 #include <utility>
 
 #include "common/errors.h"
+#include "runner/hostlist_text.h"
 
 namespace runner {
 namespace {
 
-constexpr uint64_t kU64Max = std::numeric_limits<uint64_t>::max();
+using hostlist_internal::FormatNumber;
+using hostlist_internal::IsDigit;
+using hostlist_internal::IsNameChar;
+using hostlist_internal::kU64Max;
+using hostlist_internal::ReadDigits;
 
 // `index` is 0-based into the parsed text; the column users read is 1-based.
 [[noreturn]] void Fail(const std::string& what, size_t index) {
   throw common::ParseError(what + " (column " + std::to_string(index + 1) + ")", index + 1);
 }
 
-bool IsDigit(char c) { return c >= '0' && c <= '9'; }
-
 bool IsSpace(char c) { return std::string_view(" \t\n\r\v\f").find(c) != std::string_view::npos; }
-
-bool IsNameChar(char c) {
-  return IsDigit(c) || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '-' || c == '.' ||
-         c == '_';
-}
 
 // Control and non-ASCII bytes are shown escaped so the message stays one readable line.
 std::string Quote(char c) {
@@ -54,26 +52,6 @@ bool DigitAt(std::string_view text, size_t index) {
 uint64_t SatAdd(uint64_t a, uint64_t b) { return a > kU64Max - b ? kU64Max : a + b; }
 
 uint64_t SatMul(uint64_t a, uint64_t b) { return a != 0 && b > kU64Max / a ? kU64Max : a * b; }
-
-// Reads the run of digits at text[*pos] (the caller checked there is one). False on overflow.
-bool ReadDigits(std::string_view text, size_t* pos, uint64_t* value) {
-  uint64_t v = 0;
-  bool ok = true;
-  for (; *pos < text.size() && IsDigit(text[*pos]); ++*pos) {
-    const auto d = static_cast<uint64_t>(text[*pos] - '0');
-    if (v > (kU64Max - d) / 10) ok = false;
-    v = v * 10 + d;
-  }
-  *value = v;
-  return ok;
-}
-
-// Zero-padded to `width`, as Slurm pads a range to the width of its lower bound.
-std::string FormatNumber(uint64_t value, size_t width) {
-  std::string digits = std::to_string(value);
-  if (digits.size() < width) digits.insert(0, width - digits.size(), '0');
-  return digits;
-}
 
 // A hostlist is parsed whole into items first, so that the size limits are checked before a single
 // name is built.
@@ -235,36 +213,6 @@ void ExpandItem(const Item& item, std::vector<std::string>* out) {
   }
 }
 
-// A valid name split around its last run of digits: "n012x" -> "n", "012", "x".
-struct SplitName {
-  std::string_view prefix;
-  std::string_view digits;
-  std::string_view suffix;
-  uint64_t value = 0;
-};
-
-bool Split(std::string_view host, SplitName* out) {
-  for (char c : host) {
-    if (!IsNameChar(c)) return false;
-  }
-  size_t end = host.size();
-  while (end > 0 && !IsDigit(host[end - 1])) --end;
-  size_t begin = end;
-  while (begin > 0 && IsDigit(host[begin - 1])) --begin;
-  size_t pos = begin;
-  if (begin == end || !ReadDigits(host.substr(0, end), &pos, &out->value)) return false;
-  out->prefix = host.substr(0, begin);
-  out->digits = host.substr(begin, end - begin);
-  out->suffix = host.substr(end);
-  return true;
-}
-
-struct Element {
-  std::string_view lo_text;  // as written, so its width is the padding
-  uint64_t lo = 0;
-  uint64_t hi = 0;
-};
-
 // (count, 0-based index) per item. Fails at the first item whose running total passes `limit`,
 // naming the grand total; returns that total otherwise.
 uint64_t CheckLimit(const std::vector<std::pair<uint64_t, size_t>>& counts, size_t limit,
@@ -339,52 +287,6 @@ std::vector<std::string> ExpandHostlist(std::string_view expr, size_t max_hosts)
   hosts.reserve(static_cast<size_t>(total));
   for (const Item& item : items) ExpandItem(item, &hosts);
   return hosts;
-}
-
-std::string CompressHostlist(const std::vector<std::string>& hosts) {
-  std::string out;
-  size_t i = 0;
-  while (i < hosts.size()) {
-    if (i > 0) out += ',';
-    SplitName first;
-    if (!Split(hosts[i], &first)) {
-      out += hosts[i++];
-      continue;
-    }
-    // Only neighbours merge: sorting (as Slurm does) would change what the list expands to.
-    std::vector<Element> elements{{first.digits, first.value, first.value}};
-    size_t j = i + 1;
-    for (SplitName next; j < hosts.size(); ++j) {
-      if (!Split(hosts[j], &next) || next.prefix != first.prefix || next.suffix != first.suffix) {
-        break;
-      }
-      Element& last = elements.back();
-      if (last.hi != kU64Max && next.value == last.hi + 1 &&
-          FormatNumber(next.value, last.lo_text.size()) == next.digits) {
-        last.hi = next.value;
-      } else {
-        elements.push_back({next.digits, next.value, next.value});
-      }
-    }
-    out += first.prefix;
-    if (elements.size() == 1 && elements[0].lo == elements[0].hi) {
-      out += first.digits;
-    } else {
-      out += '[';
-      for (size_t e = 0; e < elements.size(); ++e) {
-        if (e > 0) out += ',';
-        out += elements[e].lo_text;
-        if (elements[e].hi != elements[e].lo) {
-          out += '-';
-          out += FormatNumber(elements[e].hi, elements[e].lo_text.size());
-        }
-      }
-      out += ']';
-    }
-    out += first.suffix;
-    i = j;
-  }
-  return out;
 }
 
 std::vector<int> ParseTasksPerNode(std::string_view expr, size_t max_nodes) {

@@ -3,38 +3,27 @@ full disk (a tiny tmpfs; root). Workers are the bundled trainer on synthetic dat
 
 Environment: RUNNER_BIN.
 """
+import glob
 import json
 import os
 import re
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 import unittest
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from proc_helpers import clean_env, read_text, wait_for  # noqa: E402
+
 RUNNER = os.environ.get("RUNNER_BIN", "")
-CLEAN_ENV = {k: v for k, v in os.environ.items()
-             if not k.startswith(("SLURM_", "OMPI_", "PMIX_", "RUNNER_", "TRAINER_")) and k not in ("NNODES", "NODE_RANK")}
+CLEAN_ENV = clean_env("TRAINER_")
 # Big enough that steps take a few milliseconds and a checkpoint is megabytes.
 JOB = ["--nproc-per-node", "2", "train.model=mlp", "train.hidden_sizes=[512,512]", "train.dataset=synthetic",
        "train.synthetic_samples=4096", "train.batch_size=32", "train.epochs=2", "train.lr=0.05",
        "train.lr_schedule=cosine", "train.warmup_steps=5", "train.augment=true", "train.log_every=1",
        "train.eval_every_epoch=false", "job.seed=3"]
-
-
-def read_text(path):
-    with open(path) as f:
-        return f.read()
-
-
-def wait_for(what, predicate, timeout=60):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 class CheckpointTest(unittest.TestCase):
@@ -77,10 +66,12 @@ class CheckpointTest(unittest.TestCase):
         digest, last_line = self.final(straight)
 
         proc = self.start("cut")
-        job = wait_for("the job directory", lambda: os.path.isdir(self.root) and
-                       [d for d in os.listdir(self.root) if d.startswith("cut-")] and self.job_dir("cut"))
+        job = wait_for(lambda: os.path.isdir(self.root) and
+                       [d for d in os.listdir(self.root) if d.startswith("cut-")] and self.job_dir("cut"),
+                       60, "the job directory")
         log = os.path.join(job, "attempt-0", "train.log")
-        wait_for("step 40 in train.log", lambda: os.path.exists(log) and re.search(r"step (4\d|[5-9]\d|\d{3})/", read_text(log)))
+        wait_for(lambda: os.path.exists(log) and re.search(r"step (4\d|[5-9]\d|\d{3})/", read_text(log)),
+                 60, "step 40 in train.log")
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=60)
         self.assertEqual(proc.returncode, 10, out[-3000:])
@@ -96,12 +87,13 @@ class CheckpointTest(unittest.TestCase):
 
     def test_kill_9_of_rank_0_while_writing_keeps_the_previous_checkpoint(self):
         proc = self.start("killed", "train.checkpoint_every=5", env={"TRAINER_TEST_CHECKPOINT_DELAY_MS": "30"})
-        job = wait_for("the job directory", lambda: os.path.isdir(self.root) and
-                       [d for d in os.listdir(self.root) if d.startswith("killed-")] and self.job_dir("killed"))
+        job = wait_for(lambda: os.path.isdir(self.root) and
+                       [d for d in os.listdir(self.root) if d.startswith("killed-")] and self.job_dir("killed"),
+                       60, "the job directory")
         checkpoints = os.path.join(job, "checkpoints")
-        wait_for("the first checkpoint", lambda: os.path.exists(os.path.join(checkpoints, "latest")))
-        wait_for("the second checkpoint being written",
-                 lambda: [d for d in os.listdir(checkpoints) if d.startswith(".tmp-step-000010")])
+        wait_for(lambda: os.path.exists(os.path.join(checkpoints, "latest")), 60, "the first checkpoint")
+        wait_for(lambda: [d for d in os.listdir(checkpoints) if d.startswith(".tmp-step-000010")],
+                 60, "the second checkpoint being written")
         rank0 = None
         for pid in os.listdir("/proc"):
             try:
@@ -152,10 +144,11 @@ class CheckpointTest(unittest.TestCase):
     def test_preemption_signal_checkpoints_and_stops_without_requeue_outside_slurm(self):
         # Long enough that the workers pass the runner's 5 s hold on relayed signals.
         proc = self.start("preempt", "launch.requeue=true", "train.epochs=20")
-        job = wait_for("the job directory", lambda: os.path.isdir(self.root) and
-                       [d for d in os.listdir(self.root) if d.startswith("preempt-")] and self.job_dir("preempt"))
+        job = wait_for(lambda: os.path.isdir(self.root) and
+                       [d for d in os.listdir(self.root) if d.startswith("preempt-")] and self.job_dir("preempt"),
+                       60, "the job directory")
         log = os.path.join(job, "attempt-0", "train.log")
-        wait_for("step 10", lambda: os.path.exists(log) and re.search(r"step (1\d|[2-9]\d|\d{3})/", read_text(log)))
+        wait_for(lambda: os.path.exists(log) and re.search(r"step (1\d|[2-9]\d|\d{3})/", read_text(log)), 60, "step 10")
         proc.send_signal(signal.SIGUSR1)
         out, _ = proc.communicate(timeout=60)
         self.assertEqual(proc.returncode, 10, out[-3000:])
@@ -167,7 +160,9 @@ class CheckpointTest(unittest.TestCase):
         # SIGUSR1 while the workers are still loading LibTorch (no handler yet) must not kill them:
         # the runner holds it until they are 5 s old, then the trainer checkpoints and stops.
         proc = self.start("early", "train.epochs=20")
-        time.sleep(0.3)
+        attempt = os.path.join(self.root, "early-*", "attempt-0")
+        wait_for(lambda: len(glob.glob(os.path.join(attempt, "rank-*.log"))) == 2, 60,
+                 "both workers of the job 'early' to be started (their rank logs)")
         proc.send_signal(signal.SIGUSR1)
         out, _ = proc.communicate(timeout=120)
         self.assertEqual(proc.returncode, 10, out[-3000:])

@@ -15,33 +15,15 @@ import time
 import unittest
 import uuid
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from proc_helpers import clean_env, processes_with, read_text, wait_for  # noqa: E402
+
 RUNNER = os.environ.get("RUNNER_BIN", "")
 HERE = os.path.dirname(os.path.abspath(__file__))
 MPIRUN = ["mpirun", "--allow-run-as-root", "--mca", "btl_tcp_if_include", "lo",
           "--mca", "oob_tcp_if_include", "lo"]
 # Scheduler variables of an enclosing job must not leak into these tests.
-CLEAN_ENV = {k: v for k, v in os.environ.items()
-             if not k.startswith(("SLURM_", "OMPI_", "PMIX_", "RUNNER_")) and k not in ("NNODES", "NODE_RANK")}
-
-
-def read_text(path):
-    with open(path) as f:
-        return f.read()
-
-
-def processes_with(marker):
-    """PIDs whose command line contains `marker`."""
-    found = []
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                if marker.encode() in f.read():
-                    found.append(int(pid))
-        except OSError:
-            pass
-    return found
+CLEAN_ENV = clean_env()
 
 
 class RunnerTest(unittest.TestCase):
@@ -79,6 +61,9 @@ class RunnerTest(unittest.TestCase):
 
     def sh_worker(self, script):
         # The marker rides along as $0 so leftover processes can be found.
+        # The sleeps inside worker scripts are the scenarios, not waits: `sleep 60` and
+        # `while :; do sleep 0.1; done` keep a worker running until the test or the runner ends it,
+        # and a short sleep before an exit or in a trap is the delay the scenario is about.
         return ["--", "sh", "-c", script, self.marker]
 
     def run_runner(self, args, timeout=60, env=None):
@@ -203,6 +188,7 @@ class RunnerTest(unittest.TestCase):
                 time.sleep(0.05)
         self.assertEqual(len(agents), 2, "two agents with ready workers")
         os.kill(agents[0], signal.SIGTERM)
+        # The scenario itself: the stop reaches the second agent a moment after the first.
         time.sleep(0.3)
         try:
             os.kill(agents[1], signal.SIGTERM)
@@ -348,8 +334,12 @@ class RunnerTest(unittest.TestCase):
                 time.sleep(0.05)
                 found = grandchildren()
             self.assertEqual(len(found), 2, found)
-            time.sleep(0.2)  # let each grandchild start its sleep
-            sleeps = [int(p) for p in os.listdir("/proc") if p.isdigit() and self._parent(int(p)) in found]
+
+            def sleeps_of_grandchildren():
+                children = [int(p) for p in os.listdir("/proc") if p.isdigit() and self._parent(int(p)) in found]
+                return children if {self._parent(p) for p in children} == set(found) else []
+
+            sleeps = wait_for(sleeps_of_grandchildren, 10, f"each of the grandchildren {found} to start its sleep")
         finally:
             proc.kill()
         proc.wait(timeout=10)

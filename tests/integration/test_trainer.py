@@ -7,14 +7,17 @@ import json
 import os
 import re
 import subprocess
+import sys
 import tempfile
 import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from proc_helpers import clean_env  # noqa: E402
 
 RUNNER = os.environ.get("RUNNER_BIN", "")
 TRAINER = os.environ.get("TRAINER_BIN", "")
 SOURCE = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-CLEAN_ENV = {k: v for k, v in os.environ.items()
-             if not k.startswith(("SLURM_", "OMPI_", "PMIX_", "RUNNER_")) and k not in ("NNODES", "NODE_RANK")}
+CLEAN_ENV = clean_env()
 
 
 class TrainerJobTest(unittest.TestCase):

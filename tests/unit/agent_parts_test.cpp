@@ -16,10 +16,12 @@
 #include "runner/rendezvous.h"
 #include "runner/worker_env.h"
 #include "tests/unit/temp_dir.h"
+#include "tests/unit/test_helpers.h"
 
 namespace runner {
 namespace {
 
+using testing_support::ReadFile;
 using testing_support::TempDir;
 
 namespace fs = std::filesystem;
@@ -229,11 +231,6 @@ TEST(JsonTest, QuotingTable) {
   EXPECT_EQ(common::JsonObject().Add("time", 1795670019.849).str(), R"({"time":1795670019.849})");
 }
 
-std::string Slurp(const std::string& path) {
-  std::ifstream in(path);
-  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-}
-
 TEST(JobDirTest, LayoutAttemptsAndCurrentLink) {
   TempDir tmp;
   mode_t old = umask(027);
@@ -247,10 +244,10 @@ TEST(JobDirTest, LayoutAttemptsAndCurrentLink) {
   EXPECT_EQ(dir.NextAttempt(), 2);
   dir.WriteFile("outcome.json", "{}\n");
   dir.WriteFile("outcome.json", "{\"v\":2}\n");
-  EXPECT_EQ(Slurp(dir.path() + "/outcome.json"), "{\"v\":2}\n");
+  EXPECT_EQ(ReadFile(dir.path() + "/outcome.json"), "{\"v\":2}\n");
   dir.AppendEvent(common::JsonObject().Add("event", "a"));
   dir.AppendEvent(common::JsonObject().Add("event", "b"));
-  EXPECT_EQ(Slurp(dir.path() + "/events.jsonl"), "{\"event\":\"a\"}\n{\"event\":\"b\"}\n");
+  EXPECT_EQ(ReadFile(dir.path() + "/events.jsonl"), "{\"event\":\"a\"}\n{\"event\":\"b\"}\n");
   struct stat st {};
   stat(dir.path().c_str(), &st);
   EXPECT_EQ(st.st_mode & 07, 0u) << "world-accessible job directory";
@@ -280,7 +277,7 @@ TEST(RankLogTest, TimestampsLinesKeepsTailAndFlushesPartials) {
     log.Note("worker exited with code 0");
   }
   std::vector<std::string> lines;
-  std::istringstream in(Slurp(path));
+  std::istringstream in(ReadFile(path));
   for (std::string line; std::getline(in, line);) lines.push_back(line.substr(line.find(' ') + 1));
   EXPECT_EQ(lines, (std::vector<std::string>{"one", "two", "[runner] worker exited with code 0",
                                              "three"}));

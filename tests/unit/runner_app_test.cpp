@@ -9,6 +9,7 @@
 #include "common/exit_codes.h"
 #include "runner/app.h"
 #include "runner/launch_env.h"
+#include "tests/unit/test_helpers.h"
 
 // RunRunner as users run `runner`: arguments, a recorded environment, fake host facts; exit code,
 // stdout and stderr checked.
@@ -16,13 +17,18 @@
 namespace runner {
 namespace {
 
-using Strings = std::vector<std::string>;
-
-struct Edit {
-  std::string name;
-  std::optional<std::string> value;  // nullopt: unset
-};
-using Edits = std::vector<Edit>;
+using testing_support::Edits;
+using testing_support::LoadEnv;
+using testing_support::Strings;
+using testing_support::recorded::kBatch2;
+using testing_support::recorded::kHetero0;
+using testing_support::recorded::kHetero1;
+using testing_support::recorded::kLocal;
+using testing_support::recorded::kMpirun;
+using testing_support::recorded::kMpirunInSlurm;
+using testing_support::recorded::kRequeued;
+using testing_support::recorded::kSrun2;
+using testing_support::recorded::kTorchrun;
 
 struct Result {
   int code = -1;
@@ -30,24 +36,11 @@ struct Result {
   std::string err;
 };
 
-common::MapEnvironment LoadEnv(const std::string& file, const Edits& edits = {}) {
-  common::MapEnvironment env =
-      common::MapEnvironment::FromFile(std::string(RUNNER_TEST_DATA_DIR) + "/env/" + file);
-  for (const Edit& edit : edits) {
-    if (edit.value) {
-      env.Set(edit.name, *edit.value);
-    } else {
-      env.Unset(edit.name);
-    }
-  }
-  return env;
-}
-
 Result RunApp(const Strings& args, const common::Environment& env, const std::string& hostname) {
   std::ostringstream out;
   std::ostringstream err;
   Result result;
-  result.code = RunRunner(args, env, HostFacts{hostname, 0, 2}, out, err);
+  result.code = RunRunner(args, env, testing_support::Host(hostname), out, err);
   result.out = out.str();
   result.err = err.str();
   return result;
@@ -97,7 +90,7 @@ TEST(RunRunnerTest, DryRunPrintsTheWorkersAndTheLayout) {
       "  agents        4 (per node: 3,1)   (SLURM_STEP_NUM_TASKS, SLURM_STEP_TASKS_PER_NODE)";
   // clang-format off
   const std::vector<DryRunCase> cases = {
-      {"slurm_srun_2node_4tpn_node1_local2.env", "gpu002",
+      {kSrun2, "gpu002",
        "workers this agent would start:\n"
        "  rank 6  local_rank 2  world_size 8  node_rank 1  device cuda:0 "
        "(CUDA_VISIBLE_DEVICES=2)\n",
@@ -116,7 +109,7 @@ TEST(RunRunnerTest, DryRunPrintsTheWorkersAndTheLayout) {
         "store)",
         "  restart       0   (unset: first attempt)",
         "  cpus/task     8   (SLURM_CPUS_PER_TASK)"}},
-      {"slurm_srun_hetero_3x1_1_node0_local1.env", "n1",
+      {kHetero0, "n1",
        "workers this agent would start:\n"
        "  rank 1  local_rank 1  world_size 4  node_rank 0  device cpu\n",
        {hetero_nodes, hetero_agents,
@@ -128,14 +121,14 @@ TEST(RunRunnerTest, DryRunPrintsTheWorkersAndTheLayout) {
         "  backend       gloo   (launch.backend=auto: CPU only)",
         "  master        n1   (first host of SLURM_STEP_NODELIST; its agent hosts the c10d "
         "store)"}},
-      {"slurm_srun_hetero_3x1_1_node1.env", "n2",
+      {kHetero1, "n2",
        "workers this agent would start:\n"
        "  rank 3  local_rank 0  world_size 4  node_rank 1  device cpu\n",
        {hetero_nodes, hetero_agents,
         "  this node     1 = n2   (SLURM_NODEID; hostname n2)",
         "  this agent    3, local 0 of 1   (SLURM_PROCID, SLURM_LOCALID)",
         "  world size    4   (exact)"}},
-      {"slurm_srun_1node_1task_requeued.env", "gpu004",
+      {kRequeued, "gpu004",
        "workers this agent would start:\n"
        "  rank 0  local_rank 0  world_size 1  node_rank 0  device cuda:0 "
        "(CUDA_VISIBLE_DEVICES=0)\n",
@@ -143,7 +136,7 @@ TEST(RunRunnerTest, DryRunPrintsTheWorkersAndTheLayout) {
         "  array         9100_3   (SLURM_ARRAY_JOB_ID, SLURM_ARRAY_TASK_ID)",
         "  job end time  1717041600   (SLURM_JOB_END_TIME)",
         "  job directory logs/sweep-9103/   (job.log_root from default)"}},
-      {"openmpi_mpirun_inside_slurm_rank1.env", "n2",
+      {kMpirunInSlurm, "n2",
        "workers this agent would start:\n"
        "  rank 1  local_rank 0  world_size 2  node_rank ?  device cpu\n",
        {"  nodes         (learnt at rendezvous)   (mpirun does not say which hosts it uses)",
@@ -166,8 +159,8 @@ TEST(RunRunnerTest, DryRunPrintsTheWorkersAndTheLayout) {
 }
 
 TEST(RunRunnerTest, DryRunFlagsBecomeConfig) {
-  const Result r = RunApp({"--dry-run", "--job-name=exp1", "--log-root=/scratch/runs"},
-                          "slurm_srun_hetero_3x1_1_node1.env", "n2");
+  const Result r =
+      RunApp({"--dry-run", "--job-name=exp1", "--log-root=/scratch/runs"}, kHetero1, "n2");
   SCOPED_TRACE(Trace(r));
   ASSERT_EQ(r.code, common::kExitOk);
   EXPECT_NE(r.out.find("\n  job directory /scratch/runs/exp1-731/   (job.log_root from command "
@@ -177,7 +170,7 @@ TEST(RunRunnerTest, DryRunFlagsBecomeConfig) {
 }
 
 TEST(RunRunnerTest, DryRunOnTheWrongHostWarns) {
-  const Result r = RunApp({"--dry-run"}, "slurm_srun_hetero_3x1_1_node1.env", "n1");
+  const Result r = RunApp({"--dry-run"}, kHetero1, "n1");
   SCOPED_TRACE(Trace(r));
   EXPECT_EQ(r.code, common::kExitOk);
   EXPECT_TRUE(HasLine(r.out,
@@ -186,7 +179,7 @@ TEST(RunRunnerTest, DryRunOnTheWrongHostWarns) {
 }
 
 TEST(RunRunnerTest, DryRunTorchrunStyle) {
-  const Result r = RunApp({"--dry-run"}, "torchrun_style_node1.env", "train-worker-1");
+  const Result r = RunApp({"--dry-run"}, kTorchrun, "train-worker-1");
   SCOPED_TRACE(Trace(r));
   ASSERT_EQ(r.code, common::kExitOk);
   EXPECT_EQ(WorkersSection(r.out),
@@ -222,7 +215,7 @@ struct ErrorCase {
 };
 
 TEST(RunRunnerTest, ErrorsMapToExitCodes) {
-  const std::string srun2 = "slurm_srun_2node_4tpn_node1_local2.env";
+  const std::string srun2 = kSrun2;
   // clang-format off
   const std::vector<ErrorCase> cases = {
       {"misspelt flag", {"--dry-runn"}, srun2, {}, common::kExitUsage,
@@ -244,9 +237,9 @@ TEST(RunRunnerTest, ErrorsMapToExitCodes) {
       {"more workers than this agent's GPUs", {"--dry-run", "--nproc-per-node=2"}, srun2, {},
        common::kExitConfig, {"runner: config error: ", "launch.nproc_per_node=2"}},
       {"nccl on CPU", {"--dry-run", "launch.backend=nccl"},
-       "slurm_srun_hetero_3x1_1_node0_local1.env", {}, common::kExitConfig,
+       kHetero0, {}, common::kExitConfig,
        {"launch.backend=nccl"}},
-      {"batch script of a 2-node job", {"--dry-run"}, "slurm_batch_2node.env", {},
+      {"batch script of a 2-node job", {"--dry-run"}, kBatch2, {},
        common::kExitEnvironment,
        {"runner: environment error: ", "SLURM_JOB_NUM_NODES=2", "srun"}},
       {"malformed SLURM_PROCID", {"--dry-run"}, srun2, {{"SLURM_PROCID", "abc"}},
@@ -257,7 +250,7 @@ TEST(RunRunnerTest, ErrorsMapToExitCodes) {
        common::kExitEnvironment, {"SLURM_STEP_NODELIST='gpu[001-'", "(column 4)"}},
       {"4 agents, 2 GPUs", {"--dry-run"}, srun2, {{"CUDA_VISIBLE_DEVICES", "0,1"}},
        common::kExitEnvironment, {"4 agents on host gpu002", "2 GPU(s)"}},
-      {"rank out of range under mpirun", {"--dry-run"}, "openmpi_mpirun_2hosts_rank1.env",
+      {"rank out of range under mpirun", {"--dry-run"}, kMpirun,
        {{"OMPI_COMM_WORLD_RANK", "2"}}, common::kExitEnvironment,
        {"OMPI_COMM_WORLD_RANK='2'"}},
   };
@@ -277,7 +270,7 @@ TEST(RunRunnerTest, ErrorsMapToExitCodes) {
 }
 
 TEST(RunRunnerTest, HelpNamesEveryFlagAndTheExitCodes) {
-  const Result r = RunApp({"--help"}, "local_plain.env", "ws12");
+  const Result r = RunApp({"--help"}, kLocal, "ws12");
   SCOPED_TRACE(Trace(r));
   EXPECT_EQ(r.code, common::kExitOk);
   EXPECT_EQ(r.err, "");
@@ -298,23 +291,23 @@ TEST(RunRunnerTest, HelpNamesEveryFlagAndTheExitCodes) {
     EXPECT_TRUE(HasLine(r.out, line)) << "no exit code line: '" << line << "'";
   }
   // -h is the same.
-  EXPECT_EQ(RunApp({"-h"}, "local_plain.env", "ws12").out, r.out);
+  EXPECT_EQ(RunApp({"-h"}, kLocal, "ws12").out, r.out);
 }
 
 TEST(RunRunnerTest, HelpAndVersionNeedNoGoodEnvironment) {
   // Asking for help must work even where detection would fail.
   for (const char* flag : {"--help", "--version"}) {
     SCOPED_TRACE(flag);
-    const Result r = RunApp({flag}, "slurm_batch_2node.env", "n1");
+    const Result r = RunApp({flag}, kBatch2, "n1");
     EXPECT_EQ(r.code, common::kExitOk) << Trace(r);
     EXPECT_EQ(r.err, "");
   }
-  const Result v = RunApp({"--version"}, "local_plain.env", "ws12");
+  const Result v = RunApp({"--version"}, kLocal, "ws12");
   EXPECT_EQ(v.out.rfind("runner ", 0), 0u) << v.out;
 }
 
 TEST(RunRunnerTest, PrintConfigShowsOrigins) {
-  const Result r = RunApp({"--print-config", "--nproc-per-node=2"}, "slurm_batch_2node.env", "n1");
+  const Result r = RunApp({"--print-config", "--nproc-per-node=2"}, kBatch2, "n1");
   SCOPED_TRACE(Trace(r));
   EXPECT_EQ(r.code, common::kExitOk);
   EXPECT_NE(r.out.find("nproc_per_node: 2"), std::string::npos);

@@ -12,37 +12,28 @@
 #include "common/environment.h"
 #include "common/errors.h"
 #include "runner/launch_env.h"
+#include "tests/unit/test_helpers.h"
 
 // PlanAgent and ShareOfDevices, on environments detected from the recordings in tests/data/env.
 
 namespace runner {
 namespace {
 
-using Strings = std::vector<std::string>;
-
-struct Edit {
-  std::string name;
-  std::optional<std::string> value;  // nullopt: unset
-};
-using Edits = std::vector<Edit>;
+using testing_support::Edits;
+using testing_support::Join;
+using testing_support::LoadEnv;
+using testing_support::Strings;
+using testing_support::recorded::kBatch1;
+using testing_support::recorded::kHetero0;
+using testing_support::recorded::kHetero1;
+using testing_support::recorded::kLocal;
+using testing_support::recorded::kMpirun;
+using testing_support::recorded::kMpirunInSlurm;
+using testing_support::recorded::kSrun2;
+using testing_support::recorded::kTorchrun;
 
 LaunchEnvironment Detect(const std::string& file, const Edits& edits, const HostFacts& host) {
-  common::MapEnvironment env =
-      common::MapEnvironment::FromFile(std::string(RUNNER_TEST_DATA_DIR) + "/env/" + file);
-  for (const Edit& edit : edits) {
-    if (edit.value) {
-      env.Set(edit.name, *edit.value);
-    } else {
-      env.Unset(edit.name);
-    }
-  }
-  return DetectLaunchEnvironment(env, host);
-}
-
-std::string Join(const Strings& items) {
-  std::string text;
-  for (const std::string& item : items) text += (text.empty() ? "" : ",") + item;
-  return text;
+  return DetectLaunchEnvironment(LoadEnv(file, edits), host);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -104,10 +95,6 @@ TEST(ShareOfDevicesTest, SharesTileTheDevicesInOrder) {
 // ---------------------------------------------------------------------------------------------
 // PlanAgent on single recordings.
 
-const char kSrun2[] = "slurm_srun_2node_4tpn_node1_local2.env";
-const char kHetero0[] = "slurm_srun_hetero_3x1_1_node0_local1.env";
-const char kHetero1[] = "slurm_srun_hetero_3x1_1_node1.env";
-
 TEST(PlanAgentTest, AutoWithGpusGivesOneWorkerPerGpuOfThisAgentsShare) {
   const LaunchEnvironment env = Detect(kSrun2, {}, {"gpu002", 0, 32});
   const AgentPlan plan = PlanAgent(env, std::nullopt, "auto");
@@ -130,7 +117,7 @@ TEST(PlanAgentTest, AutoWithGpusGivesOneWorkerPerGpuOfThisAgentsShare) {
 }
 
 TEST(PlanAgentTest, AutoWithAllGpusOfTheNode) {
-  const LaunchEnvironment env = Detect("slurm_batch_1node.env", {}, {"gpu007", 0, 16});
+  const LaunchEnvironment env = Detect(kBatch1, {}, {"gpu007", 0, 16});
   const AgentPlan plan = PlanAgent(env, std::nullopt, "auto");
   EXPECT_EQ(plan.devices.value, (Strings{"0", "1"}));
   EXPECT_EQ(plan.devices.source, "CUDA_VISIBLE_DEVICES");  // a single agent does not share
@@ -187,7 +174,7 @@ TEST(PlanAgentTest, ExplicitNprocOnCpu) {
 }
 
 TEST(PlanAgentTest, ExplicitNprocBelowTheGpuShare) {
-  const LaunchEnvironment env = Detect("slurm_batch_1node.env", {}, {"gpu007", 0, 16});
+  const LaunchEnvironment env = Detect(kBatch1, {}, {"gpu007", 0, 16});
   const AgentPlan plan = PlanAgent(env, 1, "nccl");
   EXPECT_EQ(plan.nproc.value, 1);
   EXPECT_EQ(plan.world_size, 1);
@@ -196,7 +183,7 @@ TEST(PlanAgentTest, ExplicitNprocBelowTheGpuShare) {
 }
 
 TEST(PlanAgentTest, MoreWorkersThanGpusIsAConfigError) {
-  const LaunchEnvironment env = Detect("slurm_batch_1node.env", {}, {"gpu007", 0, 16});
+  const LaunchEnvironment env = Detect(kBatch1, {}, {"gpu007", 0, 16});
   try {
     static_cast<void>(PlanAgent(env, 3, "auto"));
     ADD_FAILURE() << "no error";
@@ -249,7 +236,7 @@ TEST(PlanAgentTest, MoreAgentsThanGpusOnAHostIsAnEnvironmentError) {
 }
 
 TEST(PlanAgentTest, MpirunAssumesEveryAgentMatchesThisOne) {
-  const LaunchEnvironment env = Detect("openmpi_mpirun_2hosts_rank1.env", {}, {"b", 2, 8});
+  const LaunchEnvironment env = Detect(kMpirun, {}, {"b", 2, 8});
   const AgentPlan plan = PlanAgent(env, std::nullopt, "auto");
   EXPECT_EQ(plan.nproc.value, 2);
   EXPECT_EQ(plan.world_size, 4);
@@ -265,7 +252,7 @@ TEST(PlanAgentTest, MpirunAssumesEveryAgentMatchesThisOne) {
 }
 
 TEST(PlanAgentTest, MpirunInsideSlurmUsesOmpiRankNotSlurmProcid) {
-  const LaunchEnvironment env = Detect("openmpi_mpirun_inside_slurm_rank1.env", {}, {"n2", 0, 2});
+  const LaunchEnvironment env = Detect(kMpirunInSlurm, {}, {"n2", 0, 2});
   const AgentPlan plan = PlanAgent(env, std::nullopt, "auto");
   EXPECT_EQ(plan.world_size, 2);
   EXPECT_EQ(plan.first_rank, 1);
@@ -275,7 +262,7 @@ TEST(PlanAgentTest, MpirunInsideSlurmUsesOmpiRankNotSlurmProcid) {
 }
 
 TEST(PlanAgentTest, TorchrunStyleAndLocalMasters) {
-  const LaunchEnvironment torch = Detect("torchrun_style_node1.env", {}, {"train-worker-1", 4, 32});
+  const LaunchEnvironment torch = Detect(kTorchrun, {}, {"train-worker-1", 4, 32});
   const AgentPlan torch_plan = PlanAgent(torch, std::nullopt, "auto");
   EXPECT_EQ(torch_plan.nproc.value, 4);
   EXPECT_EQ(torch_plan.world_size, 8);
@@ -283,7 +270,7 @@ TEST(PlanAgentTest, TorchrunStyleAndLocalMasters) {
   EXPECT_EQ(torch_plan.master_host.value, "10.0.0.1");
   EXPECT_EQ(torch_plan.master_host.source, "MASTER_ADDR");
 
-  const LaunchEnvironment local = Detect("local_plain.env", {}, {"ws12", 0, 4});
+  const LaunchEnvironment local = Detect(kLocal, {}, {"ws12", 0, 4});
   const AgentPlan local_plan = PlanAgent(local, std::nullopt, "auto");
   EXPECT_EQ(local_plan.nproc.value, 1);
   EXPECT_EQ(local_plan.world_size, 1);

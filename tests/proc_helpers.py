@@ -1,0 +1,54 @@
+"""Process helpers the Python test suites share (tests/integration/*.py, tests/slurm/*.py): the
+environment without any scheduler's variables, the processes a job left behind, and bounded waits
+that name what they waited for.
+
+Import it after putting tests/ on sys.path:
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+"""
+import os
+import time
+
+# Variables of an enclosing job or launcher that must not leak into the runner under test.
+SCHEDULER_PREFIXES = ("SLURM_", "OMPI_", "PMIX_", "RUNNER_")
+
+
+def clean_env(*extra_prefixes):
+    """This process's environment without SLURM_*, OMPI_*, PMIX_*, RUNNER_* (and `extra_prefixes`),
+    NNODES and NODE_RANK."""
+    prefixes = SCHEDULER_PREFIXES + tuple(extra_prefixes)
+    return {k: v for k, v in os.environ.items()
+            if not k.startswith(prefixes) and k not in ("NNODES", "NODE_RANK")}
+
+
+def read_text(path):
+    with open(path) as f:
+        return f.read()
+
+
+def processes_with(marker):
+    """PIDs whose command line contains `marker` (a job's leftovers)."""
+    found = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if marker.encode() in f.read():
+                    found.append(int(pid))
+        except OSError:
+            pass
+    return found
+
+
+def wait_for(predicate, timeout, what, interval=0.02):
+    """Polls `predicate` until it returns something true and returns that; after `timeout` seconds
+    raises AssertionError naming `what` (a string, or a callable giving one at that moment)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            described = what() if callable(what) else what
+            raise AssertionError(f"timed out after {timeout} s waiting for {described}")
+        time.sleep(interval)
