@@ -6,12 +6,14 @@
 
 #include <algorithm>
 #include <cctype>
-#include <charconv>
 #include <climits>
 #include <cstdlib>
 #include <numeric>
 
 #include "common/errors.h"
+#include "common/job_end_time.h"
+#include "common/parse_int.h"
+#include "common/worker_contract.h"
 #include "runner/hostlist.h"
 
 namespace runner {
@@ -68,12 +70,12 @@ class EnvReader {
 
   [[nodiscard]] static int64_t ParseInt(const std::string& name, const std::string& text,
                                         int64_t min, int64_t max) {
-    int64_t value = 0;
-    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-    if (text.empty() || ec != std::errc() || end != text.data() + text.size()) {
+    std::optional<int64_t> parsed = common::ParseInt64(text);
+    if (!parsed) {
       throw EnvironmentError(Raw(name, text) + " is not an integer; it is set by the scheduler, " +
                              "so check the launch command or whoever exported it");
     }
+    const int64_t value = *parsed;
     if (value < min || value > max) {
       throw EnvironmentError(Raw(name, text) + " is out of range: expected " + std::to_string(min) +
                              ".." + std::to_string(max));
@@ -159,8 +161,12 @@ void ReadSlurmJobFacts(const EnvReader& env, LaunchEnvironment* out) {
   if (auto n = env.OptionalInt("SLURM_RESTART_COUNT", 0, INT_MAX)) {
     out->restart_count = {static_cast<int>(*n), "SLURM_RESTART_COUNT"};
   }
-  if (auto t = env.OptionalInt("SLURM_JOB_END_TIME", 0, INT64_MAX))
-    out->job_end_time = Sourced<int64_t>{*t, "SLURM_JOB_END_TIME"};
+  if (std::optional<std::string> end = env.Get(common::kSlurmJobEndTimeVar)) {
+    std::optional<int64_t> t = common::ParseJobEndTime(*end);
+    // Rejected: ParseInt throws the error worded as for every other Slurm variable.
+    if (!t) t = EnvReader::ParseInt(common::kSlurmJobEndTimeVar, *end, 0, INT64_MAX);
+    out->job_end_time = Sourced<int64_t>{*t, common::kSlurmJobEndTimeVar};
+  }
   if (auto a = env.OptionalInt("SLURM_ARRAY_JOB_ID", 1, INT64_MAX)) {
     out->array_job_id = Sourced<std::string>{std::to_string(*a), "SLURM_ARRAY_JOB_ID"};
     out->array_task_id = Sourced<std::string>{
@@ -346,7 +352,8 @@ void DetectLocal(const EnvReader& env, const HostFacts& host, LaunchEnvironment*
   out->hosts = Sourced<std::vector<std::string>>{{host.hostname}, "hostname"};
   out->agents_per_node = Sourced<std::vector<int>>{{1}, why};
   if (out->job_id.value.empty()) out->job_id.source = "generated locally (time and pid)";
-  for (const char* name : {"RANK", "WORLD_SIZE", "LOCAL_RANK"}) {
+  namespace contract = common::contract_env;
+  for (const char* name : {contract::kRank, contract::kWorldSize, contract::kLocalRank}) {
     if (env.Has(name)) {
       out->warnings.push_back(std::string(name) + "=" + *env.Get(name) +
                               " is set but ignored: the runner sets the workers' " + name +
