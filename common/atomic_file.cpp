@@ -50,8 +50,8 @@ std::optional<FileError> WriteFileAtomic(const std::string& path, std::string_vi
   return std::nullopt;
 }
 
-std::optional<FileError> AppendEvent(const std::string& path, const JsonObject& event,
-                                     mode_t mode) {
+std::optional<FileError> AppendEventLine(const std::string& path, const JsonObject& event,
+                                         mode_t mode) {
   int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, mode);
   if (fd < 0) return FileError{"open", path, errno};
   const std::string line = event.str() + "\n";

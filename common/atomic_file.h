@@ -38,7 +38,7 @@ struct FileError {
 // an O_APPEND descriptor, so lines from several processes never interleave. Only a failed open
 // is reported (step "open"): events are a record for people, and a short write of one must not
 // stop a job.
-[[nodiscard]] std::optional<FileError> AppendEvent(const std::string& path, const JsonObject& event,
-                                                   mode_t mode = 0640);
+[[nodiscard]] std::optional<FileError> AppendEventLine(const std::string& path,
+                                                       const JsonObject& event, mode_t mode = 0640);
 
 }  // namespace common

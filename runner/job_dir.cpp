@@ -92,7 +92,7 @@ void JobDir::WriteFile(const std::string& relative, const std::string& content) 
 }
 
 void JobDir::AppendEvent(const common::JsonObject& event) const {
-  Check(common::AppendEvent(path_ + "/" + layout::kEvents, event, kFileMode));
+  Check(common::AppendEventLine(path_ + "/" + layout::kEvents, event, kFileMode));
 }
 
 RankLog::RankLog(const std::string& path, size_t tail_lines, std::string mirror_prefix)

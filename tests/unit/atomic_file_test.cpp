@@ -76,11 +76,11 @@ TEST(AtomicFileTest, FailuresNameTheStepThePathAndTheErrno) {
 TEST(AtomicFileTest, EventsAreAppendedOneLineEach) {
   TempDir tmp;
   const std::string path = tmp.path() + "/events.jsonl";
-  ASSERT_FALSE(AppendEvent(path, JsonObject().Add("event", "a")));
-  ASSERT_FALSE(AppendEvent(path, JsonObject().Add("event", "b").Add("step", 3)));
+  ASSERT_FALSE(AppendEventLine(path, JsonObject().Add("event", "a")));
+  ASSERT_FALSE(AppendEventLine(path, JsonObject().Add("event", "b").Add("step", 3)));
   EXPECT_EQ(Slurp(path), "{\"event\":\"a\"}\n{\"event\":\"b\",\"step\":3}\n");
 
-  std::optional<FileError> open = AppendEvent(tmp.path() + "/none/events.jsonl", JsonObject());
+  std::optional<FileError> open = AppendEventLine(tmp.path() + "/none/events.jsonl", JsonObject());
   ASSERT_TRUE(open);
   EXPECT_EQ(open->step, "open");
   EXPECT_EQ(open->path, tmp.path() + "/none/events.jsonl");
