@@ -3,7 +3,6 @@
 #include <yaml-cpp/yaml.h>
 
 #include <cerrno>
-#include <charconv>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -12,6 +11,8 @@
 
 #include "common/config_schema.h"
 #include "common/errors.h"
+#include "common/parse_int.h"
+#include "common/worker_contract.h"
 
 namespace common {
 
@@ -55,10 +56,9 @@ std::string MarkOf(const std::string& file, const YAML::Mark& mark) {
 }
 
 bool ParseInt(const std::string& text, int64_t* out) {
-  const char* begin = text.data();
-  if (!text.empty() && text[0] == '+') ++begin;
-  auto [end, ec] = std::from_chars(begin, text.data() + text.size(), *out);
-  return ec == std::errc() && end == text.data() + text.size() && begin != end;
+  std::optional<int64_t> value = ParseInt64(text, PlusSign::kAccept);
+  if (value) *out = *value;
+  return value.has_value();
 }
 
 bool ParseFloat(const std::string& text, double* out) {
@@ -273,7 +273,7 @@ Config LoadConfig(const ConfigSources& sources) {
                 "default"});
   }
   std::optional<std::string> file = sources.file;
-  if (!file && sources.env != nullptr) file = sources.env->Get("RUNNER_CONFIG");
+  if (!file && sources.env != nullptr) file = sources.env->Get(contract_env::kConfig);
   if (file && !file->empty()) {
     config.set_file(*file);
     LoadFile(*file, &config);

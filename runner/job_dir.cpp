@@ -6,22 +6,30 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <cstring>
+#include <optional>
 
+#include "common/atomic_file.h"
 #include "common/errors.h"
+#include "common/job_layout.h"
 #include "common/logging.h"
 
 namespace runner {
 
 namespace {
 
+namespace layout = common::job_layout;
+
 constexpr mode_t kDirMode = 0750;
 constexpr mode_t kFileMode = 0640;
 
+[[noreturn]] void Throw(const common::FileError& error) {
+  throw common::EnvironmentError("job directory: " + error.Describe() +
+                                 "; check job.log_root (it must be writable, and shared by all "
+                                 "nodes)");
+}
+
 [[noreturn]] void Fail(const std::string& what, const std::string& path) {
-  throw common::EnvironmentError(
-      "job directory: cannot " + what + " '" + path + "': " + std::strerror(errno) +
-      "; check job.log_root (it must be writable, and shared by all nodes)");
+  Throw(common::FileError{what, path, errno});
 }
 
 void MakeDirs(const std::string& path) {
@@ -42,42 +50,28 @@ void MakeDirs(const std::string& path) {
   }
 }
 
-void WriteAll(int fd, const std::string& text, const std::string& path) {
-  size_t done = 0;
-  while (done < text.size()) {
-    ssize_t n = write(fd, text.data() + done, text.size() - done);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      Fail("write", path);
-    }
-    done += static_cast<size_t>(n);
-  }
+void Check(const std::optional<common::FileError>& error) {
+  if (error) Throw(*error);
 }
 
 }  // namespace
 
 JobDir::JobDir(const std::string& root, const std::string& name, const std::string& id)
-    : path_(root + "/" + name + "-" + id) {
+    : path_(root + "/" + layout::JobDirName(name, id)) {
   MakeDirs(path_);
-  MakeDirs(path_ + "/checkpoints");
+  MakeDirs(path_ + "/" + layout::kCheckpoints);
 }
 
 std::string JobDir::AttemptPath(int attempt) const {
-  return path_ + "/attempt-" + std::to_string(attempt);
+  return path_ + "/" + layout::AttemptDirName(attempt);
 }
 
 int JobDir::NextAttempt() const {
   int next = 0;
   if (DIR* dir = opendir(path_.c_str())) {
     while (dirent* entry = readdir(dir)) {
-      std::string name = entry->d_name;
-      if (name.rfind("attempt-", 0) != 0) continue;
-      try {
-        size_t used = 0;
-        int k = std::stoi(name.substr(8), &used);
-        if (used == name.size() - 8 && k + 1 > next) next = k + 1;
-      } catch (const std::exception&) {
-      }
+      std::optional<int> k = layout::ParseAttemptDirName(entry->d_name);
+      if (k && *k + 1 > next) next = *k + 1;
     }
     closedir(dir);
   }
@@ -86,38 +80,19 @@ int JobDir::NextAttempt() const {
 
 void JobDir::BeginAttempt(int attempt) const {
   MakeDirs(AttemptPath(attempt));
-  const std::string link = path_ + "/current";
+  const std::string link = path_ + "/" + layout::kCurrent;
   const std::string temp = link + ".tmp." + std::to_string(getpid());
   unlink(temp.c_str());
-  if (symlink(("attempt-" + std::to_string(attempt)).c_str(), temp.c_str()) != 0)
-    Fail("link", temp);
+  if (symlink(layout::AttemptDirName(attempt).c_str(), temp.c_str()) != 0) Fail("link", temp);
   if (rename(temp.c_str(), link.c_str()) != 0) Fail("rename", link);
 }
 
 void JobDir::WriteFile(const std::string& relative, const std::string& content) const {
-  const std::string target = path_ + "/" + relative;
-  const std::string temp = target + ".tmp." + std::to_string(getpid());
-  int fd = open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, kFileMode);
-  if (fd < 0) Fail("create", temp);
-  try {
-    WriteAll(fd, content, temp);
-  } catch (...) {
-    close(fd);
-    unlink(temp.c_str());
-    throw;
-  }
-  fsync(fd);
-  close(fd);
-  if (rename(temp.c_str(), target.c_str()) != 0) Fail("rename", target);
+  Check(common::WriteFileAtomic(path_ + "/" + relative, content, "", kFileMode));
 }
 
 void JobDir::AppendEvent(const common::JsonObject& event) const {
-  const std::string target = path_ + "/events.jsonl";
-  int fd = open(target.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, kFileMode);
-  if (fd < 0) Fail("open", target);
-  const std::string line = event.str() + "\n";
-  (void)!write(fd, line.data(), line.size());
-  close(fd);
+  Check(common::AppendEventLine(path_ + "/" + layout::kEvents, event, kFileMode));
 }
 
 RankLog::RankLog(const std::string& path, size_t tail_lines, std::string mirror_prefix)

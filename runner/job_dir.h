@@ -1,5 +1,6 @@
 #pragma once
-// The per-job log directory operators tail (README.md, "The job directory"):
+// The per-job log directory operators tail (README.md, "The job directory"; the names are
+// common/job_layout.h's, the writers common/atomic_file.h's):
 //
 //   <log_root>/<name>-<id>/            mode 0750 (not world-readable)
 //     job.yaml  manifest.json  events.jsonl  outcome.json

@@ -9,6 +9,7 @@
 #include <cstdlib>
 
 #include "common/errors.h"
+#include "common/worker_contract.h"
 #include "runner/launch_env_detail.h"
 
 namespace runner {
@@ -138,7 +139,8 @@ void DetectLocal(const EnvReader& env, const HostFacts& host, LaunchEnvironment*
   out->hosts = Sourced<std::vector<std::string>>{{host.hostname}, "hostname"};
   out->agents_per_node = Sourced<std::vector<int>>{{1}, why};
   if (out->job_id.value.empty()) out->job_id.source = "generated locally (time and pid)";
-  for (const char* name : {"RANK", "WORLD_SIZE", "LOCAL_RANK"}) {
+  namespace contract = common::contract_env;
+  for (const char* name : {contract::kRank, contract::kWorldSize, contract::kLocalRank}) {
     if (env.Has(name)) {
       out->warnings.push_back(std::string(name) + "=" + *env.Get(name) +
                               " is set but ignored: the runner sets the workers' " + name +

@@ -3,7 +3,6 @@
 // one detector per scheduler (launch_env.cpp: mpirun, torchrun-style, local, devices;
 // launch_env_slurm.cpp: Slurm). Internal to runner/; use runner/launch_env.h.
 
-#include <charconv>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -12,6 +11,7 @@
 
 #include "common/environment.h"
 #include "common/errors.h"
+#include "common/parse_int.h"
 #include "runner/launch_env.h"
 
 namespace runner::launch_env_internal {
@@ -63,13 +63,13 @@ class EnvReader {
 
   [[nodiscard]] static int64_t ParseInt(const std::string& name, const std::string& text,
                                         int64_t min, int64_t max) {
-    int64_t value = 0;
-    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-    if (text.empty() || ec != std::errc() || end != text.data() + text.size()) {
+    const std::optional<int64_t> parsed = common::ParseInt64(text);
+    if (!parsed) {
       throw common::EnvironmentError(Raw(name, text) +
                                      " is not an integer; it is set by the scheduler, " +
                                      "so check the launch command or whoever exported it");
     }
+    const int64_t value = *parsed;
     if (value < min || value > max) {
       throw common::EnvironmentError(Raw(name, text) + " is out of range: expected " +
                                      std::to_string(min) + ".." + std::to_string(max));

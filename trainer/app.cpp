@@ -7,9 +7,11 @@
 #include "common/cli_util.h"
 #include "common/config.h"
 #include "common/errors.h"
+#include "common/job_end_time.h"
+#include "common/job_layout.h"
+#include "common/worker_contract.h"
 #include "trainer/banner.h"
 #include "trainer/comm.h"
-#include "trainer/contract.h"
 #include "trainer/stop_signals.h"
 #include "trainer/train_loop.h"
 
@@ -90,7 +92,7 @@ int RunTrainer(const std::vector<std::string>& args, const common::Environment& 
     ApplyThreads(threads);
     out << StartupBanner(env, source) << std::endl;
     if (vm.count("banner")) return common::kExitOk;
-    const Contract contract = ReadContract(env);
+    const common::WorkerContract contract = common::ReadContract(env);
     std::string backend = config.GetString("launch.backend");
     if (backend == "auto") backend = HaveNccl() && !contract.device.empty() ? "nccl" : "gloo";
     const auto timeout = std::chrono::milliseconds(
@@ -100,19 +102,18 @@ int RunTrainer(const std::vector<std::string>& args, const common::Environment& 
     context.output_dir = contract.attempt_dir;
     context.overlap = config.GetBool("train.overlap_comm");
     if (!contract.job_dir.empty()) {
-      context.checkpoint_dir = contract.job_dir + "/checkpoints";
-      context.events_path = contract.job_dir + "/events.jsonl";
+      context.checkpoint_dir = contract.job_dir + "/" + common::job_layout::kCheckpoints;
+      context.events_path = contract.job_dir + "/" + common::job_layout::kEvents;
     } else if (config.GetString("train.resume") != "auto" &&
                config.GetString("train.resume") != "none") {
-      context.checkpoint_dir =
-          "checkpoints";  // standalone: resume from the path given, save beside it
+      // Standalone: resume from the path given, save beside it.
+      context.checkpoint_dir = common::job_layout::kCheckpoints;
     }
-    if (std::optional<std::string> end = env.Get("SLURM_JOB_END_TIME")) {
-      try {
-        context.job_end_time = std::stod(*end);
-      } catch (const std::exception&) {
+    if (std::optional<std::string> end = env.Get(common::kSlurmJobEndTimeVar)) {
+      std::optional<int64_t> seconds = common::ParseJobEndTime(*end);
+      if (!seconds)
         throw common::EnvironmentError("SLURM_JOB_END_TIME='" + *end + "' is not a Unix time");
-      }
+      context.job_end_time = static_cast<double>(*seconds);
     }
     InstallStopHandlers(config.GetString("launch.preempt_signal").c_str());
     const TrainResult result = Train(config, *comm, context);

@@ -119,7 +119,8 @@ c10::intrusive_ptr<c10d::ProcessGroupGloo> MakeGloo(const c10::intrusive_ptr<c10
 
 bool HaveNccl() { return false; }
 
-std::unique_ptr<Communicator> MakeCommunicator(const Contract& contract, const std::string& backend,
+std::unique_ptr<Communicator> MakeCommunicator(const common::WorkerContract& contract,
+                                               const std::string& backend,
                                                std::chrono::milliseconds timeout) {
   if (contract.standalone || contract.world_size == 1) {
     if (backend == "nccl" && !HaveNccl()) {

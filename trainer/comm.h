@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "trainer/contract.h"
+#include "common/worker_contract.h"
 
 namespace trainer {
 
@@ -43,7 +43,7 @@ class Communicator {
 // ProcessGroupGloo ("gloo") or ProcessGroupNCCL ("nccl"). A standalone contract gets a world of
 // one with no process group. Throws common::CommunicationError (store unreachable, peers missing
 // within `timeout`) or common::ConfigError (nccl without a CUDA build).
-[[nodiscard]] std::unique_ptr<Communicator> MakeCommunicator(const Contract& contract,
+[[nodiscard]] std::unique_ptr<Communicator> MakeCommunicator(const common::WorkerContract& contract,
                                                              const std::string& backend,
                                                              std::chrono::milliseconds timeout);
 

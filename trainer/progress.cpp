@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "common/errors.h"
+#include "common/job_layout.h"
 #include "common/logging.h"
 
 namespace trainer {
@@ -41,8 +42,8 @@ std::string Escape(const std::string& text) {
 
 Progress::Progress(const std::string& dir) {
   if (dir.empty()) return;
-  log_ = OpenAppend(dir + "/train.log");
-  metrics_ = OpenAppend(dir + "/metrics.jsonl");
+  log_ = OpenAppend(dir + "/" + common::job_layout::kTrainLog);
+  metrics_ = OpenAppend(dir + "/" + common::job_layout::kMetrics);
 }
 
 Progress::~Progress() {

@@ -16,6 +16,7 @@
 #include <fstream>
 #include <mutex>
 
+#include "common/atomic_file.h"
 #include "common/errors.h"
 #include "common/json.h"
 #include "common/logging.h"
@@ -50,13 +51,9 @@ at::Tensor Augment(const at::Tensor& images, at::Generator& gen) {
   return at::roll(out, {shift[0].item<int64_t>(), shift[1].item<int64_t>()}, {2, 3});
 }
 
+// Events are a record for people: one that cannot be written does not stop training.
 void AppendEvent(const std::string& path, const common::JsonObject& event) {
-  if (path.empty()) return;
-  int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
-  if (fd < 0) return;
-  const std::string line = event.str() + "\n";
-  (void)!write(fd, line.data(), line.size());
-  close(fd);
+  if (!path.empty()) (void)common::AppendEventLine(path, event);
 }
 
 struct Evaluation {

@@ -80,6 +80,33 @@ TEST(WorkerEnvTest, ContractIsSetAndMpiRuntimeScrubbed) {
   }
 }
 
+TEST(WorkerEnvTest, TheTrainerReadsWhatTheRunnerWrites) {
+  WorkerContract c;
+  c.rank = 3;
+  c.local_rank = 1;
+  c.world_size = 4;
+  c.local_world_size = 2;
+  c.node_rank = 1;
+  c.node_count = 2;
+  c.master_addr = "n1";
+  c.master_port = 29500;
+  c.job_dir = "/logs/j-1";
+  c.attempt_dir = "/logs/j-1/attempt-0";
+  // The agent's own (MPI) identity must not leak into the worker's.
+  auto env = BuildWorkerEnv({{"OMPI_COMM_WORLD_RANK", "0"}, {"NODE_RANK", "0"}}, c);
+  common::WorkerContract read = common::ReadContract(common::MapEnvironment(env));
+  EXPECT_FALSE(read.standalone);
+  EXPECT_EQ(read.rank, 3);
+  EXPECT_EQ(read.local_rank, 1);
+  EXPECT_EQ(read.world_size, 4);
+  EXPECT_EQ(read.local_world_size, 2);
+  EXPECT_EQ(read.node_rank, 1);
+  EXPECT_EQ(read.node_count, 2);
+  EXPECT_EQ(read.master_addr, "n1");
+  EXPECT_EQ(read.master_port, 29500);
+  EXPECT_EQ(read.attempt_dir, "/logs/j-1/attempt-0");
+}
+
 TEST(WorkerEnvTest, CpuWorkerSeesNoGpuAndKeepsUserThreads) {
   WorkerContract c;
   auto env = BuildWorkerEnv({{"OMP_NUM_THREADS", "7"}, {"CUDA_VISIBLE_DEVICES", "0"}}, c);
