@@ -169,14 +169,7 @@ class AgentJob {
 };
 
 common::JsonObject AgentJob::Event(const std::string& name, int attempt) const {
-  common::JsonObject e;
-  e.Add("time", common::Timestamp())
-      .Add("event", name)
-      .Add("attempt", attempt)
-      .Add("agent", meeting_.me)
-      .Add("host", launch_.hostname)
-      .Add("node", meeting_.node);
-  return e;
+  return EventHeader(name, attempt, meeting_.me, launch_.hostname, meeting_.node);
 }
 
 // Rendezvous: every agent reports; everyone computes the same layout; the node-0 agent picks the

@@ -95,6 +95,18 @@ void JobDir::AppendEvent(const common::JsonObject& event) const {
   Check(common::AppendEventLine(path_ + "/" + layout::kEvents, event, kFileMode));
 }
 
+common::JsonObject EventHeader(const std::string& name, int attempt, int agent,
+                               const std::string& host, int node) {
+  common::JsonObject e;
+  e.Add("time", common::Timestamp())
+      .Add("event", name)
+      .Add("attempt", attempt)
+      .Add("agent", agent)
+      .Add("host", host)
+      .Add("node", node);
+  return e;
+}
+
 RankLog::RankLog(const std::string& path, size_t tail_lines, std::string mirror_prefix)
     : tail_lines_(tail_lines), mirror_prefix_(std::move(mirror_prefix)) {
   fd_ = open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, kFileMode);

@@ -42,6 +42,10 @@ class JobDir {
   std::string path_;
 };
 
+// The fields every events.jsonl line starts with: time, event, attempt, agent, host, node.
+[[nodiscard]] common::JsonObject EventHeader(const std::string& name, int attempt, int agent,
+                                             const std::string& host, int node);
+
 // A worker's output turned into timestamped lines of its rank-<R>.log; keeps the last lines for
 // outcome.json. Partial lines wait for their newline (or Finish).
 class RankLog {

@@ -5,6 +5,7 @@
 #include "common/errors.h"
 #include "common/logging.h"
 #include "common/version.h"
+#include "runner/job_dir.h"
 
 namespace runner {
 
@@ -21,14 +22,7 @@ std::string RankBanner(const WorkerContract& c, const std::string& host, int pid
 }
 
 common::JsonObject Supervisor::Event(const std::string& name) const {
-  common::JsonObject e;
-  e.Add("time", common::Timestamp())
-      .Add("event", name)
-      .Add("attempt", attempt_)
-      .Add("agent", options_.agent)
-      .Add("host", options_.host)
-      .Add("node", options_.node);
-  return e;
+  return EventHeader(name, attempt_, options_.agent, options_.host, options_.node);
 }
 
 void Supervisor::StartWorkers(const std::vector<WorkerLaunch>& launches,

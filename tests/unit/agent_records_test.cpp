@@ -1,0 +1,192 @@
+// What agents send each other (common/record.h records: rendezvous reports, the job session,
+// notices, outcome views), the workers each agent plans, and the restart decision.
+
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "common/errors.h"
+#include "common/record.h"
+#include "runner/notice.h"
+#include "runner/outcome.h"
+#include "runner/rendezvous.h"
+#include "runner/worker_plan.h"
+
+namespace runner {
+namespace {
+
+std::string ErrorOf(const std::function<void()>& parse) {
+  try {
+    parse();
+  } catch (const common::CommunicationError& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+
+TEST(RecordTest, ValuesRoundTripWithNewlinesAndBackslashes) {
+  const std::string text = common::RecordWriter()
+                               .Add("a", "two\nlines \\ and\r")
+                               .Add("n", -7)
+                               .Add("x", 0.1)
+                               .Add("b", true)
+                               .Add("l", std::vector<std::string>{"p", "q"})
+                               .str();
+  const common::RecordReader in(text, "test record");
+  EXPECT_EQ(in.String("a"), "two\nlines \\ and\r");
+  EXPECT_EQ(in.Int("n"), -7);
+  EXPECT_EQ(in.Double("x"), 0.1);
+  EXPECT_TRUE(in.Bool("b"));
+  EXPECT_EQ(in.List("l"), (std::vector<std::string>{"p", "q"}));
+}
+
+struct BadRecord {
+  std::string text;
+  std::string error;  // a part of the message
+};
+
+TEST(RecordTest, MalformedRecordsNameTheRecordTheFieldAndTheValue) {
+  const std::vector<BadRecord> cases = {
+      {"job_id=7\ntoken=", "job session from the node-0 agent: the record is truncated (line 2"},
+      {"job_id 7\n", "line 1 is not key=value: \"job_id 7\""},
+      {"job_id=7\njob_id=8\n", "field 'job_id' appears twice"},
+      {"job_id=7\n", "field 'token' is missing"},
+      {"job_id=7\ntoken=zz\n", "field 'token' = \"zz\" is not 32 hex digits"},
+      {"job_id=7\ntoken=0123456789abcdef0123456789abcdef\nattempt=x1\n",
+       "field 'attempt' = \"x1\" is not an integer"},
+      {"job_id=7\ntoken=0123456789abcdef0123456789abcdef\nattempt=1\nstore_addr=h\n"
+       "store_port=70000\n",
+       "field 'store_port' = \"70000\" is out of range [1, 65535]"},
+      {"job_id=7\nbad\\qescape=1\n", "line 2 is not key=value"},
+  };
+  for (const BadRecord& c : cases) {
+    const std::string error = ErrorOf([&] { (void)JobSession::Parse(c.text); });
+    EXPECT_NE(error.find(c.error), std::string::npos) << "record: " << c.text << "\n" << error;
+  }
+}
+
+TEST(RecordTest, TheJobSessionRoundTrips) {
+  const JobSession s{"123", "0123456789abcdef0123456789abcdef", 4, "10.0.0.1", 29500};
+  const JobSession back = JobSession::Parse(s.Serialize());
+  EXPECT_EQ(back.job_id, "123");
+  EXPECT_EQ(back.token, s.token);
+  EXPECT_EQ(back.attempt, 4);
+  EXPECT_EQ(back.store_addr, "10.0.0.1");
+  EXPECT_EQ(back.store_port, 29500);
+}
+
+TEST(RecordTest, ARendezvousReportNamesTheAgentAndTheBadAddress) {
+  AgentInfo a;
+  a.agent = 3;
+  a.host = "n3";
+  a.pid = 42;
+  a.nproc = 2;
+  a.addresses = {{"10.0.0.3", 24}};
+  std::string text = a.Serialize();
+  EXPECT_EQ(AgentInfo::Parse(text, 3).addresses[0].prefix_length, 24);
+  text.replace(text.find("10.0.0.3/24"), 11, "10.0.0.3/40");
+  const std::string error = ErrorOf([&] { (void)AgentInfo::Parse(text, 3); });
+  EXPECT_NE(error.find("rendezvous report from agent 3: field 'addresses'"), std::string::npos)
+      << error;
+  EXPECT_NE(error.find("'10.0.0.3/40', not an IPv4 address/prefix length"), std::string::npos);
+}
+
+TEST(RecordTest, NoticesAndAgentViewsRoundTrip) {
+  const Notice n{Notice::Kind::kFailure, 5, "n2", "killed by signal 9 (SIGKILL)"};
+  const Notice back = Notice::Parse(n.Serialize());
+  EXPECT_EQ(back.Describe(), "worker rank 5 on n2 killed by signal 9 (SIGKILL)");
+  EXPECT_NE(ErrorOf([] {
+              (void)Notice::Parse("kind=maybe\nhost=a\nstatus=b\n");
+            }).find("field 'kind' = \"maybe\" is not 'stop' or 'failure'"),
+            std::string::npos);
+
+  AgentView view{1, "n2", 1, {}};
+  view.outcome.code = 21;
+  view.outcome.reason = "worker rank 5 killed";
+  view.outcome.workers = {{4, 90, "exited with code 0"}, {5, 91, "killed by signal 9"}};
+  WorkerFailure f;
+  f.rank = 5;
+  f.host = "n2";
+  f.pid = 91;
+  f.status = "killed by signal 9 (SIGKILL)";
+  f.signal = 9;
+  f.signal_name = "SIGKILL";
+  f.time = 1700000000.25;
+  f.log_path = "/logs/rank-5.log";
+  f.last_lines = {"a, b", "line with = and \\n"};
+  view.outcome.failure = f;
+  const AgentView parsed = AgentView::Parse(view.Serialize(), 1);
+  EXPECT_EQ(AgentViewJson(parsed), AgentViewJson(view));
+  EXPECT_EQ(parsed.outcome.failure->last_lines, f.last_lines);
+  EXPECT_FALSE(parsed.outcome.failure->exit_code);
+}
+
+TEST(OutcomeTest, TheFirstFailureAcrossAgentsIsTheEarliest) {
+  std::vector<AgentView> views(3);
+  views[0].outcome.failure = WorkerFailure{};
+  views[0].outcome.failure->rank = 0;
+  views[0].outcome.failure->time = 10.5;
+  views[2].outcome.failure = WorkerFailure{};
+  views[2].outcome.failure->rank = 9;
+  views[2].outcome.failure->time = 10.49;
+  EXPECT_EQ(FirstFailure(views)->rank, 9);
+  EXPECT_FALSE(FirstFailure({AgentView{}}));
+}
+
+TEST(OutcomeTest, RestartsAreCountedAndOnlyFailuresRestart) {
+  struct Row {
+    int code, restarts, max;
+    bool restart;
+  };
+  for (const Row& r : std::vector<Row>{{20, 0, 1, true},
+                                       {21, 0, 1, true},
+                                       {12, 0, 1, true},
+                                       {20, 1, 1, false},
+                                       {20, 0, 0, false},
+                                       {0, 0, 3, false},
+                                       {10, 0, 3, false},
+                                       {11, 0, 3, false},
+                                       {5, 0, 3, false}}) {
+    EXPECT_EQ(ShouldRestart(r.code, r.restarts, r.max), r.restart)
+        << "code " << r.code << " after " << r.restarts << " of " << r.max << " restarts";
+  }
+}
+
+TEST(WorkerPlanTest, RanksDevicesContractAndPathsFollowTheLayout) {
+  // Two nodes; node 1 has two agents (2 and 1 workers); this is its second agent (MPI rank 2).
+  Layout layout;
+  layout.hosts = {"a", "b"};
+  layout.node_of_agent = {0, 1, 1};
+  layout.local_index_of_agent = {0, 0, 1};
+  layout.first_rank_of_agent = {0, 2, 4};
+  layout.first_local_rank_of_agent = {0, 0, 2};
+  layout.workers_on_node = {2, 3};
+  layout.world_size = 5;
+  AgentPlan plan;
+  plan.nproc.value = 1;
+  plan.devices.value = {"3"};
+  const JobSession session{"77", "0123456789abcdef0123456789abcdef", 1, "10.0.0.1", 4000};
+  const std::vector<WorkerLaunch> launches = PlanWorkerLaunches(
+      {&layout, 2, &plan, &session, 1, 2, "/j", "/j/attempt-1", "/j/job.yaml", 8, {"w", "--x"}});
+  ASSERT_EQ(launches.size(), 1u);
+  const WorkerContract& c = launches[0].contract;
+  EXPECT_EQ(c.rank, 4);
+  EXPECT_EQ(c.local_rank, 2);
+  EXPECT_EQ(c.world_size, 5);
+  EXPECT_EQ(c.local_world_size, 3);
+  EXPECT_EQ(c.node_rank, 1);
+  EXPECT_EQ(c.node_count, 2);
+  EXPECT_EQ(c.master_addr, "10.0.0.1");
+  EXPECT_EQ(c.master_port, 4000);
+  EXPECT_EQ(c.restart_count, 1);
+  EXPECT_EQ(c.max_restarts, 2);
+  EXPECT_EQ(c.run_id, "77");
+  EXPECT_EQ(c.device, "3");
+  EXPECT_EQ(c.omp_threads, 8);
+  EXPECT_EQ(launches[0].log_path, "/j/attempt-1/rank-4.log");
+  EXPECT_EQ(launches[0].argv, (std::vector<std::string>{"w", "--x"}));
+}
+
+}  // namespace
+}  // namespace runner
