@@ -15,6 +15,7 @@
 
 #include "common/errors.h"
 #include "common/exit_codes.h"
+#include "common/job_layout.h"
 #include "common/json.h"
 #include "common/logging.h"
 #include "common/version.h"
@@ -31,6 +32,8 @@
 #include "runner/worker_runner.h"
 
 namespace runner {
+
+namespace layout = common::job_layout;
 
 namespace {
 
@@ -229,7 +232,7 @@ void AgentJob::WriteManifest(const std::vector<std::string>& worker_command) {
       .Add("devices", request_.plan.devices.value);
   const std::vector<std::string> agent_facts = control_.Gather(agent_json.str());
   if (me != 0) return;
-  dir_->WriteFile("job.yaml", config_.ToYaml(/*with_origins=*/true));
+  dir_->WriteFile(layout::kJobConfig, config_.ToYaml(/*with_origins=*/true));
   std::vector<std::string> nodes;
   for (size_t n = 0; n < layout.hosts.size(); ++n) {
     nodes.push_back(common::JsonObject()
@@ -255,7 +258,7 @@ void AgentJob::WriteManifest(const std::vector<std::string>& worker_command) {
       .AddRaw("agents", common::JsonArray(agent_facts))
       .Add("worker_command", worker_command)
       .AddRaw("environment", EnvironmentJson(request_.env->All()));
-  dir_->WriteFile("manifest.json", manifest.str() + "\n");
+  dir_->WriteFile(layout::kManifest, manifest.str() + "\n");
 }
 
 std::string AgentJob::RunnerLogName() const {
@@ -263,8 +266,7 @@ std::string AgentJob::RunnerLogName() const {
   int agents_here = 0;
   for (int n : layout.node_of_agent) agents_here += n == meeting_.node ? 1 : 0;
   const int local = layout.local_index_of_agent[static_cast<size_t>(meeting_.me)];
-  return "runner-" + launch_.hostname + (agents_here > 1 ? "-" + std::to_string(local) : "") +
-         ".log";
+  return layout::RunnerLogName(launch_.hostname, agents_here > 1 ? local : -1);
 }
 
 void AgentJob::BeginAttemptLog(int attempt) {
@@ -322,8 +324,8 @@ int AgentJob::AgreeAndRecord(int attempt, int restarts, const AttemptOutcome& ou
     const std::string json = OutcomeJson(job) + "\n";
     // A full or failing disk must not lose how the job ended: say it on the console instead.
     try {
-      dir_->WriteFile("attempt-" + std::to_string(attempt) + "/outcome.json", json);
-      dir_->WriteFile("outcome.json", json);
+      dir_->WriteFile(layout::AttemptDirName(attempt) + "/" + layout::kOutcome, json);
+      dir_->WriteFile(layout::kOutcome, json);
     } catch (const common::Error& e) {
       log_.error("{}; the outcome is: {}", e.what(), json);
     }
@@ -341,7 +343,7 @@ int AgentJob::Run() {
   CheckWorld(control_, launch_);
   Meet();
   max_restarts_ = static_cast<int>(config_.GetInt("launch.max_restarts"));
-  const std::string config_path = dir_->path() + "/job.yaml";
+  const std::string config_path = dir_->path() + "/" + layout::kJobConfig;
   std::vector<std::string> worker_command = request_.command;
   if (worker_command.empty()) worker_command = {TrainerPath(), "--config", config_path};
   WriteManifest(worker_command);

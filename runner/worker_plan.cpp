@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "common/job_layout.h"
+
 namespace runner {
 
 std::vector<WorkerLaunch> PlanWorkerLaunches(const WorkerPlanInput& in) {
@@ -32,7 +34,7 @@ std::vector<WorkerLaunch> PlanWorkerLaunches(const WorkerPlanInput& in) {
     if (!plan.devices.value.empty()) c.device = plan.devices.value[static_cast<size_t>(i)];
     c.omp_threads = std::max(1, in.cpus / std::max(1, nproc));
     w.argv = in.command;
-    w.log_path = in.attempt_dir + "/rank-" + std::to_string(c.rank) + ".log";
+    w.log_path = in.attempt_dir + "/" + common::job_layout::RankLogName(c.rank);
     launches.push_back(std::move(w));
   }
   return launches;

@@ -188,5 +188,36 @@ TEST(WorkerPlanTest, RanksDevicesContractAndPathsFollowTheLayout) {
   EXPECT_EQ(launches[0].argv, (std::vector<std::string>{"w", "--x"}));
 }
 
+TEST(WorkerPlanTest, CpuWorkersSplitTheAgentsCpus) {
+  Layout layout;
+  layout.hosts = {"solo"};
+  layout.node_of_agent = {0};
+  layout.local_index_of_agent = {0};
+  layout.first_rank_of_agent = {0};
+  layout.first_local_rank_of_agent = {0};
+  layout.workers_on_node = {2};
+  layout.world_size = 2;
+  AgentPlan plan;
+  plan.nproc.value = 2;
+  const JobSession session{"7", "0123456789abcdef0123456789abcdef", 0, "127.0.0.1", 5000};
+  struct Row {
+    int cpus;
+    int omp_threads;
+  };
+  for (const Row& row : std::vector<Row>{{2, 1}, {1, 1}, {7, 3}, {16, 8}}) {
+    const std::vector<WorkerLaunch> launches = PlanWorkerLaunches(
+        {&layout, 0, &plan, &session, 0, 0, "/j", "/j/attempt-0", "/j/job.yaml", row.cpus, {"w"}});
+    ASSERT_EQ(launches.size(), 2u);
+    for (int i = 0; i < 2; ++i) {
+      const WorkerContract& c = launches[static_cast<size_t>(i)].contract;
+      EXPECT_EQ(c.rank, i);
+      EXPECT_EQ(c.local_rank, i);
+      EXPECT_EQ(c.local_world_size, 2);
+      EXPECT_EQ(c.device, "");
+      EXPECT_EQ(c.omp_threads, row.omp_threads) << row.cpus << " CPUs for 2 workers";
+    }
+  }
+}
+
 }  // namespace
 }  // namespace runner
