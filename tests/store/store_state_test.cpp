@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "runner/store_protocol.h"
+#include "tests/store/store_test_util.h"
 
 namespace runner {
 
@@ -46,22 +47,7 @@ using Op = runner::store_protocol::Op;
 constexpr ConnectionId kA = 3, kB = 4, kC = 5;
 
 // Reply encoders (raw host-order integers, u64-length-prefixed strings), chainable.
-struct Wire {
-  std::string data;
-  template <typename T>
-  Wire& Raw(T value) {
-    data.append(reinterpret_cast<const char*>(&value), sizeof(T));
-    return *this;
-  }
-  Wire& U8(uint8_t v) { return Raw(v); }
-  Wire& U32(uint32_t v) { return Raw(v); }
-  Wire& I64(int64_t v) { return Raw(v); }
-  Wire& Str(const std::string& s) {
-    Raw<uint64_t>(s.size());
-    data += s;
-    return *this;
-  }
-};
+using Wire = store_test::Bytes;
 std::string U8(uint8_t v) { return Wire().U8(v).data; }
 std::string I64(int64_t v) { return Wire().I64(v).data; }
 std::string Str(const std::string& s) { return Wire().Str(s).data; }
