@@ -1,13 +1,13 @@
 #include "common/record.h"
 
 #include <cerrno>
-#include <charconv>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 
 #include "common/errors.h"
 #include "common/json.h"
+#include "common/parse_int.h"
 
 namespace common {
 
@@ -91,7 +91,13 @@ RecordWriter& RecordWriter::Add(const std::string& key, bool value) {
 
 RecordWriter& RecordWriter::Add(const std::string& key, const std::vector<std::string>& values) {
   std::string joined;
-  for (size_t i = 0; i < values.size(); ++i) joined += (i ? "," : "") + values[i];
+  for (size_t i = 0; i < values.size(); ++i) {
+    if (values[i].empty() || values[i].find(',') != std::string::npos) {
+      throw Error(kExitInternal, "record field '" + key + "': list item " + JsonQuote(values[i]) +
+                                     " is empty or holds ',' and would not read back");
+    }
+    joined += (i ? "," : "") + values[i];
+  }
   return Add(key, joined);
 }
 
@@ -139,11 +145,9 @@ const std::string& RecordReader::String(const std::string& key) const {
 
 int64_t RecordReader::Int(const std::string& key, int64_t min, int64_t max) const {
   const std::string& text = String(key);
-  int64_t value = 0;
-  const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (text.empty() || error != std::errc() || end != text.data() + text.size()) {
-    Fail(key, "is not an integer");
-  }
+  const std::optional<int64_t> parsed = ParseInt64(text);
+  if (!parsed) Fail(key, "is not an integer");
+  const int64_t value = *parsed;
   if (value < min || value > max) {
     Fail(key, "is out of range [" + std::to_string(min) + ", " + std::to_string(max) + "]");
   }

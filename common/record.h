@@ -24,7 +24,8 @@ class RecordWriter {
   }
   RecordWriter& Add(const std::string& key, double value);  // round-trips exactly
   RecordWriter& Add(const std::string& key, bool value);
-  // A list of strings, none of which may contain ','; joined with ','.
+  // A list of strings, none empty or holding ','; joined with ','. Throws common::Error
+  // (internal) for an item that would not read back.
   RecordWriter& Add(const std::string& key, const std::vector<std::string>& values);
   [[nodiscard]] const std::string& str() const { return text_; }
 

@@ -4,12 +4,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <chrono>
-#include <csignal>
-#include <cstring>
 #include <ctime>
-#include <fstream>
 #include <memory>
 #include <optional>
 
@@ -18,13 +14,13 @@
 #include "common/job_layout.h"
 #include "common/json.h"
 #include "common/logging.h"
+#include "common/record.h"
 #include "common/version.h"
 #include "runner/control_plane.h"
 #include "runner/job_dir.h"
 #include "runner/outcome.h"
 #include "runner/process.h"
 #include "runner/rendezvous.h"
-#include "runner/signals.h"
 #include "runner/slurm_requeue.h"
 #include "runner/store_server.h"
 #include "runner/supervisor.h"
@@ -304,9 +300,10 @@ int AgentJob::AgreeAndRecord(int attempt, int restarts, const AttemptOutcome& ou
                                  [&](const std::string& name) { return Event(name, attempt); }};
     const int code = RequeueSlurmJob(requeue, log_, *dir_);
     // Node 0 knows whether it worked.
-    const std::string told = control_.Broadcast(std::to_string(code));
-    agreed = told == std::to_string(common::kExitRequeued) ? common::kExitRequeued
-                                                           : common::kExitStopped;
+    const std::string told =
+        control_.Broadcast(common::RecordWriter().Add("requeue_code", code).str());
+    agreed = common::RecordReader(told, "requeue result from the node-0 agent")
+                 .Int32("requeue_code", common::kExitStopped, common::kExitRequeued);
   }
   const bool restart = ShouldRestart(agreed, restarts, max_restarts_);
   if (meeting_.me == 0) {

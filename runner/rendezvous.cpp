@@ -4,10 +4,11 @@
 #include <ifaddrs.h>
 #include <netinet/in.h>
 
-#include <charconv>
 #include <map>
+#include <optional>
 
 #include "common/errors.h"
+#include "common/parse_int.h"
 #include "common/record.h"
 
 namespace runner {
@@ -60,17 +61,12 @@ AgentInfo AgentInfo::Parse(const std::string& text, int from_agent) {
   for (const std::string& item : in.List("addresses")) {
     const size_t slash = item.find('/');
     uint32_t ignored = 0;
-    int prefix = -1;
-    if (slash != std::string::npos) {
-      const char* first = item.data() + slash + 1;
-      const char* last = item.data() + item.size();
-      const auto [end, error] = std::from_chars(first, last, prefix);
-      if (first == last || error != std::errc() || end != last) prefix = -1;
-    }
-    if (prefix < 0 || prefix > 32 || !ParseIpv4(item.substr(0, slash), &ignored)) {
+    const std::optional<int64_t> prefix =
+        slash == std::string::npos ? std::nullopt : common::ParseInt64(item.substr(slash + 1));
+    if (!prefix || *prefix < 0 || *prefix > 32 || !ParseIpv4(item.substr(0, slash), &ignored)) {
       in.Fail("addresses", "has '" + item + "', not an IPv4 address/prefix length");
     }
-    info.addresses.push_back({item.substr(0, slash), prefix});
+    info.addresses.push_back({item.substr(0, slash), static_cast<int>(*prefix)});
   }
   return info;
 }

@@ -133,7 +133,6 @@ class SupervisionPolicy {
   [[nodiscard]] bool entered_done() const { return entered_done_; }
   [[nodiscard]] AttemptState state() const;
   [[nodiscard]] WorkerState worker_state(int worker) const;
-  [[nodiscard]] const AttemptOutcome& outcome() const { return outcome_; }
   // The outcome with every worker's summary and a reason when nothing went wrong.
   [[nodiscard]] AttemptOutcome Finish() const;
 

@@ -2,8 +2,11 @@
 // invented time, one or several agents (tests/unit/supervision_sim.h). Each row lists what must
 // appear in the trace, in order ("!text": must appear nowhere). A failing row prints its trace.
 
+#include "runner/supervision_policy.h"
+
 #include <gtest/gtest.h>
 
+#include <csignal>
 #include <string>
 #include <vector>
 
@@ -224,6 +227,50 @@ INSTANTIATE_TEST_SUITE_P(Cases, SupervisionPolicyTest, ::testing::ValuesIn(kCase
                            }
                            return std::to_string(row.index) + "_" + name.substr(0, 60);
                          });
+
+}  // namespace
+}  // namespace runner
+
+namespace runner {
+namespace {
+
+// The states themselves, through one stop that ends in SIGKILL.
+TEST(SupervisionPolicyStates, WorkerAndAttemptStatesFollowAStop) {
+  SupervisionPolicy policy({15, 5, 1, "h", 0, 1}, {{0, "rank-0.log"}, {1, "rank-1.log"}});
+  EXPECT_EQ(policy.worker_state(0), WorkerState::kNotStarted);
+  policy.OnStarted(0, 100, {0, 1000});
+  policy.OnStarted(1, 101, {0, 1000});
+  EXPECT_EQ(policy.worker_state(0), WorkerState::kRunning);
+  EXPECT_EQ(policy.state(), AttemptState::kRunning);
+  policy.OnSignal(SIGTERM, {1, 1001});
+  EXPECT_EQ(policy.state(), AttemptState::kStopping);
+  EXPECT_EQ(policy.worker_state(1), WorkerState::kStopRequested);
+  policy.OnExit(0, SIGTERM, {}, {1.1, 1001.1});
+  EXPECT_EQ(policy.worker_state(0), WorkerState::kSignalled);
+  policy.OnTick({15.9, 1015.9});
+  EXPECT_EQ(policy.worker_state(1), WorkerState::kStopRequested);
+  policy.OnTick({16, 1016});
+  EXPECT_EQ(policy.state(), AttemptState::kKilling);
+  EXPECT_EQ(policy.worker_state(1), WorkerState::kKillSent);
+  policy.OnExit(1, SIGKILL, {}, {16.01, 1016.01});
+  EXPECT_FALSE(policy.entered_done());
+  policy.OnTick({16.05, 1016.05});
+  EXPECT_EQ(policy.state(), AttemptState::kDraining);
+  EXPECT_TRUE(policy.entered_done());
+}
+
+TEST(SupervisionPolicyStates, AnEchoWaitsUnjudgedUntilTheWindowEnds) {
+  SupervisionPolicy policy({15, 5, 1, "h", 0, 1}, {{0, "rank-0.log"}});
+  policy.OnStarted(0, 100, {0, 1000});
+  policy.OnExit(0, 5 << 8, {}, {2, 1002});
+  EXPECT_EQ(policy.worker_state(0), WorkerState::kEndedUnjudged);
+  EXPECT_EQ(policy.state(), AttemptState::kRunning);
+  policy.OnTick({2.5, 1002.5});
+  EXPECT_EQ(policy.worker_state(0), WorkerState::kEndedUnjudged);
+  policy.OnTick({3, 1003});
+  EXPECT_EQ(policy.worker_state(0), WorkerState::kExited);
+  EXPECT_EQ(policy.Finish().code, 20);
+}
 
 }  // namespace
 }  // namespace runner
