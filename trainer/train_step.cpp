@@ -22,10 +22,13 @@ double Seconds(Clock::duration d) { return std::chrono::duration<double>(d).coun
 }  // namespace
 
 at::Tensor ForwardWithPrecision(Model& model, const at::Tensor& input, bool bf16) {
-  if (bf16) at::autocast::set_autocast_cpu_dtype(at::kBFloat16);
   at::autocast::set_cpu_enabled(bf16);
   at::Tensor logits = model.Forward(input);
   at::autocast::set_cpu_enabled(false);
+  // Autocast caches the bf16 copy of each weight while it is on (torch.autocast clears it on
+  // exit; this C++ API does not): without this, every later step computes with the bf16 weights
+  // of the first one, while the optimizer updates the fp32 ones.
+  if (bf16) at::autocast::clear_cache();
   return logits;
 }
 
@@ -45,7 +48,9 @@ StepRunner::StepRunner(const TrainOptions& options, int rank, Model& model,
       params_(model.Parameters()),
       optimizer_(optimizer),
       reducer_(reducer),
-      train_(train) {}
+      train_(train) {
+  if (options.bf16()) at::autocast::set_autocast_cpu_dtype(at::kBFloat16);
+}
 
 double StepRunner::Run(const std::vector<int64_t>& indices, int64_t epoch, int64_t step_in_epoch,
                        double lr, StepTimes* times) {

@@ -150,6 +150,31 @@ TEST(TrainerTraining, Bf16AutocastRunsTheMatmulsInBf16) {
   ExpectClose(with_bf16, with_fp32, 0.05);
 }
 
+TEST(TrainerTraining, Bf16ForwardSeesTheWeightsOfEveryStep) {
+  // With gradients on, as in training: after the optimizer changes the weights in place, the
+  // next bf16 forward must use the new weights (no cast cached from an earlier step).
+  std::unique_ptr<Model> model;
+  {
+    torch::manual_seed(4);
+    model = MakeModel(MakeConfig({"train.model=mlp", "train.hidden_sizes=[16]"}));
+  }
+  const at::Tensor x = at::randn({3, 1, 28, 28});
+  const at::Tensor before = ForwardWithPrecision(*model, x, /*bf16=*/true).detach();
+  {
+    torch::NoGradGuard no_grad;
+    for (const at::Tensor& p : model->Parameters()) p.add_(0.25);
+  }
+  const at::Tensor after = ForwardWithPrecision(*model, x, /*bf16=*/true).detach();
+  const auto p = model->NamedParameters();
+  auto b = [](const at::Tensor& t) { return t.detach().to(at::kBFloat16); };
+  const at::Tensor hidden = at::relu(at::linear(b(x.flatten(1)), b(p[0].second), b(p[1].second)));
+  const at::Tensor expected = at::linear(hidden, b(p[2].second), b(p[3].second));
+  EXPECT_FALSE(at::equal(before, after)) << "the second forward used the first step's weights";
+  EXPECT_TRUE(at::equal(after, expected))
+      << "differs from explicit bf16 of the new weights by "
+      << (after.to(at::kFloat) - expected.to(at::kFloat)).abs().max().item<double>();
+}
+
 TEST(TrainerErrors, BadInputsGetClearErrors) {
   struct Row {
     std::string name;
