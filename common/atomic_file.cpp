@@ -5,23 +5,26 @@
 
 #include <cerrno>
 #include <cstring>
+#include <utility>
 
 namespace common {
 
 namespace {
 
-// 0, or the errno of the write(2) or fsync(2) that failed.
-int WriteAllAndSync(int fd, std::string_view text) {
+// The step that failed ("write" or "fsync") and its errno, or nothing. A filesystem that cannot
+// fsync at all (EINVAL, ENOTSUP: some FUSE and network filesystems) is not a failure.
+std::optional<std::pair<const char*, int>> WriteAllAndSync(int fd, std::string_view text) {
   size_t done = 0;
   while (done < text.size()) {
     ssize_t n = write(fd, text.data() + done, text.size() - done);
     if (n < 0) {
       if (errno == EINTR) continue;
-      return errno;
+      return std::make_pair("write", errno);
     }
     done += static_cast<size_t>(n);
   }
-  return fsync(fd) == 0 ? 0 : errno;
+  if (fsync(fd) != 0 && errno != EINVAL && errno != ENOTSUP) return std::make_pair("fsync", errno);
+  return std::nullopt;
 }
 
 }  // namespace
@@ -36,11 +39,11 @@ std::optional<FileError> WriteFileAtomic(const std::string& path, std::string_vi
       temp_path.empty() ? path + ".tmp." + std::to_string(getpid()) : temp_path;
   int fd = open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
   if (fd < 0) return FileError{"create", temp, errno};
-  const int error = WriteAllAndSync(fd, content);
+  const auto failed = WriteAllAndSync(fd, content);
   close(fd);
-  if (error != 0) {
+  if (failed) {
     unlink(temp.c_str());
-    return FileError{"write", temp, error};
+    return FileError{failed->first, temp, failed->second};
   }
   if (rename(temp.c_str(), path.c_str()) != 0) {
     const int rename_error = errno;

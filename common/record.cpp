@@ -1,5 +1,6 @@
 #include "common/record.h"
 
+#include <cctype>
 #include <cerrno>
 #include <cmath>
 #include <cstdio>
@@ -71,6 +72,9 @@ std::string Excerpt(const std::string& text) {
 }  // namespace
 
 RecordWriter& RecordWriter::Add(const std::string& key, const std::string& value) {
+  if (!ValidKey(key)) {
+    throw Error(kExitInternal, "record key " + JsonQuote(key) + " is not [A-Za-z0-9_.]+");
+  }
   text_ += key + "=" + Escape(value) + "\n";
   return *this;
 }
@@ -182,7 +186,7 @@ std::vector<std::string> RecordReader::List(const std::string& key) const {
   while (start < text.size()) {
     size_t comma = text.find(',', start);
     if (comma == std::string::npos) comma = text.size();
-    if (comma == start) Fail(key, "has an empty item");
+    if (comma == start || comma + 1 == text.size()) Fail(key, "has an empty item");
     out.push_back(text.substr(start, comma - start));
     start = comma + 1;
   }

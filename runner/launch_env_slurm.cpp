@@ -162,12 +162,8 @@ void ReadSlurmJobFacts(const EnvReader& env, LaunchEnvironment* out) {
   if (auto n = env.OptionalInt("SLURM_RESTART_COUNT", 0, INT_MAX)) {
     out->restart_count = {static_cast<int>(*n), "SLURM_RESTART_COUNT"};
   }
-  if (std::optional<std::string> end = env.Get(common::kSlurmJobEndTimeVar)) {
-    std::optional<int64_t> t = common::ParseJobEndTime(*end);
-    // Rejected: ParseInt throws the error worded as for every other Slurm variable.
-    if (!t) t = EnvReader::ParseInt(common::kSlurmJobEndTimeVar, *end, 0, INT64_MAX);
+  if (auto t = env.OptionalInt(common::kSlurmJobEndTimeVar, 0, INT64_MAX))
     out->job_end_time = Sourced<int64_t>{*t, common::kSlurmJobEndTimeVar};
-  }
   if (auto a = env.OptionalInt("SLURM_ARRAY_JOB_ID", 1, INT64_MAX)) {
     out->array_job_id = Sourced<std::string>{std::to_string(*a), "SLURM_ARRAY_JOB_ID"};
     out->array_task_id = Sourced<std::string>{

@@ -112,7 +112,9 @@ int RunTrainer(const std::vector<std::string>& args, const common::Environment& 
     if (std::optional<std::string> end = env.Get(common::kSlurmJobEndTimeVar)) {
       std::optional<int64_t> seconds = common::ParseJobEndTime(*end);
       if (!seconds)
-        throw common::EnvironmentError("SLURM_JOB_END_TIME='" + *end + "' is not a Unix time");
+        throw common::EnvironmentError(std::string(common::kSlurmJobEndTimeVar) + "='" + *end +
+                                       "' is not a Unix time (whole seconds, as Slurm sets it); "
+                                       "fix or unset it in the job script");
       context.job_end_time = static_cast<double>(*seconds);
     }
     InstallStopHandlers(config.GetString("launch.preempt_signal").c_str());

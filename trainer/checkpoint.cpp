@@ -17,6 +17,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "common/atomic_file.h"
 #include "common/logging.h"
 #include "common/version.h"
 #include "trainer/checkpoint_files.h"
@@ -159,9 +160,9 @@ void Publish(const std::string& dir, const std::string& temp, const std::string&
   if (rename(temp.c_str(), final_path.c_str()) != 0) FailIo("rename", temp, errno);
   FsyncPath(dir);
   const std::string latest_temp = dir + "/.latest-" + std::to_string(getpid());
-  WriteSmallFile(latest_temp, name + "\n");
-  if (rename(latest_temp.c_str(), (dir + "/latest").c_str()) != 0)
-    FailIo("rename", latest_temp, errno);
+  if (auto failed = common::WriteFileAtomic(dir + "/latest", name + "\n", latest_temp)) {
+    FailIo(failed->step, failed->step == "rename" ? latest_temp : failed->path, failed->error);
+  }
   FsyncPath(dir);
 }
 

@@ -119,13 +119,24 @@ FileRecord WriteArchive(torch::serialize::OutputArchive& archive, const std::str
 void WriteSmallFile(const std::string& path, const std::string& text) {
   int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
   if (fd < 0) FailIo("create", path, errno);
-  if (write(fd, text.data(), text.size()) != static_cast<ssize_t>(text.size()) || fsync(fd) != 0) {
-    const int err = errno == 0 ? ENOSPC : errno;
-    close(fd);
+  size_t done = 0;
+  int err = 0;
+  while (done < text.size() && err == 0) {
+    const ssize_t n = write(fd, text.data() + done, text.size() - done);
+    if (n > 0) {
+      done += static_cast<size_t>(n);
+    } else if (n == 0) {
+      err = ENOSPC;
+    } else if (errno != EINTR) {
+      err = errno;
+    }
+  }
+  if (err == 0 && fsync(fd) != 0 && errno != EINVAL && errno != ENOTSUP) err = errno;
+  close(fd);
+  if (err != 0) {
     unlink(path.c_str());
     FailIo("write", path, err);
   }
-  close(fd);
 }
 
 FileRecord Measure(const std::string& path) {

@@ -2,9 +2,7 @@
 
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
-#include <fcntl.h>
 #include <torch/optim/optimizer.h>
-#include <unistd.h>
 
 #include <chrono>
 #include <optional>

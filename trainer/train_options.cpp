@@ -36,9 +36,8 @@ TrainOptions TrainOptions::FromConfig(const common::Config& config, int world_si
   o.world_size = world_size;
   o.seed = static_cast<uint64_t>(config.GetInt("job.seed"));
   o.precision = CheckedPrecision(config);
-  o.batch_size = config.GetInt("train.batch_size");
-  o.keep_effective_batch_size = config.GetBool("train.keep_effective_batch_size");
-  o.batch_per_rank = BatchPerRank(config, o.batch_size, o.keep_effective_batch_size, world_size);
+  o.batch_per_rank = BatchPerRank(config, config.GetInt("train.batch_size"),
+                                  config.GetBool("train.keep_effective_batch_size"), world_size);
   o.grad_accum_steps = config.GetInt("train.grad_accum_steps");
   o.dataset = config.GetString("train.dataset");
   o.data_dir = config.GetString("train.data_dir");

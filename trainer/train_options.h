@@ -20,9 +20,7 @@ struct TrainOptions {
   [[nodiscard]] bool bf16() const { return precision == "bf16"; }
 
   // Batches.
-  int64_t batch_size = 0;                  // train.batch_size as configured
-  bool keep_effective_batch_size = false;  // batch_size is the global batch
-  int64_t batch_per_rank = 0;              // what each rank's micro-batch holds
+  int64_t batch_per_rank = 0;  // what each rank's micro-batch holds
   int64_t grad_accum_steps = 1;
   // Global samples per optimizer step: per-rank batch x accumulation x world.
   [[nodiscard]] int64_t SamplesPerStep() const {

@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <fstream>
 
+#include "common/job_layout.h"
 #include "common/json.h"
 
 namespace trainer {
@@ -142,7 +143,7 @@ void TrainReporter::Done(const RunSummary& s) {
 
 void TrainReporter::WriteLossCurve(const std::string& model) const {
   if (!progress_ || output_dir_.empty()) return;
-  std::ofstream(output_dir_ + "/loss.svg") << LossCurveSvg(
+  std::ofstream(output_dir_ + "/" + common::job_layout::kLossCurve) << LossCurveSvg(
       loss_curve_, accuracy_curve_, "training loss and test accuracy (" + model + ")");
 }
 
