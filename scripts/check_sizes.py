@@ -21,8 +21,35 @@ import subprocess
 import sys
 from pathlib import Path
 
-SCOPE_HEAD = re.compile(r"\b(namespace|class|struct|union|enum)\b")
-EXTERN_C = re.compile(r'^\s*extern\s*"C"')
+SCOPE_HEAD = re.compile(r"\b(namespace|class|struct|union|enum|extern)\b")
+# The end of a function head: ") const", ") noexcept(...)", ") &&", ") -> T", ") override", ...
+FUNCTION_END = re.compile(
+    r"\)\s*(const|volatile|noexcept(\s*\([^()]*\))?|override|final|mutable|&&?|->[^;{}]*|"
+    r"\[\[[^\]]*\]\]|requires[^;{}]*|try|\s)*$")
+# A constructor's member-initialiser list: ") : member(" or ") noexcept : member{".
+CTOR_INIT = re.compile(r"\)\s*(noexcept\s*)?:(?!:)")
+RAW_PREFIXES = ("", "u8", "u", "U", "L")
+
+
+def identifier_before(text, i):
+    """The run of [A-Za-z0-9_] that ends just before text[i]."""
+    j = i
+    while j > 0 and (text[j - 1].isalnum() or text[j - 1] == "_"):
+        j -= 1
+    return text[j:i]
+
+
+def without_templates(head):
+    """`head` with the contents of <...> removed ("template <class T = void>" hides its keyword)."""
+    out, depth = [], 0
+    for c in head:
+        if c == "<":
+            depth += 1
+        elif c == ">" and depth:
+            depth -= 1
+        elif depth == 0:
+            out.append(c)
+    return "".join(out)
 
 
 def strip_cpp(text):
@@ -41,7 +68,7 @@ def strip_cpp(text):
             j = n if j < 0 else j + 2
             out.append(re.sub(r"[^\n]", " ", text[i:j]))
             i = j
-        elif c == "R" and text.startswith('R"', i) and (i == 0 or not (text[i - 1].isalnum() or text[i - 1] == "_")):
+        elif c == "R" and text.startswith('R"', i) and identifier_before(text, i) in RAW_PREFIXES:
             open_paren = text.find("(", i + 2)
             delim = text[i + 2:open_paren]
             end = text.find(")" + delim + '"', open_paren)
@@ -49,8 +76,9 @@ def strip_cpp(text):
             out.append(re.sub(r"[^\n]", " ", text[i:j]))
             i = j
         elif c in "\"'":
-            if c == "'" and i > 0 and text[i - 1].isalnum() and text[i + 1:i + 2].isalnum():
-                out.append(c)  # a digit separator: 1'000'000
+            token = identifier_before(text, i)
+            if c == "'" and token[:1].isdigit() and text[i + 1:i + 2].isalnum():
+                out.append(c)  # a digit separator: 1'000'000 (not u8'a' or L'a')
                 i += 1
                 continue
             j = i + 1
@@ -78,11 +106,20 @@ def strip_cpp(text):
     return "".join(out)
 
 
+def classify(head):
+    """'function', 'scope' or 'block' for the text before a '{' outside any function."""
+    if FUNCTION_END.search(head) or CTOR_INIT.search(head):
+        return "function"
+    if SCOPE_HEAD.search(without_templates(head)):
+        return "scope"
+    return "block"
+
+
 def cpp_functions(text):
     """Yields (first_line, last_line) of every outermost function body in C++ source text."""
     code = strip_cpp(text)
-    stack = []  # entries: "scope", "function", "block"
-    head_start = 0  # offset after the previous ; { or }
+    stack = []  # entries: "scope", "function", "block", "init" (a member's {initialiser})
+    head_start = 0  # offset after the previous ; { or } that ended a head
     function_start_line = 0
     for i, c in enumerate(code):
         if c == ";":
@@ -91,21 +128,48 @@ def cpp_functions(text):
             head = code[head_start:i]
             if "function" in stack:
                 stack.append("block")
-            elif SCOPE_HEAD.search(head) and "(" not in head.split("=")[0] or EXTERN_C.search(head):
-                stack.append("scope")
-            elif re.search(r"\)\s*(const|noexcept|override|final|mutable|->[^()]*|\s)*$", head) or re.search(
-                    r"\)\s*:\s*[\w:]+\s*[({]", head) or re.search(r"\)\s*:.*[)}]\s*$", head, re.S):
-                stack.append("function")
-                first = head_start + (len(head) - len(head.lstrip()))
-                function_start_line = code.count("\n", 0, first) + 1
+                head_start = i + 1
+            elif CTOR_INIT.search(head) and identifier_before(code, len(head.rstrip()) + head_start):
+                stack.append("init")  # ") : a_{x}, b_{y} {": the head goes on after this brace
             else:
-                stack.append("block")
-            head_start = i + 1
+                kind = classify(head)
+                stack.append(kind)
+                if kind == "function":
+                    first = head_start + (len(head) - len(head.lstrip()))
+                    function_start_line = code.count("\n", 0, first) + 1
+                head_start = i + 1
         elif c == "}":
             kind = stack.pop() if stack else "block"
             if kind == "function":
                 yield function_start_line, code.count("\n", 0, i) + 1
-            head_start = i + 1
+            if kind != "init":
+                head_start = i + 1
+
+
+SELF_TEST = [
+    # (source, expected (first, last) lines of each function)
+    ("int f(int x) {\n  if (x) {\n    return 1;\n  }\n  return 0;\n}\n", [(1, 6)]),
+    ("namespace a {\nstruct S {\n  int g() const {\n    return 1;\n  }\n};\n}\n", [(3, 5)]),
+    ("A::A(int x) : a_{x}, b_(x) {\n  Go();\n  Go();\n}\n", [(1, 4)]),
+    ("A::A(int x)\n    : a_(x), b_{x} {\n  Go();\n}\n", [(1, 4)]),
+    ("template <typename T, class = void>\nT f(T t) {\n  return t;\n}\n", [(1, 4)]),
+    ("int S::f() && {\n  return 1;\n}\nauto g() -> int {\n  return 2;\n}\n", [(1, 3), (4, 6)]),
+    ('extern "C" {\nint h() {\n  return u8\'a\' + 1\'000;\n}\n}\n', [(2, 4)]),
+    ('const char* s = R"x({ not a brace })x";\nvoid k() {\n  auto l = [] { return 1; };\n}\n',
+     [(2, 4)]),
+    ("const std::vector<int> kTable = {\n  1,\n  2,\n};\nTEST(A, B) {\n  Run();\n}\n",
+     [(5, 7)]),
+]
+
+
+def self_test():
+    """Checks the C++ reader on SELF_TEST; returns the failures as text lines."""
+    failures = []
+    for source, expected in SELF_TEST:
+        got = list(cpp_functions(source))
+        if got != expected:
+            failures.append(f"check_sizes self-test: expected {expected}, got {got} for:\n{source}")
+    return failures
 
 
 def python_functions(text, path):
@@ -133,8 +197,13 @@ def main():
                         help="also print the N longest functions and files")
     parser.add_argument("--allow", type=Path, metavar="FILE",
                         help="paths (one per line, # comments) still being split: reported, not failed")
+    parser.add_argument("--self-test", action="store_true", help="check the C++ reader and exit")
     parser.add_argument("files", nargs="*", type=Path)
     args = parser.parse_args()
+    failures = self_test()
+    if failures or args.self_test:
+        print("\n".join(failures) or "check_sizes self-test: all cases measured as expected")
+        return 1 if failures else 0
     root = Path(__file__).resolve().parent.parent
     files = args.files or tracked_files(root)
     allowed = set()
