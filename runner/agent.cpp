@@ -8,19 +8,12 @@
 #include "common/errors.h"
 #include "common/exit_codes.h"
 #include "common/logging.h"
+#include "common/seconds.h"
 #include "runner/agent_job.h"
 #include "runner/control_plane.h"
 #include "runner/signals.h"
 
 namespace runner {
-
-namespace {
-
-double UnixNow() {
-  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
-}
-
-}  // namespace
 
 bool LooksSecret(const std::string& name) {
   std::string upper;
@@ -53,7 +46,7 @@ int RunAgent(const AgentRequest& request) {
   CheckLaunchBeforeMpi(*request.env, launch);
   umask(027);  // the job directory is not world-readable
   InstallSignalHandlers();
-  const double started_at = UnixNow();
+  const double started_at = common::UnixSeconds();
 
   auto log = common::MakeConsoleLogger("runner " + launch.hostname +
                                        " agent=" + std::to_string(launch.agent_rank.value));

@@ -15,6 +15,7 @@
 #include "common/json.h"
 #include "common/logging.h"
 #include "common/record.h"
+#include "common/seconds.h"
 #include "common/version.h"
 #include "runner/control_plane.h"
 #include "runner/job_dir.h"
@@ -32,10 +33,6 @@ namespace runner {
 namespace layout = common::job_layout;
 
 namespace {
-
-double UnixNow() {
-  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
-}
 
 std::string RandomHex(size_t bytes) {
   std::string raw(bytes, '\0');
@@ -241,7 +238,7 @@ void AgentJob::WriteManifest(const std::vector<std::string>& worker_command) {
   common::JsonObject manifest;
   manifest.Add("job_name", job_name_)
       .Add("job_id", s.job_id)
-      .Add("created", UnixNow())
+      .Add("created", common::UnixSeconds())
       .Add("runner_version", common::kProjectVersion)
       .Add("mpi_library", control_.Describe())
       .Add("scheduler", SchedulerName(launch_.scheduler))
@@ -312,7 +309,7 @@ int AgentJob::AgreeAndRecord(int attempt, int restarts, const AttemptOutcome& ou
                    restart,
                    agreed,
                    started_at_,
-                   UnixNow(),
+                   common::UnixSeconds(),
                    restarts,
                    {}};
     for (size_t i = 0; i < views.size(); ++i) {

@@ -11,6 +11,7 @@
 #include "common/errors.h"
 #include "common/json.h"
 #include "common/logging.h"
+#include "common/seconds.h"
 #include "trainer/checkpoint.h"
 #include "trainer/evaluate.h"
 #include "trainer/models.h"
@@ -28,11 +29,6 @@ namespace trainer {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-double Seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
-
-double UnixNow() {
-  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
-}
 
 // Events are a record for people: one that cannot be written does not stop training.
 void AppendEvent(const std::string& path, const common::JsonObject& event) {
@@ -204,9 +200,10 @@ bool TrainingRun::RunStep(const std::vector<int64_t>& indices, int64_t epoch,
 // for, in one tiny all-reduce.
 StepAgreement TrainingRun::Agree(double local_loss, Clock::time_point step_start) {
   const StopRequests requests = PendingStops();
-  step_seconds_ema_ = StepTimeEma(step_seconds_ema_, Seconds(Clock::now() - step_start));
-  const bool out_of_time = OutOfTime(context_.job_end_time, UnixNow(), step_seconds_ema_,
-                                     checkpoint_seconds_, options_.stop_margin_s);
+  step_seconds_ema_ = StepTimeEma(step_seconds_ema_, common::Seconds(Clock::now() - step_start));
+  const bool out_of_time =
+      OutOfTime(context_.job_end_time, common::UnixSeconds(), step_seconds_ema_,
+                checkpoint_seconds_, options_.stop_margin_s);
   const bool stop_now =
       requests.stop || (context_.stop_at_step >= 0 && step_ + 1 >= context_.stop_at_step);
   return AllReduce(comm_,
@@ -216,7 +213,7 @@ StepAgreement TrainingRun::Agree(double local_loss, Clock::time_point step_start
 // A stop the ranks agreed on, at this step boundary: checkpoint, then leave together.
 void TrainingRun::Stop(const StepAgreement& agreed, int64_t epoch) {
   result_.stop_reason = agreed.StopReason();
-  reporter_.Stopping(step_, agreed, context_.job_end_time - UnixNow());
+  reporter_.Stopping(step_, agreed, context_.job_end_time - common::UnixSeconds());
   // A stop at an epoch's last step still owes that epoch its evaluation (the resume starts in
   // the next epoch); not for the walltime stop, which has no time to spare.
   if (next_.step_in_epoch == 0 && !agreed.out_of_time) EvaluateEpoch(epoch);
@@ -259,7 +256,7 @@ void TrainingRun::SaveCheckpoint(int64_t steps_done, const Position& next, const
 
 void TrainingRun::Finish(Clock::time_point start, int64_t steps_at_start) {
   result_.steps = step_;
-  result_.seconds = Seconds(Clock::now() - start);
+  result_.seconds = common::Seconds(Clock::now() - start);
   result_.samples_per_second =
       static_cast<double>((step_ - steps_at_start) * options_.SamplesPerStep()) /
       std::max(1e-9, result_.seconds);

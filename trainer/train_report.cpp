@@ -6,16 +6,9 @@
 
 #include "common/job_layout.h"
 #include "common/json.h"
+#include "common/seconds.h"
 
 namespace trainer {
-
-namespace {
-
-double Seconds(std::chrono::steady_clock::duration d) {
-  return std::chrono::duration<double>(d).count();
-}
-
-}  // namespace
 
 StepTimes& StepTimes::operator+=(const StepTimes& other) {
   data += other.data;
@@ -75,7 +68,7 @@ void TrainReporter::StepDone(int64_t step_number, int64_t epoch, double mean_los
 }
 
 void TrainReporter::LogWindow(int64_t step_number, int64_t epoch, double mean_loss, double lr) {
-  const double elapsed = Seconds(std::chrono::steady_clock::now() - window_start_);
+  const double elapsed = common::Seconds(std::chrono::steady_clock::now() - window_start_);
   const double rate =
       static_cast<double>(window_steps_ * options_.SamplesPerStep()) / std::max(1e-9, elapsed);
   const double per_step = elapsed / static_cast<double>(window_steps_);

@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <chrono>
 
+#include "common/seconds.h"
 #include "trainer/models.h"
 
 namespace trainer {
@@ -17,7 +18,6 @@ namespace trainer {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-double Seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
 
 }  // namespace
 
@@ -66,7 +66,7 @@ double StepRunner::Run(const std::vector<int64_t>& indices, int64_t epoch, int64
     torch::nn::utils::clip_grad_norm_(params_, options_.grad_clip_norm);
   optimizer_.step();
   optimizer_.zero_grad();
-  times->optimizer += Seconds(Clock::now() - start);
+  times->optimizer += common::Seconds(Clock::now() - start);
   return loss_sum / static_cast<double>(options_.grad_accum_steps);
 }
 
@@ -89,8 +89,8 @@ double StepRunner::MicroBatch(const std::vector<int64_t>& indices, int64_t step_
   (loss / static_cast<double>(accum)).backward();
   const double value = loss.item<double>();
   const auto t2 = Clock::now();
-  times->data += Seconds(t1 - t0);
-  times->compute += Seconds(t2 - t1);
+  times->data += common::Seconds(t1 - t0);
+  times->compute += common::Seconds(t2 - t1);
   if (last) times->comm += reducer_.Finish().count();
   return value;
 }
