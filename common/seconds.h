@@ -7,8 +7,7 @@ namespace common {
 
 // Unix time now (for outcome.json, events, the end-of-job estimate).
 [[nodiscard]] inline double UnixSeconds() {
-  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
 // A steady-clock duration in seconds (step times, timing windows).
