@@ -53,6 +53,17 @@ std::vector<KeySpec> LaunchKeys() {
        "on the preempt signal under Slurm, requeue the job after the checkpoint"},
       {"launch.rendezvous_timeout_s", T::kFloat, "300",
        "seconds the agents and workers wait to meet before failing", 0, 86400, true},
+      {"launch.hang_timeout_s", T::kFloat, "300",
+       "seconds without any rank advancing before the job is judged hung (stacks saved, exit 13); "
+       "0: no hang watchdog",
+       0, 604800},
+      {"launch.hang_warn_fraction", T::kFloat, "0.5",
+       "warn when no rank of a node has advanced for this fraction of the hang limit", 0, 1, true},
+      {"launch.first_step_timeout_s", T::kFloat, "900",
+       "hang limit until the first step is done (loading, process-group set-up, warm-up)", 0,
+       604800, true},
+      {"launch.checkpoint_timeout_s", T::kFloat, "900",
+       "hang limit while a rank writes a checkpoint or evaluates", 0, 604800, true},
       {"launch.store_addr", T::kString, "auto",
        "address the node-0 agent's store listens on and workers dial; auto: loopback on one host, "
        "else its address on the other nodes' subnet"},

@@ -22,6 +22,8 @@ const char* ExitCodeName(int code) {
       return "requeued";
     case kExitCollateral:
       return "stopped because of a failure elsewhere";
+    case kExitHung:
+      return "hung: no rank advanced for the hang timeout";
     case kExitWorkerFailed:
       return "worker failed";
     case kExitWorkerSignaled:

@@ -10,15 +10,16 @@ namespace common {
 
 enum ExitCode : int {
   kExitOk = 0,
-  kExitUsage = 2,            // bad command line: unknown flag, malformed key=value override
-  kExitConfig = 3,           // bad job config: file, environment override or command-line override
-  kExitEnvironment = 4,      // scheduler environment missing, malformed or contradictory
-  kExitRendezvous = 5,       // agents or workers could not meet (MPI, store, timeouts)
-  kExitDiverged = 6,         // training diverged: the loss became NaN or infinite
-  kExitStopped = 10,         // stopped on request (SIGTERM/SIGINT), work saved
-  kExitRequeued = 11,        // preempted and requeued; the job will come back by itself
-  kExitCollateral = 12,      // stopped because a worker or an agent elsewhere failed
-  kExitWorkerFailed = 20,    // a worker of this node exited non-zero (the root cause)
+  kExitUsage = 2,          // bad command line: unknown flag, malformed key=value override
+  kExitConfig = 3,         // bad job config: file, environment override or command-line override
+  kExitEnvironment = 4,    // scheduler environment missing, malformed or contradictory
+  kExitRendezvous = 5,     // agents or workers could not meet (MPI, store, timeouts)
+  kExitDiverged = 6,       // training diverged: the loss became NaN or infinite
+  kExitStopped = 10,       // stopped on request (SIGTERM/SIGINT), work saved
+  kExitRequeued = 11,      // preempted and requeued; the job will come back by itself
+  kExitCollateral = 12,    // stopped because a worker or an agent elsewhere failed
+  kExitHung = 13,          // no rank advanced for launch.hang_timeout_s: judged hung, stacks saved
+  kExitWorkerFailed = 20,  // a worker of this node exited non-zero (the root cause)
   kExitWorkerSignaled = 21,  // a worker of this node was killed by a signal (the root cause)
   kExitInternal = 70,        // a bug: an invariant did not hold; please report it
 };

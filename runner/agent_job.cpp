@@ -25,6 +25,7 @@
 #include "runner/slurm_requeue.h"
 #include "runner/store_server.h"
 #include "runner/supervisor.h"
+#include "runner/watchdog_setup.h"
 #include "runner/worker_plan.h"
 #include "runner/worker_runner.h"
 
@@ -280,6 +281,7 @@ void AgentJob::BeginAttemptLog(int attempt) {
       layout.world_size, first, first + request_.plan.nproc.value - 1,
       devices.empty() ? "cpu" : devices, meeting_.session.store_addr, meeting_.session.store_port);
   for (const std::string& warning : launch_.warnings) log_.warn("{}", warning);
+  log_.info("{}", TimeoutsLine(config_));
   dir_->AppendEvent(Event("attempt_started", attempt)
                         .Add("world_size", layout.world_size)
                         .Add("pid", static_cast<int>(getpid())));
@@ -342,16 +344,27 @@ int AgentJob::Run() {
   if (worker_command.empty()) worker_command = {TrainerPath(), "--config", config_path};
   WriteManifest(worker_command);
   const JobDir& dir = *dir_;
+  SupervisorOptions supervision;
+  supervision.grace_period_s = config_.GetFloat("launch.grace_period_s");
+  supervision.host = launch_.hostname;
+  supervision.agent = meeting_.me;
+  supervision.node = meeting_.node;
+  supervision.hang = HangOptionsFromConfig(config_);
   Supervisor supervisor(
       control_, log_, [&dir](const common::JsonObject& e) { dir.AppendEvent(e); }, SystemClock(),
-      {config_.GetFloat("launch.grace_period_s"), launch_.hostname, meeting_.me, meeting_.node});
+      supervision);
   const int cpus = launch_.cpus_per_task ? launch_.cpus_per_task->value : request_.host.online_cpus;
   int attempt = meeting_.session.attempt;
   for (int restarts = 0;; ++restarts, ++attempt) {
     BeginAttemptLog(attempt);
-    const std::vector<WorkerLaunch> launches = PlanWorkerLaunches(
+    std::vector<WorkerLaunch> launches = PlanWorkerLaunches(
         {&meeting_.layout, meeting_.me, &request_.plan, &meeting_.session, attempt, max_restarts_,
          dir.path(), dir.AttemptPath(attempt), config_path, cpus, worker_command});
+    const HeartbeatDir heartbeats(meeting_.session.job_id, attempt, meeting_.me,
+                                  dir.AttemptPath(attempt));
+    for (WorkerLaunch& launch : launches)
+      launch.heartbeat_path = heartbeats.RankFile(launch.contract.rank);
+    supervisor.SetAttemptDir(dir.AttemptPath(attempt));
     ProcessWorkerRunner runner(SelfExecutable());
     const AttemptOutcome outcome =
         supervisor.RunAttempt(attempt, launches, request_.env->All(), runner);

@@ -160,6 +160,9 @@ int RunExecShim(const std::vector<std::string>& args) {
   }
   if (worker == 0) {
     sigprocmask(SIG_UNBLOCK, &wanted, nullptr);
+    // The hang watchdog's stack tool is the agent's child, not the worker's ancestor: under
+    // Yama's ptrace_scope 1 the worker must name the agent as its tracer (EINVAL without Yama).
+    prctl(PR_SET_PTRACER, static_cast<unsigned long>(agent), 0, 0, 0);
     std::vector<char*> c_argv = CStrings(command);
     execvp(c_argv[0], c_argv.data());
     const int err = errno;

@@ -2,6 +2,7 @@
 
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <csignal>
 #include <cstring>
 
@@ -31,42 +32,6 @@ std::string Seconds(double s) {
 }
 
 }  // namespace
-
-const char* WorkerStateName(WorkerState state) {
-  switch (state) {
-    case WorkerState::kNotStarted:
-      return "not started";
-    case WorkerState::kRunning:
-      return "running";
-    case WorkerState::kStopRequested:
-      return "stop requested";
-    case WorkerState::kKillSent:
-      return "kill sent";
-    case WorkerState::kEndedUnjudged:
-      return "ended, judged after the window";
-    case WorkerState::kExited:
-      return "exited";
-    case WorkerState::kSignalled:
-      return "signalled";
-    case WorkerState::kFailedToStart:
-      return "failed to start";
-  }
-  return "?";
-}
-
-const char* AttemptStateName(AttemptState state) {
-  switch (state) {
-    case AttemptState::kRunning:
-      return "running";
-    case AttemptState::kStopping:
-      return "stopping";
-    case AttemptState::kKilling:
-      return "killing";
-    case AttemptState::kDraining:
-      return "draining";
-  }
-  return "?";
-}
 
 SupervisionPolicy::SupervisionPolicy(PolicyOptions options, std::vector<WorkerSlot> workers)
     : options_(std::move(options)) {
@@ -156,14 +121,28 @@ void SupervisionPolicy::BeginStop(int code, const std::string& reason, Moment no
   stopping_ = true;
   outcome_.code = code;
   outcome_.reason = reason;
+  const double grace = code == common::kExitHung
+                           ? std::min(options_.grace_period_s, options_.hang_grace_s)
+                           : options_.grace_period_s;
   Log(PolicyAction::Level::kWarn, "stopping this node's workers: " + reason +
-                                      " (SIGTERM now, SIGKILL after " +
-                                      Seconds(options_.grace_period_s) + " s)");
+                                      " (SIGTERM now, SIGKILL after " + Seconds(grace) + " s)");
   Event("stopping", common::JsonObject().Add("reason", reason));
   for (Worker& w : workers_) {
     if (Running(w)) Signal(w, SIGTERM);
   }
-  kill_at_ = now.steady + options_.grace_period_s;
+  kill_at_ = now.steady + grace;
+}
+
+void SupervisionPolicy::OnHang(const std::string& headline, std::vector<std::string> lines,
+                               Moment now) {
+  if (stopping_) return;
+  BeginStop(common::kExitHung, "the job is hung: " + headline, now);
+  outcome_.hang = std::move(lines);
+  // Stuck workers have nothing to save (a short grace), and a stopped one acts on SIGTERM only
+  // once continued.
+  for (Worker& w : workers_) {
+    if (Running(w)) Signal(w, SIGCONT);
+  }
 }
 
 void SupervisionPolicy::OnSignal(int signal, Moment now) {

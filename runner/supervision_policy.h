@@ -20,6 +20,7 @@
 // - Exit codes 10 and 11 from a worker are its agreed stops (checkpoint written). A worker that
 //   fails while an intended stop (10/11) is under way makes the attempt a failure.
 // - A stop notice from another agent is the job's stop (10); a failure notice is collateral (12).
+// - A hang verdict stops the workers with 13; how they then end is part of that stop.
 
 #include <optional>
 #include <string>
@@ -85,6 +86,7 @@ struct AttemptOutcome {
   std::string reason;  // one line for people
   std::optional<WorkerFailure> failure;  // the root cause when it was on this node
   std::vector<WorkerSummary> workers;
+  std::vector<std::string> hang;  // the hang verdict's lines when the job was judged hung
 };
 
 struct PolicyAction {
@@ -105,7 +107,8 @@ struct PolicyOptions {
   double stop_signal_window_s = 1;
   std::string host;
   int node = 0;
-  int agents = 1;  // agents in the job (only for what the log says)
+  int agents = 1;           // agents in the job (only for what the log says)
+  double hang_grace_s = 5;  // SIGTERM to SIGKILL after a hang verdict (at most grace_period_s)
 };
 
 struct WorkerSlot {
@@ -123,6 +126,9 @@ class SupervisionPolicy {
   // `status` is the raw wait status; `last_lines` the end of its log (for the record).
   void OnExit(int worker, int status, std::vector<std::string> last_lines, Moment now);
   void OnNotice(const Notice& notice, Moment now);
+  // The job was judged hung (runner/hang_monitor.h): a stop with common::kExitHung, the workers
+  // continued (a stopped one could not act on SIGTERM) and killed after hang_grace_s.
+  void OnHang(const std::string& headline, std::vector<std::string> lines, Moment now);
   // Time passed: held signals, judgements after the window, the SIGKILL deadline, the barrier.
   void OnTick(Moment now);
 

@@ -1,11 +1,16 @@
 #include "runner/supervisor.h"
 
+#include <sys/stat.h>
+
 #include <csignal>
 
+#include "common/atomic_file.h"
 #include "common/errors.h"
+#include "common/heartbeat.h"
 #include "common/logging.h"
 #include "common/version.h"
 #include "runner/job_dir.h"
+#include "runner/stack_capture.h"
 
 namespace runner {
 
@@ -21,13 +26,60 @@ std::string RankBanner(const WorkerContract& c, const std::string& host, int pid
          command;
 }
 
+namespace {
+
+// The watchdog's outputs, carried out: this agent's log, events.jsonl, the other agents, the
+// progress file.
+class SupervisorHangSink : public HangSink {
+ public:
+  SupervisorHangSink(spdlog::logger& log, ControlPlane& control,
+                     std::function<void(const std::string&, const common::JsonObject&)> event,
+                     std::string progress_path)
+      : log_(log),
+        control_(control),
+        event_(std::move(event)),
+        progress_path_(std::move(progress_path)) {}
+  void Warn(const std::string& line) override { log_.warn("{}", line); }
+  void Info(const std::string& line) override { log_.info("{}", line); }
+  void Event(const std::string& name, const common::JsonObject& fields) override {
+    event_(name, fields);
+  }
+  void Send(const std::string& message) override {
+    if (control_.size() > 1) control_.Notify(message);
+  }
+  void Progress(const std::string& json) override {
+    // The progress file is for people; one that cannot be written is said once, not fatal.
+    if (progress_path_.empty()) return;
+    if (std::optional<common::FileError> e = common::WriteFileAtomic(progress_path_, json)) {
+      if (!progress_failed_) log_.warn("cannot write the progress file: {}", e->Describe());
+      progress_failed_ = true;
+    }
+  }
+
+ private:
+  spdlog::logger& log_;
+  ControlPlane& control_;
+  std::function<void(const std::string&, const common::JsonObject&)> event_;
+  std::string progress_path_;
+  bool progress_failed_ = false;
+};
+
+}  // namespace
+
+std::string RankStackFile(int rank) { return "diagnosis/rank-" + std::to_string(rank) + ".txt"; }
+
+std::string Supervisor::AttemptFile(const std::string& relative) const {
+  return options_.attempt_dir.empty() ? "" : options_.attempt_dir + "/" + relative;
+}
+
 common::JsonObject Supervisor::Event(const std::string& name) const {
   return EventHeader(name, attempt_, options_.agent, options_.host, options_.node);
 }
 
 void Supervisor::StartWorkers(const std::vector<WorkerLaunch>& launches,
                               const std::map<std::string, std::string>& agent_env,
-                              WorkerRunner& runner, SupervisionPolicy& policy) {
+                              WorkerRunner& runner, SupervisionPolicy& policy,
+                              HangMonitor& monitor) {
   for (size_t i = 0; i < launches.size(); ++i) {
     const WorkerLaunch& launch = launches[i];
     const int index = static_cast<int>(i);
@@ -35,12 +87,19 @@ void Supervisor::StartWorkers(const std::vector<WorkerLaunch>& launches,
     SpawnRequest request{launch.argv, BuildWorkerEnv(agent_env, c), ""};
     runner.OpenLog(index, launch.log_path, c.rank == 0);
     try {
+      if (!launch.heartbeat_path.empty()) {
+        common::CreateHeartbeat(launch.heartbeat_path);
+        request.env[common::kHeartbeatFileEnv] = launch.heartbeat_path;
+      }
       const int pid = runner.Start(index, request);
       log_.info("started worker rank {} (local rank {}, pid {}{}): {}", c.rank, c.local_rank, pid,
                 c.device.empty() ? "" : ", CUDA_VISIBLE_DEVICES=" + c.device, launch.argv.front());
       runner.Note(index, RankBanner(c, options_.host, pid, attempt_, launch.argv));
       events_(Event("worker_started").Add("rank", c.rank).Add("pid", pid));
       policy.OnStarted(index, pid, clock_.Now());
+      monitor.watch().Add(index,
+                          {c.rank, c.local_rank, pid, launch.heartbeat_path, launch.log_path},
+                          clock_.Now().steady);
     } catch (const common::Error& e) {
       runner.Note(index, std::string("could not start: ") + e.what());
       policy.OnStartFailed(index, e.what(), clock_.Now());
@@ -78,6 +137,48 @@ void Supervisor::Carry(SupervisionPolicy& policy, WorkerRunner& runner) {
   }
 }
 
+void Supervisor::OnMessage(const std::string& text, SupervisionPolicy& policy, HangMonitor& monitor,
+                           HangSink& sink) {
+  if (std::optional<HangMessage> message = HangMessage::Parse(text)) {
+    monitor.OnMessage(*message, sink);
+  } else {
+    policy.OnNotice(Notice::Parse(text), clock_.Now());
+  }
+}
+
+void Supervisor::OnHang(const HangVerdict& verdict, const HangMonitor& monitor,
+                        SupervisionPolicy& policy) {
+  for (const std::string& line : verdict.lines) log_.error("{}", line);
+  events_(Event("hang").Add("lines", verdict.lines));
+  std::vector<StackRequest> requests;
+  std::vector<std::string> stack_files;
+  const std::string diagnosis = AttemptFile("diagnosis");
+  if (!diagnosis.empty()) ::mkdir(diagnosis.c_str(), 0750);
+  for (const RankView& v : verdict.laggards) stack_files.push_back(RankStackFile(v.rank));
+  for (const RankView& v : verdict.waiting) stack_files.push_back(RankStackFile(v.rank));
+  for (const RankView& v : monitor.watch().Views(clock_.Now().steady)) {
+    if (v.ended || diagnosis.empty()) continue;
+    requests.push_back({v.rank, v.pid, AttemptFile(RankStackFile(v.rank)),
+                        "rank " + std::to_string(v.rank) + " on " + v.host + ", pid " +
+                            std::to_string(v.pid) + ", " + v.State() + ", " + v.Where() +
+                            " at step " + std::to_string(v.step) + "\n" + verdict.lines.front()});
+  }
+  if (!requests.empty()) {
+    log_.info("capturing the stacks of this node's {} worker(s) into {}", requests.size(),
+              diagnosis);
+    for (const std::string& line : CaptureStacks(requests, options_.stack_timeout_s))
+      log_.info("stack of {}", line);
+  }
+  if (options_.agent == 0 && !diagnosis.empty()) {
+    const std::string json = HangVerdictJson(verdict, options_.hang.timeout_s, stack_files);
+    if (std::optional<common::FileError> e =
+            common::WriteFileAtomic(diagnosis + "/diagnosis.json", json)) {
+      log_.error("cannot write diagnosis.json: {}; the verdict is above", e->Describe());
+    }
+  }
+  policy.OnHang(verdict.lines.front(), verdict.lines, clock_.Now());
+}
+
 AttemptOutcome Supervisor::RunAttempt(int attempt, const std::vector<WorkerLaunch>& launches,
                                       const std::map<std::string, std::string>& agent_env,
                                       WorkerRunner& runner) {
@@ -86,11 +187,21 @@ AttemptOutcome Supervisor::RunAttempt(int attempt, const std::vector<WorkerLaunc
   std::vector<WorkerSlot> slots;
   for (const WorkerLaunch& launch : launches)
     slots.push_back({launch.contract.rank, launch.log_path});
-  SupervisionPolicy policy(
-      {options_.grace_period_s, options_.relay_age_s, options_.stop_signal_window_s, options_.host,
-       options_.node, control_.size()},
-      std::move(slots));
-  StartWorkers(launches, agent_env, runner, policy);
+  PolicyOptions policy_options{
+      options_.grace_period_s, options_.relay_age_s, options_.stop_signal_window_s,
+      options_.host,           options_.node,        control_.size()};
+  SupervisionPolicy policy(policy_options, std::move(slots));
+  HangMonitor monitor(options_.hang, attempt, options_.agent, control_.size(), options_.node,
+                      options_.host);
+  SupervisorHangSink sink(
+      log_, control_,
+      [this](const std::string& name, const common::JsonObject& fields) {
+        events_(Event(name).Extend(fields));
+      },
+      AttemptFile("progress/agent-" + std::to_string(options_.agent) + ".json"));
+  if (!options_.attempt_dir.empty()) ::mkdir(AttemptFile("progress").c_str(), 0750);
+  WorkerProbe& probe = options_.probe != nullptr ? *options_.probe : SystemWorkerProbe();
+  StartWorkers(launches, agent_env, runner, policy, monitor);
   while (!policy.entered_done() || !control_.PollDone()) {
     WaitResult waited = runner.Wait(options_.tick_s);
     if (waited.signals.terminate) policy.OnSignal(waited.signals.terminate_signal, clock_.Now());
@@ -98,17 +209,25 @@ AttemptOutcome Supervisor::RunAttempt(int attempt, const std::vector<WorkerLaunc
     if (waited.signals.usr2) policy.OnSignal(SIGUSR2, clock_.Now());
     Carry(policy, runner);
     for (EndedWorker& ended : waited.ended) {
+      monitor.watch().Ended(ended.worker, DescribeWaitStatus(ended.status), clock_.Now().steady);
       policy.OnExit(ended.worker, ended.status, std::move(ended.last_lines), clock_.Now());
       Carry(policy, runner);
     }
     while (std::optional<std::string> text = control_.PollNotice()) {
-      policy.OnNotice(Notice::Parse(*text), clock_.Now());
+      OnMessage(*text, policy, monitor, sink);
       Carry(policy, runner);
     }
+    const Moment now = clock_.Now();
+    monitor.Tick(probe, now.steady, now.unix, policy.stopping(), AttemptStateName(policy.state()),
+                 sink);
+    if (std::optional<HangVerdict> verdict = monitor.TakeVerdict())
+      OnHang(*verdict, monitor, policy);
     policy.OnTick(clock_.Now());
     Carry(policy, runner);
   }
+  monitor.WriteProgress(clock_.Now().steady, clock_.Now().unix, "ended", sink);
   for (const std::string& text : control_.EndAttempt()) {
+    if (HangMessage::Parse(text)) continue;  // the verdict, if any, was reached already
     const Notice notice = Notice::Parse(text);
     log_.info("late notice from another agent: {} on {} {}",
               notice.kind == Notice::Kind::kStop ? "stop" : "failure", notice.host, notice.status);

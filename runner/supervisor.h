@@ -3,7 +3,9 @@
 // the workers through a WorkerRunner, feeds the policy what happens (ended workers, signals to
 // the agent, notices from the other agents, the time) and carries out what the policy decides
 // (signals, notices, log lines, events.jsonl), until every local worker has ended and every agent
-// is done. No process of a worker's process group outlives the attempt.
+// is done. No process of a worker's process group outlives the attempt. It also runs the hang
+// watchdog (runner/hang_monitor.h): samples, messages to the other agents, and on a verdict the
+// stacks (runner/stack_capture.h), diagnosis/ and a stop with common::kExitHung.
 
 #include <spdlog/logger.h>
 
@@ -14,6 +16,7 @@
 
 #include "common/json.h"
 #include "runner/control_plane.h"
+#include "runner/hang_monitor.h"
 #include "runner/supervision_policy.h"
 #include "runner/worker_env.h"
 #include "runner/worker_runner.h"
@@ -23,7 +26,8 @@ namespace runner {
 struct WorkerLaunch {
   WorkerContract contract;
   std::vector<std::string> argv;
-  std::string log_path;  // rank-<R>.log
+  std::string log_path;        // rank-<R>.log
+  std::string heartbeat_path;  // created before the start, named by RUNNER_HEARTBEAT_FILE; "": none
 };
 
 struct SupervisorOptions {
@@ -40,6 +44,11 @@ struct SupervisorOptions {
   // stop follows within this window.
   double stop_signal_window_s = 1;
   double tick_s = 0.05;  // how often the other agents' notices are polled
+  HangOptions hang;      // the hang watchdog (runner/hang_monitor.h)
+  // Where progress/agent-<A>.json and diagnosis/ go; "": nowhere (tests).
+  std::string attempt_dir;
+  double stack_timeout_s = 30;   // for capturing a hung node's stacks, all ranks at once
+  WorkerProbe* probe = nullptr;  // null: the real one (heartbeat page, /proc, log mtime)
 };
 
 class Supervisor {
@@ -54,6 +63,9 @@ class Supervisor {
         clock_(clock),
         options_(std::move(options)) {}
 
+  // Where the next attempt's progress/ and diagnosis/ go.
+  void SetAttemptDir(std::string dir) { options_.attempt_dir = std::move(dir); }
+
   // Runs the attempt to its end (all local workers reaped, every agent done) and returns what
   // happened here.
   [[nodiscard]] AttemptOutcome RunAttempt(int attempt, const std::vector<WorkerLaunch>& workers,
@@ -63,8 +75,12 @@ class Supervisor {
  private:
   void StartWorkers(const std::vector<WorkerLaunch>& launches,
                     const std::map<std::string, std::string>& agent_env, WorkerRunner& runner,
-                    SupervisionPolicy& policy);
+                    SupervisionPolicy& policy, HangMonitor& monitor);
   void Carry(SupervisionPolicy& policy, WorkerRunner& runner);
+  void OnMessage(const std::string& text, SupervisionPolicy& policy, HangMonitor& monitor,
+                 HangSink& sink);
+  void OnHang(const HangVerdict& verdict, const HangMonitor& monitor, SupervisionPolicy& policy);
+  [[nodiscard]] std::string AttemptFile(const std::string& relative) const;
   [[nodiscard]] common::JsonObject Event(const std::string& name) const;
 
   ControlPlane& control_;
@@ -74,6 +90,9 @@ class Supervisor {
   SupervisorOptions options_;
   int attempt_ = 0;
 };
+
+// "diagnosis/rank-<R>.txt", relative to the attempt directory.
+[[nodiscard]] std::string RankStackFile(int rank);
 
 // The one-line banner that opens every rank log, so the log makes sense alone.
 [[nodiscard]] std::string RankBanner(const WorkerContract& contract, const std::string& host,

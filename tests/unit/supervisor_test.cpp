@@ -86,9 +86,13 @@ struct Fixture {
   }
   AttemptOutcome Run() {
     spdlog::logger log("test", std::make_shared<spdlog::sinks::null_sink_mt>());
-    Supervisor supervisor(*control, log,
-                          [this](const common::JsonObject& e) { events.push_back(e.str()); }, clock,
-                          {15, "n1", 0, 0});
+    SupervisorOptions options;
+    options.grace_period_s = 15;
+    options.host = "n1";
+    options.hang.timeout_s = 0;  // the watchdog has its own tests
+    Supervisor supervisor(
+        *control, log, [this](const common::JsonObject& e) { events.push_back(e.str()); }, clock,
+        options);
     return supervisor.RunAttempt(2, launches, {{"PATH", "/usr/bin"}}, runner);
   }
   bool Called(const std::string& call) const {
