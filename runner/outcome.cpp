@@ -61,6 +61,9 @@ std::string AgentView::Serialize() const {
         .Add(prefix + "status", outcome.workers[i].status);
   }
   if (outcome.failure) WriteFailure(out, *outcome.failure);
+  out.Add("hang", static_cast<int>(outcome.hang.size()));
+  for (size_t i = 0; i < outcome.hang.size(); ++i)
+    out.Add("hang." + std::to_string(i), outcome.hang[i]);
   return out.str();
 }
 
@@ -79,6 +82,9 @@ AgentView AgentView::Parse(const std::string& text, int from_agent) {
         {in.Int32(prefix + "rank", 0), in.Int32(prefix + "pid"), in.String(prefix + "status")});
   }
   if (in.Has("failure.rank")) view.outcome.failure = ReadFailure(in);
+  const int hang = in.Int32("hang", 0, 1000);
+  for (int i = 0; i < hang; ++i)
+    view.outcome.hang.push_back(in.String("hang." + std::to_string(i)));
   return view;
 }
 
@@ -94,7 +100,7 @@ std::optional<WorkerFailure> FirstFailure(const std::vector<AgentView>& views) {
 bool ShouldRestart(int agreed_code, int restarts_done, int max_restarts) {
   const bool failure = agreed_code == common::kExitWorkerFailed ||
                        agreed_code == common::kExitWorkerSignaled ||
-                       agreed_code == common::kExitCollateral;
+                       agreed_code == common::kExitCollateral || agreed_code == common::kExitHung;
   return failure && restarts_done < max_restarts;
 }
 
@@ -106,6 +112,8 @@ std::string StatusWord(int code) {
       return "stopped";
     case common::kExitRequeued:
       return "requeued";
+    case common::kExitHung:
+      return "hung";
     default:
       return "failed";
   }
@@ -145,15 +153,20 @@ std::string AgentViewJson(const AgentView& view) {
 std::string OutcomeJson(const JobOutcome& o) {
   const std::optional<WorkerFailure> first = FirstFailure(o.agents);
   std::vector<std::string> agents;
-  for (const AgentView& view : o.agents) agents.push_back(AgentViewJson(view));
-  return common::JsonObject()
-      .Add("job", o.job)
+  std::vector<std::string> hang;
+  for (const AgentView& view : o.agents) {
+    agents.push_back(AgentViewJson(view));
+    if (hang.empty()) hang = view.outcome.hang;
+  }
+  common::JsonObject out;
+  out.Add("job", o.job)
       .Add("attempt", o.attempt)
       .Add("status", o.restarting ? std::string("restarting") : StatusWord(o.exit_code))
       .Add("exit_code", o.exit_code)
       .Add("exit_meaning", common::ExitCodeName(o.exit_code))
-      .AddRaw("first_failure", first ? FailureJson(*first) : "null")
-      .Add("started_at", o.started_at)
+      .AddRaw("first_failure", first ? FailureJson(*first) : "null");
+  if (!hang.empty()) out.Add("hang", hang);
+  return out.Add("started_at", o.started_at)
       .Add("ended_at", o.ended_at)
       .Add("duration_s", o.ended_at - o.started_at)
       .Add("restarts", o.restarts)

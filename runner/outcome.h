@@ -25,10 +25,11 @@ struct AgentView {
 // The earliest failure among the views (by its Unix time), if any.
 [[nodiscard]] std::optional<WorkerFailure> FirstFailure(const std::vector<AgentView>& views);
 
-// Whether the job starts another attempt: after a failure (20, 21, 12) while restarts remain.
+// Whether the job starts another attempt: after a failure (20, 21, 12) or a hang (13) while
+// restarts remain.
 [[nodiscard]] bool ShouldRestart(int agreed_code, int restarts_done, int max_restarts);
 
-// "succeeded", "stopped", "requeued" or "failed" for a job exit code.
+// "succeeded", "stopped", "requeued", "hung" or "failed" for a job exit code.
 [[nodiscard]] std::string StatusWord(int code);
 
 [[nodiscard]] std::string FailureJson(const WorkerFailure& failure);

@@ -1,0 +1,171 @@
+"""The hang watchdog with real processes: Python workers over gloo that publish heartbeats with
+README.md's helper (extracted from the README, so the documented code is what runs), agents as
+real MPI processes (two under mpirun acting as two nodes), real SIGSTOP, real stacks.
+
+Environment: RUNNER_BIN (the runner executable). Every wait is bounded.
+"""
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+import uuid
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from proc_helpers import clean_env, processes_with, wait_for  # noqa: E402
+
+RUNNER = os.environ.get("RUNNER_BIN", "")
+HERE = os.path.dirname(os.path.abspath(__file__))
+README = os.path.join(HERE, "..", "..", "README.md")
+PYTHON = "/usr/bin/python3"  # Debian's, with python3-torch
+MPIRUN = ["mpirun", "--allow-run-as-root", "--mca", "btl_tcp_if_include", "lo",
+          "--mca", "oob_tcp_if_include", "lo"]
+HANG_TIMEOUT = 4
+
+
+def readme_helper():
+    """The Python heartbeat helper exactly as README.md shows it."""
+    with open(README) as f:
+        text = f.read()
+    block = re.search(r"<!-- heartbeat-helper:begin -->\n```python\n(.*?)```\n"
+                      r"<!-- heartbeat-helper:end -->", text, re.S)
+    assert block, "README.md has no heartbeat helper block"
+    return block.group(1)
+
+
+class HangTest(unittest.TestCase):
+    def setUp(self):
+        self.assertTrue(RUNNER, "RUNNER_BIN is not set")
+        self.tmp = tempfile.TemporaryDirectory(prefix="runner-hang-")
+        self.root = os.path.join(self.tmp.name, "logs")
+        self.marker = "marker-" + uuid.uuid4().hex[:12]
+        with open(os.path.join(self.tmp.name, "runner_heartbeat.py"), "w") as f:
+            f.write(readme_helper())
+        self.env = clean_env()
+        self.env["PYTHONPATH"] = self.tmp.name
+        self.env["PYTHONDONTWRITEBYTECODE"] = "1"
+        self.env["HANG_MARKER"] = self.marker
+
+    def tearDown(self):
+        for pid in processes_with(self.marker):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        self.tmp.cleanup()
+
+    def args(self, *extra, nproc=2, first_step=120, hang=HANG_TIMEOUT):
+        return [RUNNER, "--log-root", self.root, "--job-name", "h", "--nproc-per-node", str(nproc),
+                "launch.store_addr=127.0.0.1", f"launch.hang_timeout_s={hang}",
+                f"launch.first_step_timeout_s={first_step}", "launch.grace_period_s=30", *extra]
+
+    def python_worker(self):
+        return ["--", PYTHON, os.path.join(HERE, "workers", "hang_gloo.py"), self.marker]
+
+    def job_dir(self):
+        dirs = os.listdir(self.root) if os.path.isdir(self.root) else []
+        return os.path.join(self.root, dirs[0]) if len(dirs) == 1 else None
+
+    def attempt(self, *parts):
+        return os.path.join(self.job_dir(), "attempt-0", *parts)
+
+    def progress_of(self, rank):
+        """Rank `rank`'s entry in the agents' progress files, or None."""
+        job = self.job_dir()
+        folder = job and os.path.join(job, "attempt-0", "progress")
+        if not folder or not os.path.isdir(folder):
+            return None
+        for name in os.listdir(folder):
+            try:
+                with open(os.path.join(folder, name)) as f:
+                    for entry in json.load(f)["ranks"]:
+                        if entry["rank"] == rank:
+                            return entry
+            except (OSError, ValueError):
+                pass
+        return None
+
+    def read_json(self, *parts):
+        with open(self.attempt(*parts)) as f:
+            return json.load(f)
+
+    def test_a_stopped_worker_of_four_under_two_agents_is_named_with_every_stack(self):
+        cmd = list(MPIRUN)
+        for i, host in enumerate(["nodeA", "nodeB"]):
+            cmd += ([":"] if i else []) + ["-np", "1", "-x", f"RUNNER_HOSTNAME={host}", "-x",
+                                           "PYTHONPATH"] + self.args() + self.python_worker()
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                env=self.env, cwd=self.tmp.name)
+        try:
+            rank3 = wait_for(lambda: (lambda p: p if p and p.get("step", 0) >= 3 else None)(
+                self.progress_of(3)), timeout=90, what="rank 3 at step 3 in the progress files")
+            os.kill(rank3["pid"], signal.SIGSTOP)
+            stopped_at = time.monotonic()
+            out, _ = proc.communicate(timeout=HANG_TIMEOUT + 60)
+            took = time.monotonic() - stopped_at
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        self.assertEqual(proc.returncode, 13, out)
+        self.assertLess(took, HANG_TIMEOUT + 10, out)
+        outcome = self.read_json("outcome.json")
+        self.assertEqual(outcome["exit_code"], 13)
+        headline = outcome["hang"][0]
+        self.assertRegex(headline, r"^HANG at step \d+: rank 3 \(nodeB, pid %d\) stopped \(T\)"
+                         % rank3["pid"])
+        self.assertRegex(headline, r"ranks 0-2 waiting in all-reduce #\d+")
+        self.assertIn(headline, out)  # on the console too
+        diagnosis = self.read_json("diagnosis", "diagnosis.json")
+        self.assertEqual([r["rank"] for r in diagnosis["laggards"]], [3])
+        self.assertEqual(diagnosis["laggards"][0]["proc_state"], "T")
+        for rank in range(4):
+            with open(self.attempt("diagnosis", f"rank-{rank}.txt")) as f:
+                stack = f.read()
+            self.assertIn(f"rank {rank} on node", stack)
+            self.assertRegex(stack, r"#0 ", f"rank {rank} has no stack frames:\n{stack[:2000]}")
+        with open(os.path.join(self.job_dir(), "events.jsonl")) as f:
+            events = [json.loads(line)["event"] for line in f]
+        self.assertIn("hang_warning", events)
+        self.assertIn("hang", events)
+
+    def test_a_worker_that_skips_an_all_reduce_is_named(self):
+        env = dict(self.env, HANG_MODE="skip:1:3", STEPS="6")
+        proc = subprocess.run(self.args(nproc=3) + self.python_worker(), capture_output=True,
+                              text=True, env=env, cwd=self.tmp.name, timeout=120)
+        out = proc.stdout + proc.stderr
+        self.assertEqual(proc.returncode, 13, out)
+        lines = self.read_json("outcome.json")["hang"]
+        self.assertRegex(lines[0], r"^HANG at step 5: rank 1 \(\S+, pid \d+\) sleeping \(S\) in "
+                         r"barrier #6 at step 5 for \d+ s; ranks 0,2 waiting in all-reduce #6$")
+        self.assertIn("the ranks disagree on collective #6: ranks 0,2 in all-reduce, rank 1 in "
+                      "barrier (a collective skipped or added on some ranks)", lines)
+
+    def test_a_silent_worker_without_heartbeat_is_judged_on_weak_evidence(self):
+        script = 'echo started; sleep 120'
+        proc = subprocess.run(self.args(nproc=1, first_step=HANG_TIMEOUT) +
+                              ["--", "sh", "-c", script, self.marker],
+                              capture_output=True, text=True, env=self.env, cwd=self.tmp.name,
+                              timeout=60)
+        out = proc.stdout + proc.stderr
+        self.assertEqual(proc.returncode, 13, out)
+        lines = self.read_json("outcome.json")["hang"]
+        self.assertRegex(lines[0], r"^HANG: rank 0 \(\S+, pid \d+\) sleeping \(S\), publishes no "
+                         r"heartbeat for \d+ s$")
+        self.assertTrue(any(line.startswith("weak evidence:") for line in lines), lines)
+
+    def test_the_watchdog_off_leaves_a_quiet_worker_alone(self):
+        script = 'sleep 3; echo done'
+        proc = subprocess.run(self.args(nproc=1, first_step=1, hang=0) +
+                              ["--", "sh", "-c", script, self.marker],
+                              capture_output=True, text=True, env=self.env, cwd=self.tmp.name,
+                              timeout=60)
+        self.assertEqual(proc.returncode, 0, proc.stdout + proc.stderr)
+        self.assertIn("hang watchdog off", proc.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()
