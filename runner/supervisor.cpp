@@ -199,7 +199,13 @@ AttemptOutcome Supervisor::RunAttempt(int attempt, const std::vector<WorkerLaunc
         events_(Event(name).Extend(fields));
       },
       AttemptFile("progress/agent-" + std::to_string(options_.agent) + ".json"));
-  if (!options_.attempt_dir.empty()) ::mkdir(AttemptFile("progress").c_str(), 0750);
+  if (!options_.attempt_dir.empty()) {
+    ::mkdir(AttemptFile("progress").c_str(), 0750);
+    // NCCL's flight recorder dumps there on a collective timeout (runner/worker_env.h).
+    for (const WorkerLaunch& launch : launches) {
+      if (!launch.contract.device.empty()) ::mkdir(AttemptFile("diagnosis").c_str(), 0750);
+    }
+  }
   WorkerProbe& probe = options_.probe != nullptr ? *options_.probe : SystemWorkerProbe();
   StartWorkers(launches, agent_env, runner, policy, monitor);
   while (!policy.entered_done() || !control_.PollDone()) {

@@ -11,6 +11,22 @@ bool IsMpiRuntimeVariable(const std::string& name) {
   return false;
 }
 
+void AddNcclDiagnostics(const std::string& attempt_dir, std::map<std::string, std::string>& env) {
+  // A failed or timed-out NCCL collective aborts the communicator and ends the process (instead
+  // of leaving it hung), and the flight recorder's record of the last collectives is dumped on a
+  // timeout, into the job directory (PyTorch's default is /tmp on the node, lost with it).
+  const std::map<std::string, std::string> defaults = {
+      {"TORCH_NCCL_ASYNC_ERROR_HANDLING", "1"},
+      {"TORCH_NCCL_TRACE_BUFFER_SIZE", "2000"},
+      {"TORCH_NCCL_DUMP_ON_TIMEOUT", "1"},
+      {"TORCH_NCCL_DEBUG_INFO_TEMP_FILE", attempt_dir + "/diagnosis/nccl_trace_rank_"},
+  };
+  for (const auto& [name, value] : defaults) {
+    if (!env.count(name) && !(name == "TORCH_NCCL_DEBUG_INFO_TEMP_FILE" && attempt_dir.empty()))
+      env[name] = value;
+  }
+}
+
 std::map<std::string, std::string> BuildWorkerEnv(
     const std::map<std::string, std::string>& agent_env, const WorkerContract& c) {
   std::map<std::string, std::string> env;
@@ -26,6 +42,7 @@ std::map<std::string, std::string> BuildWorkerEnv(
   if (!env.count("OMP_WAIT_POLICY")) env["OMP_WAIT_POLICY"] = "PASSIVE";
   // Python workers: lines reach rank-<R>.log as they are printed, not at exit.
   if (!env.count("PYTHONUNBUFFERED")) env["PYTHONUNBUFFERED"] = "1";
+  if (!c.device.empty()) AddNcclDiagnostics(c.attempt_dir, env);
   return env;
 }
 

@@ -19,6 +19,10 @@ struct WorkerContract : common::WorkerContract {
 [[nodiscard]] std::map<std::string, std::string> BuildWorkerEnv(
     const std::map<std::string, std::string>& agent_env, const WorkerContract& contract);
 
+// GPU workers: NCCL's asynchronous error handling and flight recorder, the dumps written to
+// <attempt_dir>/diagnosis/nccl_trace_rank_<R> (the variables a user set are kept).
+void AddNcclDiagnostics(const std::string& attempt_dir, std::map<std::string, std::string>& env);
+
 // True for variables that belong to the MPI runtime (OMPI_*, PMIX_*, PMI_*, ORTE_*, PRTE_*).
 [[nodiscard]] bool IsMpiRuntimeVariable(const std::string& name);
 

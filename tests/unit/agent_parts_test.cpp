@@ -114,6 +114,20 @@ TEST(WorkerEnvTest, CpuWorkerSeesNoGpuAndKeepsUserThreads) {
   EXPECT_EQ(env["OMP_NUM_THREADS"], "7");
 }
 
+TEST(WorkerEnvTest, GpuWorkersGetNcclDiagnosticsIntoTheJobDirectory) {
+  WorkerContract c;
+  c.device = "0";
+  c.attempt_dir = "/logs/j-1/attempt-0";
+  auto env = BuildWorkerEnv({{"TORCH_NCCL_TRACE_BUFFER_SIZE", "50"}}, c);
+  EXPECT_EQ(env["TORCH_NCCL_ASYNC_ERROR_HANDLING"], "1");
+  EXPECT_EQ(env["TORCH_NCCL_DUMP_ON_TIMEOUT"], "1");
+  EXPECT_EQ(env["TORCH_NCCL_DEBUG_INFO_TEMP_FILE"],
+            "/logs/j-1/attempt-0/diagnosis/nccl_trace_rank_");
+  EXPECT_EQ(env["TORCH_NCCL_TRACE_BUFFER_SIZE"], "50");  // the user's value stays
+  c.device = "";
+  EXPECT_EQ(BuildWorkerEnv({}, c).count("TORCH_NCCL_DUMP_ON_TIMEOUT"), 0u);
+}
+
 AgentInfo Agent(int rank, const std::string& host, int nproc, int node = -1,
                 std::vector<InterfaceAddress> addrs = {}) {
   AgentInfo a;
