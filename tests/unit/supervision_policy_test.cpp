@@ -32,6 +32,17 @@ const SimOptions kTwoAgents{2, 2, 0.002, 15, 60};
 const SimOptions kTwoAgentsSlowNotices{2, 2, 0.05, 15, 60};
 
 const std::vector<PolicyCase> kCases = {
+    {"a hang verdict stops with 13: SIGTERM and SIGCONT, SIGKILL after 5 s",
+     kOne,
+     {"ignore-term a0 w1", "1.000 a0 hang"},
+     {"1.000 a0 log stopping this node's workers: the job is hung: HANG at step 7 (SIGTERM now, "
+      "SIGKILL after 5 s)",
+      "1.000 a0 SIGTERM w1", "1.000 a0 SIGCONT w1", "6.000 a0 SIGKILL w1",
+      "a0 outcome 13: the job is hung: HANG at step 7", "!notify"}},
+    {"a worker failing after a hang verdict is part of that stop",
+     kOne,
+     {"term-exit a0 w0 1", "1.000 a0 hang"},
+     {"a0 log worker rank 0 exited with code 1 (while stopping)", "a0 outcome 13"}},
     {"all workers succeed",
      kOne,
      {"1.000 a0 exit w0 0", "1.000 a0 exit w1 0"},

@@ -137,6 +137,8 @@ class Simulation {
       policy.OnExit(WorkerIndex(arg), status, {"last words of " + arg}, now);
     } else if (verb == "signal") {
       policy.OnSignal(SignalNumber(arg), now);
+    } else if (verb == "hang") {
+      policy.OnHang("HANG at step 7", {"HANG at step 7", "detail"}, now);
     } else if (verb == "deliver") {
       policy.OnNotice(Notice::Parse(p.what.substr(p.what.find('\n') + 1)), now);
     } else if (verb == "notice") {
