@@ -157,6 +157,21 @@ class HangTest(unittest.TestCase):
                          r"heartbeat for \d+ s$")
         self.assertTrue(any(line.startswith("weak evidence:") for line in lines), lines)
 
+    def test_a_hang_starts_the_next_attempt_when_restarts_remain(self):
+        script = 'if [ "$TORCHELASTIC_RESTART_COUNT" = 0 ]; then sleep 120; fi; echo fine'
+        proc = subprocess.run(self.args("launch.max_restarts=1", nproc=1, first_step=HANG_TIMEOUT) +
+                              ["--", "sh", "-c", script, self.marker],
+                              capture_output=True, text=True, env=self.env, cwd=self.tmp.name,
+                              timeout=60)
+        out = proc.stdout + proc.stderr
+        self.assertEqual(proc.returncode, 0, out)
+        with open(self.attempt("outcome.json")) as f:
+            first = json.load(f)
+        self.assertEqual((first["status"], first["exit_code"]), ("restarting", 13))
+        self.assertTrue(first["hang"][0].startswith("HANG: rank 0"), first["hang"])
+        with open(os.path.join(self.job_dir(), "outcome.json")) as f:
+            self.assertEqual(json.load(f)["status"], "succeeded")
+
     def test_the_watchdog_off_leaves_a_quiet_worker_alone(self):
         script = 'sleep 3; echo done'
         proc = subprocess.run(self.args(nproc=1, first_step=1, hang=0) +
