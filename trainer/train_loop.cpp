@@ -63,8 +63,8 @@ class TrainingRun {
       : config_(config),
         comm_(comm),
         context_(context),
-        phases_(heartbeat),
         options_(TrainOptions::FromConfig(config, comm.size())),
+        phases_(heartbeat, comm.rank(), options_.faults),
         data_(LoadData(options_)),
         sampler_(data_.train.size(), comm.rank(), comm.size(), options_.seed, /*shuffle=*/true,
                  options_.drop_last),
@@ -103,8 +103,8 @@ class TrainingRun {
   const common::Config& config_;
   Communicator& comm_;
   const TrainContext& context_;
-  PhaseTracker phases_;
   const TrainOptions options_;
+  PhaseTracker phases_;
   Datasets data_;
   DistributedSampler sampler_;
   const int64_t steps_per_epoch_;

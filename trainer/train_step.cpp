@@ -65,6 +65,7 @@ double StepRunner::Run(const std::vector<int64_t>& indices, int64_t epoch, int64
     loss_sum += MicroBatch(indices, step_in_epoch, micro, augment, times);
   times->comm += reducer_.Finish("optimizer").count();  // publishes "optimizer"
   const auto start = Clock::now();
+  phases_.Inject("optimizer");
   if (options_.grad_clip_norm > 0)
     torch::nn::utils::clip_grad_norm_(params_, options_.grad_clip_norm);
   optimizer_.step();

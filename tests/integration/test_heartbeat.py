@@ -26,6 +26,12 @@ JOB = ["train.model=mlp", "train.hidden_sizes=[64]", "train.synthetic_samples=40
        "train.batch_size=16", "train.eval_every_epoch=false", "train.log_every=5", "job.seed=3"]
 
 
+def collectives(steps):
+    """Collectives two ranks have issued after `steps` steps of JOB: the broadcast, then per step
+    its one gradient bucket and the agreement."""
+    return 1 + steps * 2
+
+
 def create_heartbeat(path):
     """What common::CreateHeartbeat does: a page of zeroes, mode 0600."""
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -98,13 +104,14 @@ class HeartbeatTest(unittest.TestCase):
         self.assertTrue(line.startswith("port="), line)
         return int(line[len("port="):])
 
-    def two_ranks(self, overrides):
+    def two_ranks(self, overrides, extra_env=None):
         port = self.store()
         ranks = []
         for rank in range(2):
             contract = {"RANK": str(rank), "WORLD_SIZE": "2", "LOCAL_RANK": str(rank),
                         "LOCAL_WORLD_SIZE": "2", "NODE_RANK": "0", "MASTER_ADDR": "127.0.0.1",
-                        "MASTER_PORT": str(port), "TORCHELASTIC_RESTART_COUNT": "0"}
+                        "MASTER_PORT": str(port), "TORCHELASTIC_RESTART_COUNT": "0",
+                        **(extra_env or {})}
             ranks.append(self.trainer("rank-%d" % rank, overrides, contract))
         return ranks
 
@@ -131,6 +138,54 @@ class HeartbeatTest(unittest.TestCase):
         known = {"start", "init", "data", "forward", "backward", "optimizer", "agree", "timing"}
         self.assertLessEqual({h["phase"] for h in seen}, known)
 
+    def wait_for_record(self, path, want, proc_names):
+        """Waits until the record at `path` matches every field of `want`."""
+        def matches():
+            h = read_heartbeat(path)
+            return h is not None and all(h[k] == v for k, v in want.items())
+        for name, proc in zip(proc_names, self.procs[-len(proc_names):]):
+            self.assertIsNone(proc.poll(), "%s ended early: %s" % (name, self.log_of(name)))
+        wait_for(matches, 60, lambda: "%s in %s, got %s" % (want, path, read_heartbeat(path)))
+
+    def test_an_injected_hang_shows_in_the_phase_it_names(self):
+        # The trainer names the phase before it sleeps there: a hang at step 3 (3 steps done).
+        for phase in ("data", "forward", "backward", "optimizer", "evaluation"):
+            with self.subTest(phase=phase):
+                # 160 samples of batch 16: the epoch (and its evaluation) ends after step 10.
+                at = 10 if phase == "evaluation" else 3
+                proc, path = self.trainer(phase, ["train.synthetic_samples=160",
+                                                  "train.eval_every_epoch=true",
+                                                  "train.fault_inject=0:%s:600@%d" % (phase, at)])
+                self.wait_for_record(path, {"phase": phase, "step": at, "in_collective": False},
+                                     [phase])
+                proc.kill()
+
+    def test_a_hung_rank_and_the_rank_waiting_for_it(self):
+        cases = [
+            # Rank 1 stuck in forward of step 4: rank 0 already launched that step's bucket and
+            # waits in it; rank 1's last collective is the agreement of step 3.
+            ("1:forward:600@3", {}, [
+                {"phase": "all-reduce", "step": 3, "in_collective": True,
+                 "collective": collectives(3) + 1, "bucket": 1, "buckets": 1},
+                {"phase": "forward", "step": 3, "in_collective": False,
+                 "collective": collectives(3)}]),
+            # Rank 0 stuck writing the final checkpoint; rank 1 waits for it in "checkpoint".
+            ("0:checkpoint:600@20", {"RUNNER_JOB_DIR": "job"}, [
+                {"phase": "checkpoint", "step": 20, "in_collective": False,
+                 "collective": collectives(20)},
+                {"phase": "checkpoint", "step": 20, "in_collective": True,
+                 "collective": collectives(20) + 1}]),
+        ]
+        for fault, extra, want in cases:
+            with self.subTest(fault=fault):
+                os.makedirs(os.path.join(self.tmp.name, "job"), exist_ok=True)
+                ranks = self.two_ranks(["train.max_steps=20", "train.fault_inject=" + fault],
+                                       extra)
+                for rank, (proc, path) in enumerate(ranks):
+                    self.wait_for_record(path, want[rank], ["rank-0", "rank-1"])
+                for proc, _ in ranks:
+                    proc.kill()
+
     def test_two_ranks_number_the_same_collectives(self):
         (p0, hb0), (p1, hb1) = self.two_ranks(["train.max_steps=20"])
         for name, proc in (("rank-0", p0), ("rank-1", p1)):
@@ -138,8 +193,7 @@ class HeartbeatTest(unittest.TestCase):
         r0, r1 = read_heartbeat(hb0), read_heartbeat(hb1)
         self.assertEqual(r0["step"], 20)
         self.assertEqual(r1["step"], 20)
-        # The broadcast, then per step one bucket and the agreement.
-        self.assertEqual(r0["collective"], 1 + 20 * 2)
+        self.assertEqual(r0["collective"], collectives(20))
         self.assertEqual(r1["collective"], r0["collective"])
 
 
