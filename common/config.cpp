@@ -11,6 +11,7 @@
 
 #include "common/config_schema.h"
 #include "common/errors.h"
+#include "common/fault_inject.h"
 #include "common/parse_int.h"
 #include "common/worker_contract.h"
 
@@ -253,8 +254,9 @@ void ApplyOverride(const std::string& arg, Config* config) {
   config->Set(path, {Validate(*spec, c), origin});
 }
 
-// Checks that involve more than one key.
+// Checks that involve more than one key, and values with a grammar of their own.
 void CheckCombinations(const Config& config) {
+  (void)ParseFaultInjection(config.GetString(kFaultInjectKey), config.Origin(kFaultInjectKey));
   if (config.GetString("train.model") == "torchscript" &&
       config.GetString("train.model_path").empty()) {
     throw ConfigError(config.Origin("train.model") +

@@ -182,6 +182,10 @@ std::vector<KeySpec> TrainRunKeys() {
        "with SLURM_JOB_END_TIME: stop and checkpoint when less than a step + a checkpoint + this "
        "remains",
        0, 86400},
+      {"train.fault_inject", T::kString, "\"\"",
+       "TEST ONLY, never in production: RANK:PHASE:SECONDS[@STEP],... makes rank RANK sleep "
+       "SECONDS on entering PHASE (data, forward, backward, optimizer, evaluation, checkpoint) at "
+       "every step, or only after STEP steps (a hang); \"\": none"},
   };
 }
 

@@ -7,6 +7,7 @@
 #include "common/cli_util.h"
 #include "common/config.h"
 #include "common/errors.h"
+#include "common/heartbeat.h"
 #include "common/job_end_time.h"
 #include "common/job_layout.h"
 #include "common/worker_contract.h"
@@ -48,6 +49,31 @@ std::string Help() {
       << Options() << "\n"
       << common::ExitCodeHelp();
   return out.str();
+}
+
+// Where the loop writes and what it knows about the job, from the contract and the environment.
+TrainContext MakeContext(const common::Config& config, const common::WorkerContract& contract,
+                         const common::Environment& env) {
+  TrainContext context;
+  context.output_dir = contract.attempt_dir;
+  context.overlap = config.GetBool("train.overlap_comm");
+  if (!contract.job_dir.empty()) {
+    context.checkpoint_dir = contract.job_dir + "/" + common::job_layout::kCheckpoints;
+    context.events_path = contract.job_dir + "/" + common::job_layout::kEvents;
+  } else if (config.GetString("train.resume") != "auto" &&
+             config.GetString("train.resume") != "none") {
+    // Standalone: resume from the path given, save beside it.
+    context.checkpoint_dir = common::job_layout::kCheckpoints;
+  }
+  if (std::optional<std::string> end = env.Get(common::kSlurmJobEndTimeVar)) {
+    std::optional<int64_t> seconds = common::ParseJobEndTime(*end);
+    if (!seconds)
+      throw common::EnvironmentError(std::string(common::kSlurmJobEndTimeVar) + "='" + *end +
+                                     "' is not a Unix time (whole seconds, as Slurm sets it); "
+                                     "fix or unset it in the job script");
+    context.job_end_time = static_cast<double>(*seconds);
+  }
+  return context;
 }
 
 }  // namespace
@@ -92,33 +118,18 @@ int RunTrainer(const std::vector<std::string>& args, const common::Environment& 
     ApplyThreads(threads);
     out << StartupBanner(env, source) << std::endl;
     if (vm.count("banner")) return common::kExitOk;
+    // Where this worker is, for the runner's watchdog (nothing without RUNNER_HEARTBEAT_FILE).
+    common::HeartbeatWriter& heartbeat = common::ProcessHeartbeat();
+    heartbeat.Phase("init");
     const common::WorkerContract contract = common::ReadContract(env);
     std::string backend = config.GetString("launch.backend");
     if (backend == "auto") backend = HaveNccl() && !contract.device.empty() ? "nccl" : "gloo";
     const auto timeout = std::chrono::milliseconds(
         static_cast<int64_t>(config.GetFloat("train.collective_timeout_s") * 1000));
     std::unique_ptr<Communicator> comm = MakeCommunicator(contract, backend, timeout);
-    TrainContext context;
-    context.output_dir = contract.attempt_dir;
-    context.overlap = config.GetBool("train.overlap_comm");
-    if (!contract.job_dir.empty()) {
-      context.checkpoint_dir = contract.job_dir + "/" + common::job_layout::kCheckpoints;
-      context.events_path = contract.job_dir + "/" + common::job_layout::kEvents;
-    } else if (config.GetString("train.resume") != "auto" &&
-               config.GetString("train.resume") != "none") {
-      // Standalone: resume from the path given, save beside it.
-      context.checkpoint_dir = common::job_layout::kCheckpoints;
-    }
-    if (std::optional<std::string> end = env.Get(common::kSlurmJobEndTimeVar)) {
-      std::optional<int64_t> seconds = common::ParseJobEndTime(*end);
-      if (!seconds)
-        throw common::EnvironmentError(std::string(common::kSlurmJobEndTimeVar) + "='" + *end +
-                                       "' is not a Unix time (whole seconds, as Slurm sets it); "
-                                       "fix or unset it in the job script");
-      context.job_end_time = static_cast<double>(*seconds);
-    }
+    const TrainContext context = MakeContext(config, contract, env);
     InstallStopHandlers(config.GetString("launch.preempt_signal").c_str());
-    const TrainResult result = Train(config, *comm, context);
+    const TrainResult result = Train(config, *comm, context, heartbeat);
     if (result.stop_reason == "preempt") return common::kExitRequeued;
     if (!result.stop_reason.empty()) return common::kExitStopped;
     return common::kExitOk;

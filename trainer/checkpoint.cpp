@@ -33,7 +33,8 @@ const char* const kFreeKeys[] = {
     "train.checkpoint_every", "train.keep_checkpoints", "train.resume",
     "train.num_threads",      "train.eval_every_epoch", "train.collective_timeout_s",
     "train.data_dir",         "train.overlap_comm",     "train.allow_config_change",
-    "train.stop_margin_s",    "train.model_path"};
+    "train.stop_margin_s",    "train.model_path",       "train.fault_inject",
+    "train.straggler_margin"};
 
 std::string Shape(const at::Tensor& t) {
   std::ostringstream out;

@@ -6,12 +6,15 @@
 
 #include <algorithm>
 
+#include "trainer/collectives.h"
 #include "trainer/models.h"
 #include "trainer/sampler.h"
 
 namespace trainer {
 
-Evaluation Evaluate(Model& model, const Dataset& test, Communicator& comm, int64_t batch) {
+Evaluation Evaluate(Model& model, const Dataset& test, Communicator& comm, PhaseTracker& phases,
+                    int64_t batch) {
+  phases.Enter("evaluation");
   model.SetTraining(false);
   torch::NoGradGuard no_grad;
   DistributedSampler sampler(test.size(), comm.rank(), comm.size(), 0, /*shuffle=*/false,
@@ -35,14 +38,13 @@ Evaluation Evaluate(Model& model, const Dataset& test, Communicator& comm, int64
             .item<double>();
     correct += logits.argmax(1).eq(y).sum().item<double>();
   }
-  std::vector<at::Tensor> totals = {
-      at::tensor({loss_sum, correct, static_cast<double>(mine.size())}, at::kDouble)};
-  comm.AllReduceSum(totals);
+  const std::vector<double> totals = SumOverRanks(
+      comm, phases.writer(), {loss_sum, correct, static_cast<double>(mine.size())}, "evaluation");
   model.SetTraining(true);
   Evaluation e;
-  e.samples = static_cast<int64_t>(totals[0][2].item<double>());
-  e.loss = totals[0][0].item<double>() / std::max<int64_t>(1, e.samples);
-  e.accuracy = totals[0][1].item<double>() / std::max<int64_t>(1, e.samples);
+  e.samples = static_cast<int64_t>(totals[2]);
+  e.loss = totals[0] / static_cast<double>(std::max<int64_t>(1, e.samples));
+  e.accuracy = totals[1] / static_cast<double>(std::max<int64_t>(1, e.samples));
   return e;
 }
 

@@ -7,9 +7,9 @@
 
 namespace trainer {
 
-Reducer::Reducer(std::vector<at::Tensor> parameters, Communicator& comm, int64_t bucket_bytes,
-                 bool overlap)
-    : parameters_(std::move(parameters)), comm_(comm), overlap_(overlap) {
+Reducer::Reducer(std::vector<at::Tensor> parameters, Communicator& comm,
+                 common::HeartbeatWriter& heartbeat, int64_t bucket_bytes, bool overlap)
+    : parameters_(std::move(parameters)), comm_(comm), heartbeat_(heartbeat), overlap_(overlap) {
   // Reverse registration order approximates the order gradients become ready.
   Bucket current;
   int64_t bytes = 0;
@@ -85,16 +85,23 @@ void Reducer::Launch(Bucket& bucket) {
                                        : at::zeros({p.numel()}, p.options()));
   }
   bucket.flat = at::cat(grads);
+  bucket.collective = heartbeat_.Issue();
   bucket.pending = comm_.AllReduceAsync(bucket.flat);
 }
 
-std::chrono::duration<double> Reducer::Finish() {
+std::chrono::duration<double> Reducer::Finish(std::string_view then) {
   std::chrono::duration<double> waited{0};
-  if (!sync_) return waited;
+  if (!sync_) {
+    heartbeat_.Phase(then);
+    return waited;
+  }
   // Buckets whose parameters got no gradient, or all of them without overlap, start now.
   for (size_t i = next_bucket_; i < buckets_.size(); ++i) Launch(buckets_[i]);
   next_bucket_ = buckets_.size();
-  for (Bucket& bucket : buckets_) {
+  const int count = static_cast<int>(buckets_.size());
+  for (int b = 0; b < count; ++b) {
+    Bucket& bucket = buckets_[static_cast<size_t>(b)];
+    heartbeat_.Wait("all-reduce", bucket.collective, b + 1, count);
     const auto start = std::chrono::steady_clock::now();
     bucket.pending->Wait();
     waited += std::chrono::steady_clock::now() - start;
@@ -114,6 +121,7 @@ std::chrono::duration<double> Reducer::Finish() {
     bucket.pending.reset();
   }
   sync_ = false;
+  heartbeat_.EndCollective(then);
   return waited;
 }
 

@@ -10,29 +10,34 @@
 // - with sync disabled (accumulation micro-steps) the hooks do nothing: gradients accumulate
 //   locally and only the last micro-step communicates.
 // overlap=false all-reduces every bucket after backward instead (the baseline for bench/).
+// Heartbeats (common/heartbeat.h): each bucket's all-reduce is numbered when it is launched, and
+// Finish() publishes "all-reduce #N (bucket k/n)" while it waits for bucket k.
 
 #include <ATen/core/Tensor.h>
 
 #include <chrono>
 #include <memory>
+#include <string_view>
 #include <vector>
 
+#include "common/heartbeat.h"
 #include "trainer/comm.h"
 
 namespace trainer {
 
 class Reducer {
  public:
-  Reducer(std::vector<at::Tensor> parameters, Communicator& comm, int64_t bucket_bytes,
-          bool overlap);
+  Reducer(std::vector<at::Tensor> parameters, Communicator& comm,
+          common::HeartbeatWriter& heartbeat, int64_t bucket_bytes, bool overlap);
   ~Reducer();
   Reducer(const Reducer&) = delete;
   Reducer& operator=(const Reducer&) = delete;
 
   // Call before backward: whether this backward's gradients are all-reduced.
   void Prepare(bool sync);
-  // Call after backward on a sync step: waits and averages. Returns the time spent waiting.
-  std::chrono::duration<double> Finish();
+  // Call after backward on a sync step: waits and averages, then publishes `then`, the phase the
+  // rank goes on in (also when there was nothing to wait for). Returns the time spent waiting.
+  std::chrono::duration<double> Finish(std::string_view then);
 
   [[nodiscard]] size_t num_buckets() const { return buckets_.size(); }
 
@@ -43,6 +48,7 @@ class Reducer {
     size_t ready = 0;
     at::Tensor flat;
     std::unique_ptr<Communicator::Pending> pending;
+    int64_t collective = 0;  // its number in the heartbeat
   };
   void MarkReady(size_t param);
   void Launch(Bucket& bucket);
@@ -50,6 +56,7 @@ class Reducer {
 
   std::vector<at::Tensor> parameters_;
   Communicator& comm_;
+  common::HeartbeatWriter& heartbeat_;
   bool overlap_;
   std::vector<Bucket> buckets_;
   std::vector<size_t> bucket_of_;

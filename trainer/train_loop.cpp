@@ -13,8 +13,10 @@
 #include "common/logging.h"
 #include "common/seconds.h"
 #include "trainer/checkpoint.h"
+#include "trainer/collectives.h"
 #include "trainer/evaluate.h"
 #include "trainer/models.h"
+#include "trainer/phase_tracker.h"
 #include "trainer/reducer.h"
 #include "trainer/resume_point.h"
 #include "trainer/stop_decision.h"
@@ -35,15 +37,14 @@ void AppendEvent(const std::string& path, const common::JsonObject& event) {
   if (!path.empty()) (void)common::AppendEventLine(path, event);
 }
 
-// Sums every rank's StepAgreement (one small all-reduce).
-StepAgreement AllReduce(Communicator& comm, const StepAgreement& local) {
+// Sums every rank's StepAgreement (one small all-reduce, collective "agree").
+StepAgreement AllReduce(Communicator& comm, common::HeartbeatWriter& heartbeat,
+                        const StepAgreement& local) {
   const StepAgreement::Packed packed = local.Pack();
-  std::vector<at::Tensor> sum = {
-      at::tensor(at::ArrayRef<double>(packed.data(), packed.size()), at::kDouble)};
-  comm.AllReduceSum(sum);
+  const std::vector<double> sum =
+      SumOverRanks(comm, heartbeat, std::vector<double>(packed.begin(), packed.end()), "agree");
   StepAgreement::Packed summed{};
-  for (size_t i = 0; i < summed.size(); ++i)
-    summed[i] = sum[0][static_cast<int64_t>(i)].item<double>();
+  std::copy(sum.begin(), sum.end(), summed.begin());
   return StepAgreement::Unpack(summed);
 }
 
@@ -57,17 +58,19 @@ struct Position {
 // initialised in declaration order), then the epochs.
 class TrainingRun {
  public:
-  TrainingRun(const common::Config& config, Communicator& comm, const TrainContext& context)
+  TrainingRun(const common::Config& config, Communicator& comm, const TrainContext& context,
+              common::HeartbeatWriter& heartbeat)
       : config_(config),
         comm_(comm),
         context_(context),
         options_(TrainOptions::FromConfig(config, comm.size())),
+        phases_(heartbeat, comm.rank(), options_.faults),
         data_(LoadData(options_)),
         sampler_(data_.train.size(), comm.rank(), comm.size(), options_.seed, /*shuffle=*/true,
                  options_.drop_last),
         steps_per_epoch_(StepsPerEpoch(options_, sampler_, data_.train.size())),
         total_steps_(TotalSteps(options_, steps_per_epoch_)),
-        model_(BuildModel(config, options_.seed, comm)),
+        model_(BuildModel(config, options_.seed, comm, heartbeat)),
         optimizer_(MakeOptimizer(options_, model_->Parameters())),
         schedule_(MakeSchedule(options_, total_steps_)),
         checkpoints_(context.checkpoint_dir.empty()
@@ -75,9 +78,9 @@ class TrainingRun {
                          : std::make_unique<CheckpointStore>(context.checkpoint_dir,
                                                              options_.keep_checkpoints)),
         start_(Resume()),
-        reducer_(model_->Parameters(), comm, BucketBytes(options_), context.overlap),
+        reducer_(model_->Parameters(), comm, heartbeat, BucketBytes(options_), context.overlap),
         reporter_(comm.rank(), context.output_dir, options_, total_steps_),
-        step_runner_(options_, comm.rank(), *model_, *optimizer_, reducer_, data_.train) {}
+        step_runner_(options_, comm.rank(), *model_, *optimizer_, reducer_, data_.train, phases_) {}
 
   TrainResult Run();
 
@@ -101,6 +104,7 @@ class TrainingRun {
   Communicator& comm_;
   const TrainContext& context_;
   const TrainOptions options_;
+  PhaseTracker phases_;
   Datasets data_;
   DistributedSampler sampler_;
   const int64_t steps_per_epoch_;
@@ -147,6 +151,7 @@ TrainResult TrainingRun::Run() {
   const auto start = Clock::now();
   reporter_.Start(start);
   step_ = start_.step;
+  phases_.Step(step_);
   next_ = {start_.epoch, start_.step_in_epoch};
   const int64_t steps_at_start = step_;
   bool stopped = false;
@@ -174,6 +179,7 @@ bool TrainingRun::RunStep(const std::vector<int64_t>& indices, int64_t epoch,
   const double lr = schedule_.At(step_);
   StepTimes times;
   const double local = step_runner_.Run(indices, epoch, step_in_epoch, lr, &times);
+  phases_.Step(step_ + 1);
   const StepAgreement agreed = Agree(local, step_start);
   if (agreed.non_finite_ranks > 0) {
     throw common::TrainingError(
@@ -206,7 +212,7 @@ StepAgreement TrainingRun::Agree(double local_loss, Clock::time_point step_start
                 checkpoint_seconds_, options_.stop_margin_s);
   const bool stop_now =
       requests.stop || (context_.stop_at_step >= 0 && step_ + 1 >= context_.stop_at_step);
-  return AllReduce(comm_,
+  return AllReduce(comm_, phases_.writer(),
                    StepAgreement::Local(local_loss, stop_now, requests.preempt, out_of_time));
 }
 
@@ -222,14 +228,15 @@ void TrainingRun::Stop(const StepAgreement& agreed, int64_t epoch) {
 
 void TrainingRun::EvaluateEpoch(int64_t epoch) {
   if (!options_.eval_every_epoch) return;
-  const Evaluation e =
-      Evaluate(*model_, data_.test, comm_, std::max<int64_t>(options_.batch_per_rank, 256));
+  const Evaluation e = Evaluate(*model_, data_.test, comm_, phases_,
+                                std::max<int64_t>(options_.batch_per_rank, 256));
   result_.test_accuracy = e.accuracy;
   reporter_.Evaluated(step_, epoch, e.loss, e.accuracy, e.samples);
 }
 
 void TrainingRun::SaveCheckpoint(int64_t steps_done, const Position& next, const std::string& why) {
   if (!checkpoints_) return;
+  phases_.Enter("checkpoint");
   double measured = 0;  // only rank 0 writes, so only its time counts
   if (comm_.rank() == 0) {
     TrainingState state;
@@ -249,9 +256,7 @@ void TrainingRun::SaveCheckpoint(int64_t steps_done, const Position& next, const
                                           .Add("seconds", measured));
   }
   // Nobody moves on (or exits) before the checkpoint is complete; all learn how long it took.
-  std::vector<at::Tensor> took = {at::tensor({measured}, at::kDouble)};
-  comm_.AllReduceSum(took);
-  checkpoint_seconds_ = took[0].item<double>();
+  checkpoint_seconds_ = SumOverRanks(comm_, phases_.writer(), {measured}, "checkpoint")[0];
 }
 
 void TrainingRun::Finish(Clock::time_point start, int64_t steps_at_start) {
@@ -277,8 +282,9 @@ void TrainingRun::Finish(Clock::time_point start, int64_t steps_at_start) {
 
 }  // namespace
 
-TrainResult Train(const common::Config& config, Communicator& comm, const TrainContext& context) {
-  TrainingRun run(config, comm, context);
+TrainResult Train(const common::Config& config, Communicator& comm, const TrainContext& context,
+                  common::HeartbeatWriter& heartbeat) {
+  TrainingRun run(config, comm, context, heartbeat);
   return run.Run();
 }
 

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "common/config.h"
+#include "common/heartbeat.h"
 #include "trainer/comm.h"
 
 namespace trainer {
@@ -36,10 +37,12 @@ struct TrainResult {
   int64_t resumed_from_step = -1;  // the checkpoint's step, or -1
 };
 
-// Throws common::ConfigError (bad combinations found at start: batch smaller than the world, fp16
-// without CUDA, ...), common::TrainingError (NaN/Inf loss, naming the step), and
+// Publishes where the rank is (phases, steps, numbered collectives: trainer/phase_tracker.h)
+// through `heartbeat` (common::ProcessHeartbeat() in the trainer; an inactive writer publishes
+// nothing). Throws common::ConfigError (bad combinations found at start: batch smaller than the
+// world, fp16 without CUDA, ...), common::TrainingError (NaN/Inf loss, naming the step), and
 // common::CommunicationError.
 [[nodiscard]] TrainResult Train(const common::Config& config, Communicator& comm,
-                                const TrainContext& context);
+                                const TrainContext& context, common::HeartbeatWriter& heartbeat);
 
 }  // namespace trainer

@@ -29,6 +29,21 @@ int64_t BatchPerRank(const common::Config& config, int64_t batch, bool global, i
   return batch / world;
 }
 
+std::vector<common::InjectedFault> CheckedFaults(const common::Config& config, int world) {
+  const std::string value = config.GetString(common::kFaultInjectKey);
+  const std::string& origin = config.Origin(common::kFaultInjectKey);
+  std::vector<common::InjectedFault> faults = common::ParseFaultInjection(value, origin);
+  for (const common::InjectedFault& f : faults) {
+    if (f.rank >= world) {
+      throw common::ConfigError(origin + ": " + common::kFaultInjectKey + "='" + value +
+                                "': rank " + std::to_string(f.rank) + " is not in the world of " +
+                                std::to_string(world) + " ranks (0.." + std::to_string(world - 1) +
+                                "); the format is " + common::kFaultInjectFormat);
+    }
+  }
+  return faults;
+}
+
 }  // namespace
 
 TrainOptions TrainOptions::FromConfig(const common::Config& config, int world_size) {
@@ -65,6 +80,7 @@ TrainOptions TrainOptions::FromConfig(const common::Config& config, int world_si
   o.stop_margin_s = config.GetFloat("train.stop_margin_s");
   o.log_every = config.GetInt("train.log_every");
   o.eval_every_epoch = config.GetBool("train.eval_every_epoch");
+  o.faults = CheckedFaults(config, world_size);
   return o;
 }
 

@@ -6,8 +6,10 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "common/config.h"
+#include "common/fault_inject.h"
 
 namespace trainer {
 
@@ -65,8 +67,12 @@ struct TrainOptions {
   int64_t log_every = 1;
   bool eval_every_epoch = true;
 
-  // Reads them. Throws common::ConfigError, naming the key's origin, for train.precision=fp16
-  // and for a global batch (train.keep_effective_batch_size) smaller than the world.
+  // Tests only: delays injected into phases of some ranks (common/fault_inject.h).
+  std::vector<common::InjectedFault> faults;
+
+  // Reads them. Throws common::ConfigError, naming the key's origin, for train.precision=fp16,
+  // for a global batch (train.keep_effective_batch_size) smaller than the world, and for a fault
+  // (train.fault_inject) on a rank outside the world.
   [[nodiscard]] static TrainOptions FromConfig(const common::Config& config, int world_size);
 };
 

@@ -45,7 +45,8 @@ int64_t StepsPerEpoch(const TrainOptions& o, const DistributedSampler& sampler,
   return steps;
 }
 
-std::unique_ptr<Model> BuildModel(const common::Config& config, uint64_t seed, Communicator& comm) {
+std::unique_ptr<Model> BuildModel(const common::Config& config, uint64_t seed, Communicator& comm,
+                                  common::HeartbeatWriter& heartbeat) {
   std::unique_ptr<Model> model;
   {
     // Modules initialise from the global generator; ranks running as threads of one process
@@ -58,7 +59,9 @@ std::unique_ptr<Model> BuildModel(const common::Config& config, uint64_t seed, C
   torch::NoGradGuard no_grad;
   std::vector<at::Tensor> state = model->Parameters();
   for (const at::Tensor& b : model->Buffers()) state.push_back(b);
+  heartbeat.BeginCollective("broadcast");
   comm.Broadcast(state, 0);
+  heartbeat.EndCollective("init");
   return model;
 }
 

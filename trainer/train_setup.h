@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "common/config.h"
+#include "common/heartbeat.h"
 #include "trainer/comm.h"
 #include "trainer/data.h"
 #include "trainer/sampler.h"
@@ -41,9 +42,11 @@ struct Datasets {
 // train.epochs x steps_per_epoch, capped by train.max_steps when that is set.
 [[nodiscard]] int64_t TotalSteps(const TrainOptions& options, int64_t steps_per_epoch);
 
-// train.model initialised from job.seed, then its parameters and buffers broadcast from rank 0.
+// train.model initialised from job.seed, then its parameters and buffers broadcast from rank 0
+// (published as collective "broadcast"; the rank goes on in "init").
 [[nodiscard]] std::unique_ptr<Model> BuildModel(const common::Config& config, uint64_t seed,
-                                                Communicator& comm);
+                                                Communicator& comm,
+                                                common::HeartbeatWriter& heartbeat);
 
 // SGD (with momentum) or AdamW over `params`.
 [[nodiscard]] std::unique_ptr<torch::optim::Optimizer> MakeOptimizer(

@@ -41,14 +41,16 @@ at::Tensor Augment(const at::Tensor& images, at::Generator& generator) {
 }
 
 StepRunner::StepRunner(const TrainOptions& options, int rank, Model& model,
-                       torch::optim::Optimizer& optimizer, Reducer& reducer, const Dataset& train)
+                       torch::optim::Optimizer& optimizer, Reducer& reducer, const Dataset& train,
+                       PhaseTracker& phases)
     : options_(options),
       rank_(rank),
       model_(model),
       params_(model.Parameters()),
       optimizer_(optimizer),
       reducer_(reducer),
-      train_(train) {
+      train_(train),
+      phases_(phases) {
   if (options.bf16()) at::autocast::set_autocast_cpu_dtype(at::kBFloat16);
 }
 
@@ -61,7 +63,9 @@ double StepRunner::Run(const std::vector<int64_t>& indices, int64_t epoch, int64
   double loss_sum = 0;
   for (int64_t micro = 0; micro < options_.grad_accum_steps; ++micro)
     loss_sum += MicroBatch(indices, step_in_epoch, micro, augment, times);
+  times->comm += reducer_.Finish("optimizer").count();  // publishes "optimizer"
   const auto start = Clock::now();
+  phases_.Inject("optimizer");
   if (options_.grad_clip_norm > 0)
     torch::nn::utils::clip_grad_norm_(params_, options_.grad_clip_norm);
   optimizer_.step();
@@ -75,6 +79,7 @@ double StepRunner::MicroBatch(const std::vector<int64_t>& indices, int64_t step_
   const int64_t batch = options_.batch_per_rank;
   const int64_t accum = options_.grad_accum_steps;
   const auto t0 = Clock::now();
+  phases_.Enter("data");
   const int64_t first = (step_in_epoch * accum + micro) * batch;
   const auto begin = indices.begin() + static_cast<std::ptrdiff_t>(first);
   const auto end = indices.begin() + static_cast<std::ptrdiff_t>(std::min<int64_t>(
@@ -82,16 +87,16 @@ double StepRunner::MicroBatch(const std::vector<int64_t>& indices, int64_t step_
   auto [x, y] = train_.Batch(std::vector<int64_t>(begin, end));
   if (options_.augment) x = Augment(x, augment);
   const auto t1 = Clock::now();
-  const bool last = micro == accum - 1;
-  reducer_.Prepare(last);
+  reducer_.Prepare(/*sync=*/micro == accum - 1);
+  phases_.Enter("forward");
   at::Tensor loss = torch::nn::functional::cross_entropy(
       ForwardWithPrecision(model_, x, options_.bf16()).to(at::kFloat), y);
+  phases_.Enter("backward");
   (loss / static_cast<double>(accum)).backward();
   const double value = loss.item<double>();
   const auto t2 = Clock::now();
   times->data += common::Seconds(t1 - t0);
   times->compute += common::Seconds(t2 - t1);
-  if (last) times->comm += reducer_.Finish().count();
   return value;
 }
 

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "trainer/data.h"
+#include "trainer/phase_tracker.h"
 #include "trainer/reducer.h"
 #include "trainer/train_options.h"
 #include "trainer/train_report.h"
@@ -35,11 +36,13 @@ class Model;
 class StepRunner {
  public:
   StepRunner(const TrainOptions& options, int rank, Model& model,
-             torch::optim::Optimizer& optimizer, Reducer& reducer, const Dataset& train);
+             torch::optim::Optimizer& optimizer, Reducer& reducer, const Dataset& train,
+             PhaseTracker& phases);
 
   // Runs step `step_in_epoch` of `epoch` over `indices` (this rank's shard of that epoch) at
   // rate `lr`; returns this rank's loss averaged over the micro-batches and adds the step's
-  // times to *times.
+  // times to *times. Publishes each phase (data, forward, backward per micro-batch, the gradient
+  // all-reduce, optimizer) as it enters it.
   [[nodiscard]] double Run(const std::vector<int64_t>& indices, int64_t epoch,
                            int64_t step_in_epoch, double lr, StepTimes* times);
 
@@ -55,6 +58,7 @@ class StepRunner {
   torch::optim::Optimizer& optimizer_;
   Reducer& reducer_;
   const Dataset& train_;
+  PhaseTracker& phases_;
 };
 
 }  // namespace trainer

@@ -130,6 +130,13 @@ TEST(TrainerOptions, RefusedCombinationsNameTheKeyAndTheFix) {
        "train.batch_size",
        ": train.batch_size=3 is the global batch (train.keep_effective_batch_size: true) but the "
        "world has 4 ranks: each rank needs at least one sample; raise it to 4 or more"},
+      {"a fault on a rank outside the world",
+       2,
+       {"train.fault_inject=0:data:1,2:forward:0.5@3"},
+       "train.fault_inject",
+       ": train.fault_inject='0:data:1,2:forward:0.5@3': rank 2 is not in the world of 2 ranks "
+       "(0..1); the format is RANK:PHASE:SECONDS[@STEP], several separated by ',' (e.g. "
+       "1:forward:0.02 or 0:backward:600@5)"},
   };
   for (const Row& row : rows) {
     SCOPED_TRACE(row.name);

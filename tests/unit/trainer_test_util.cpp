@@ -20,7 +20,8 @@ common::Config MakeConfig(std::vector<std::string> overrides) {
 }
 
 std::vector<TrainResult> RunRanksAll(int world, const std::vector<std::string>& overrides,
-                                     bool overlap, const TrainContext& base) {
+                                     bool overlap, const TrainContext& base,
+                                     const std::vector<std::string>& heartbeat_files) {
   at::set_num_threads(1);
   auto store = MakeInProcessStore();
   std::vector<TrainResult> results(static_cast<size_t>(world));
@@ -32,7 +33,11 @@ std::vector<TrainResult> RunRanksAll(int world, const std::vector<std::string>& 
         auto comm = MakeInProcessCommunicator(store, r, world, 60s);
         TrainContext context = base;
         context.overlap = overlap;
-        results[static_cast<size_t>(r)] = Train(MakeConfig(overrides), *comm, context);
+        const size_t rank = static_cast<size_t>(r);
+        common::HeartbeatWriter heartbeat = rank < heartbeat_files.size()
+                                                ? common::HeartbeatWriter(heartbeat_files[rank])
+                                                : common::HeartbeatWriter();
+        results[rank] = Train(MakeConfig(overrides), *comm, context, heartbeat);
       } catch (...) {
         errors[static_cast<size_t>(r)] = std::current_exception();
       }

@@ -14,11 +14,12 @@ namespace trainer::test_util {
 [[nodiscard]] common::Config MakeConfig(std::vector<std::string> overrides);
 
 // Runs Train on `world` ranks as threads; returns every rank's result (or rethrows the first
-// error).
-[[nodiscard]] std::vector<TrainResult> RunRanksAll(int world,
-                                                   const std::vector<std::string>& overrides,
-                                                   bool overlap = true,
-                                                   const TrainContext& base = TrainContext());
+// error). Rank r publishes heartbeats to heartbeat_files[r] when given (files made with
+// common::CreateHeartbeat), else nowhere.
+[[nodiscard]] std::vector<TrainResult> RunRanksAll(
+    int world, const std::vector<std::string>& overrides, bool overlap = true,
+    const TrainContext& base = TrainContext(),
+    const std::vector<std::string>& heartbeat_files = {});
 
 // RunRanksAll, also expecting every rank to end with rank 0's parameters; returns rank 0's result.
 [[nodiscard]] TrainResult RunRanks(int world, const std::vector<std::string>& overrides,
