@@ -58,10 +58,11 @@ class HangTest(unittest.TestCase):
                 pass
         self.tmp.cleanup()
 
-    def args(self, *extra, nproc=2, first_step=120, hang=HANG_TIMEOUT):
+    def args(self, *extra, nproc=2, first_step=120, hang=HANG_TIMEOUT, grace=30):
         return [RUNNER, "--log-root", self.root, "--job-name", "h", "--nproc-per-node", str(nproc),
                 "launch.store_addr=127.0.0.1", f"launch.hang_timeout_s={hang}",
-                f"launch.first_step_timeout_s={first_step}", "launch.grace_period_s=30", *extra]
+                f"launch.first_step_timeout_s={first_step}", f"launch.grace_period_s={grace}",
+                *extra]
 
     def python_worker(self):
         return ["--", PYTHON, os.path.join(HERE, "workers", "hang_gloo.py"), self.marker]
@@ -171,6 +172,47 @@ class HangTest(unittest.TestCase):
         self.assertTrue(first["hang"][0].startswith("HANG: rank 0"), first["hang"])
         with open(os.path.join(self.job_dir(), "outcome.json")) as f:
             self.assertEqual(json.load(f)["status"], "succeeded")
+
+    def trainer_job(self, *extra, hang=HANG_TIMEOUT):
+        """The bundled trainer (configs/smoke.yaml, long enough to be stopped) under one agent."""
+        smoke = os.path.join(HERE, "..", "..", "configs", "smoke.yaml")
+        start = time.monotonic()
+        proc = subprocess.run(self.args("--config", smoke, "train.epochs=1000", *extra, hang=hang),
+                              capture_output=True, text=True, env=self.env, cwd=self.tmp.name,
+                              timeout=120)
+        return proc, proc.stdout + proc.stderr, time.monotonic() - start
+
+    def test_a_trainer_rank_slowed_in_a_named_phase_is_named_with_that_phase(self):
+        proc, out, _ = self.trainer_job("train.fault_inject=1:data:600@3")
+        self.assertEqual(proc.returncode, 13, out[-3000:])
+        lines = self.read_json("outcome.json")["hang"]
+        self.assertRegex(lines[0], r"^HANG at step 3: rank 1 \(\S+, pid \d+\) sleeping \(S\) in "
+                         r"phase data at step 3 for \d+ s; rank 0 waiting in all-reduce #\d+ "
+                         r"\(bucket \d+/\d+\)$")
+
+    def test_the_collective_timeout_still_ends_a_job_with_the_watchdog_off(self):
+        timeout = 4
+        smoke = os.path.join(HERE, "..", "..", "configs", "smoke.yaml")
+        proc = subprocess.Popen(self.args("--config", smoke, "train.epochs=1000",
+                                          "train.fault_inject=1:data:600@3",
+                                          f"train.collective_timeout_s={timeout}", hang=0,
+                                          grace=1),  # the sleeping rank ignores SIGTERM
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                env=self.env, cwd=self.tmp.name)
+        try:
+            wait_for(lambda: (lambda p: p and p.get("step") == 3 and p.get("phase") == "data")(
+                self.progress_of(1)), timeout=90, what="rank 1 asleep in phase data at step 3")
+            seen = time.monotonic()  # at most one progress interval (2 s) after it fell asleep
+            out, _ = proc.communicate(timeout=timeout + 60)
+            took = time.monotonic() - seen
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        self.assertEqual(proc.returncode, 20, out[-3000:])
+        failure = self.read_json("outcome.json")["first_failure"]
+        self.assertEqual((failure["rank"], failure["exit_code"]), (0, 5), failure)
+        self.assertNotIn("HANG", out)
+        self.assertLess(took, timeout + 5, out[-3000:])
 
     def test_the_watchdog_off_leaves_a_quiet_worker_alone(self):
         script = 'sleep 3; echo done'
