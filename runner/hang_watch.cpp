@@ -139,12 +139,15 @@ double HangWatch::Limit(double steady_now) const {
   bool any_published = false;
   int64_t max_step = 0;
   bool long_phase = false;
+  bool initialising = false;
   for (const Tracked& t : workers_) {
     if (t.view.ended || !t.view.published) continue;
     any_published = true;
     max_step = std::max(max_step, t.view.step);
     long_phase = long_phase || t.view.phase == "checkpoint" || t.view.phase == "evaluation";
+    initialising = initialising || t.view.phase == "init" || t.view.phase == "start";
   }
+  if (initialising) return options_.init_timeout_s;
   const bool warming = any_published
                            ? max_step == 0
                            : started_ >= 0 && steady_now - started_ < options_.first_step_timeout_s;

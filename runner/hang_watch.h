@@ -9,11 +9,12 @@
 // that ends counts as a change at that moment. The node's stall is the time since the latest
 // change of any of its workers.
 //
-// The limit that stall is held to depends on where the workers are: until a publishing worker
-// has finished its first step (or, with no heartbeats, for the first `first_step_timeout_s` of
-// the attempt) it is the first-step timeout (loading, process-group set-up, warm-up); while a
-// worker is in phase "checkpoint" or "evaluation" at least `checkpoint_timeout_s`; otherwise
-// `timeout_s`.
+// The limit that stall is held to depends on where the workers are: while a publishing worker is
+// in phase "init" or has only opened its heartbeat ("start": loading, setting up its process
+// group) it is `init_timeout_s`; until a publishing worker has finished its first step (or, with no
+// heartbeats, for the first `first_step_timeout_s` of the attempt) it is the first-step timeout
+// (loading, process-group set-up, warm-up); while a worker is in phase "checkpoint" or "evaluation"
+// at least `checkpoint_timeout_s`; otherwise `timeout_s`.
 
 #include <optional>
 #include <string>
@@ -28,6 +29,7 @@ namespace runner {
 struct HangOptions {
   double timeout_s = 300;  // launch.hang_timeout_s; 0: the watchdog is off
   double warn_fraction = 0.5;
+  double init_timeout_s = 600;
   double first_step_timeout_s = 900;
   double checkpoint_timeout_s = 900;
   double sample_s = 1;  // how often workers are sampled

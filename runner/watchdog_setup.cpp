@@ -27,6 +27,7 @@ HangOptions HangOptionsFromConfig(const common::Config& config) {
   HangOptions o;
   o.timeout_s = config.GetFloat("launch.hang_timeout_s");
   o.warn_fraction = config.GetFloat("launch.hang_warn_fraction");
+  o.init_timeout_s = config.GetFloat("launch.init_timeout_s");
   o.first_step_timeout_s = config.GetFloat("launch.first_step_timeout_s");
   o.checkpoint_timeout_s = config.GetFloat("launch.checkpoint_timeout_s");
   // Sampling must be fine enough for short test timeouts, and needs no more than 1 s otherwise.
@@ -39,7 +40,8 @@ std::string TimeoutsLine(const common::Config& config) {
   std::string line =
       "timeouts: rendezvous " + Whole(config.GetFloat("launch.rendezvous_timeout_s")) + " s";
   if (o.timeout_s > 0) {
-    line += ", first step " + Whole(std::max(o.first_step_timeout_s, o.timeout_s)) + " s, hang " +
+    line += ", process-group set-up " + Whole(o.init_timeout_s) + " s, first step " +
+            Whole(std::max(o.first_step_timeout_s, o.timeout_s)) + " s, hang " +
             Whole(o.timeout_s) + " s (warning at " + Whole(o.timeout_s * o.warn_fraction) +
             " s), checkpoint or evaluation " +
             Whole(std::max(o.checkpoint_timeout_s, o.timeout_s)) + " s";

@@ -44,6 +44,7 @@ HangOptions Options() {
   HangOptions o;
   o.timeout_s = 10;
   o.warn_fraction = 0.5;
+  o.init_timeout_s = 20;
   o.first_step_timeout_s = 30;
   o.checkpoint_timeout_s = 60;
   o.sample_s = 1;
@@ -134,6 +135,9 @@ TEST(HangMonitor, TheLimitFollowsThePhase) {
   HangWatch watch(Options(), 0, 0, "n1");
   FakeProbe probe;
   watch.Add(0, {0, 0, 100, "hb", "log"}, 0);
+  probe.Advance(0, 0, "init");
+  watch.Sample(probe, 1, 1e9);
+  EXPECT_EQ(watch.Limit(1), 20);  // setting up the process group
   probe.Advance(0, 0, "forward");
   watch.Sample(probe, 1, 1e9);
   EXPECT_EQ(watch.Limit(1), 30);  // no step done yet: the first-step limit
