@@ -140,13 +140,16 @@ double HangWatch::Limit(double steady_now) const {
   int64_t max_step = 0;
   bool long_phase = false;
   bool initialising = false;
+  bool any_running = false;
   for (const Tracked& t : workers_) {
+    any_running = any_running || !t.view.ended;
     if (t.view.ended || !t.view.published) continue;
     any_published = true;
     max_step = std::max(max_step, t.view.step);
     long_phase = long_phase || t.view.phase == "checkpoint" || t.view.phase == "evaluation";
     initialising = initialising || t.view.phase == "init" || t.view.phase == "start";
   }
+  if (!any_running) return options_.timeout_s;  // nothing here warms up or checkpoints any more
   if (initialising) return options_.init_timeout_s;
   const bool warming = any_published
                            ? max_step == 0

@@ -148,6 +148,9 @@ TEST(HangMonitor, TheLimitFollowsThePhase) {
   watch.Sample(probe, 3, 1e9);
   EXPECT_EQ(watch.Limit(3), 60);
   EXPECT_EQ(watch.Stall(7), 4);
+  watch.Ended(0, "exited with code 0", 8);
+  EXPECT_EQ(watch.Limit(9), 10);  // a node whose workers have ended waits with the others
+  EXPECT_EQ(watch.Stall(9), 1);
 }
 
 TEST(HangMonitor, WithoutAHeartbeatOutputAndCpuCountAsProgress) {
