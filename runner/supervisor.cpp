@@ -33,7 +33,7 @@ void Supervisor::StartWorkers(const std::vector<WorkerLaunch>& launches,
     const int index = static_cast<int>(i);
     const WorkerContract& c = launch.contract;
     SpawnRequest request{launch.argv, BuildWorkerEnv(agent_env, c), ""};
-    runner.OpenLog(index, launch.log_path, c.rank == 0);
+    runner.OpenLog(index, c.rank, launch.log_path, c.rank == 0);
     try {
       const int pid = runner.Start(index, request);
       log_.info("started worker rank {} (local rank {}, pid {}{}): {}", c.rank, c.local_rank, pid,
