@@ -26,11 +26,12 @@ namespace {
 
 constexpr int kStyle =
     po::command_line_style::default_style & ~po::command_line_style::allow_guessing;
+constexpr char kWatchDefault[] = "2";  // seconds between --watch's redraws
 
 po::options_description StatusFlags() {
   po::options_description options("Options", 100, 50);
   options.add_options()("json", "print one JSON object (fields: README.md, \"For operators\")")(
-      "watch", po::value<std::string>()->value_name("[SECONDS]")->implicit_value("2"),
+      "watch", po::value<std::string>()->value_name("[SECONDS]")->implicit_value(kWatchDefault),
       "redraw every SECONDS (default 2) until interrupted or the job ends")(
       "help,h", "print this help and exit");
   return options;
@@ -51,17 +52,18 @@ po::options_description LogsFlags() {
   return options;
 }
 
-// `--watch 5` as `--watch=5`: an optional value would otherwise be taken for the job directory.
+// `--watch 5` as `--watch=5` and a bare `--watch` as `--watch=2`: Boost would take the word after
+// an option with an optional value for its value, the job directory included.
 std::vector<std::string> JoinWatchValue(const std::vector<std::string>& args) {
   std::vector<std::string> out;
   for (size_t i = 0; i < args.size(); ++i) {
+    if (args[i] != "--watch") {
+      out.push_back(args[i]);
+      continue;
+    }
     const bool number = i + 1 < args.size() && !args[i + 1].empty() &&
                         args[i + 1].find_first_not_of("0123456789.") == std::string::npos;
-    if (args[i] == "--watch" && number) {
-      out.push_back("--watch=" + args[++i]);
-    } else {
-      out.push_back(args[i]);
-    }
+    out.push_back("--watch=" + (number ? args[++i] : std::string(kWatchDefault)));
   }
   return out;
 }

@@ -50,8 +50,7 @@ struct LogsOptions {
 [[nodiscard]] int RunStatus(const StatusOptions& options, std::ostream& out, bool terminal);
 [[nodiscard]] int RunLogs(const LogsOptions& options, std::ostream& out);
 
-// How often --follow looks for new lines and --watch's default redraw interval.
+// How often --follow looks for new lines.
 inline constexpr double kFollowPollS = 0.25;
-inline constexpr double kWatchDefaultS = 2.0;
 
 }  // namespace runner
