@@ -148,6 +148,19 @@ std::string ReadTail(const std::string& path, size_t max_bytes) {
   return text;
 }
 
+std::string ReadHead(const std::string& path, size_t max_bytes) {
+  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ENOENT) return "";
+    Unreadable(path, errno);
+  }
+  std::string text(max_bytes, '\0');
+  const ssize_t n = pread(fd, text.data(), text.size(), 0);
+  close(fd);
+  text.resize(n > 0 ? static_cast<size_t>(n) : 0);
+  return text;
+}
+
 std::optional<double> ModifiedAt(const std::string& path) {
   struct stat st {};
   if (stat(path.c_str(), &st) != 0) return std::nullopt;

@@ -33,6 +33,8 @@ struct JobRef {
 [[nodiscard]] std::optional<std::string> ReadFileIfExists(const std::string& path);
 // The last `max_bytes` of the file from the first whole line in them ("" when it does not exist).
 [[nodiscard]] std::string ReadTail(const std::string& path, size_t max_bytes);
+// The first `max_bytes` of the file ("" when it does not exist).
+[[nodiscard]] std::string ReadHead(const std::string& path, size_t max_bytes);
 // The file's modification time in Unix seconds; nullopt when it does not exist.
 [[nodiscard]] std::optional<double> ModifiedAt(const std::string& path);
 

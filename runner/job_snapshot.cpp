@@ -255,8 +255,7 @@ std::optional<int64_t> TotalSteps(const std::string& attempt_dir) {
     if (total && common::ParseInt64(std::string_view(tail).substr(at + 6, slash - at - 6)))
       return total;
   }
-  const std::optional<std::string> whole = ReadFileIfExists(log);
-  const std::string head = whole ? whole->substr(0, 8192) : "";
+  const std::string head = ReadHead(log, 8192);
   const size_t in_all = head.find(" steps in all");
   if (in_all == std::string::npos) return std::nullopt;
   const size_t start = head.rfind(' ', in_all - 1);

@@ -203,6 +203,17 @@ TEST(JobStatusTest, RestartingAndTheNextAttempt) {
   EXPECT_TRUE(HasLine(text, "  3    n2   4403 -    -     -         running"));
 }
 
+TEST(JobStatusTest, TotalStepsBeforeTheFirstProgressLine) {
+  JobFixture job;
+  Running(job);
+  job.Write("attempt-0/train.log",
+            "2026-12-02T09:58:30.000+00:00 effective batch = 32 per rank x 4 ranks x 1 "
+            "accumulation steps = 128; 1200 steps per epoch, 6000 steps in all; lr 0.1\n");
+  EXPECT_TRUE(HasLine(Status(job), "eta: 4m00s (step 1198 of 6000)"));
+  job.Write("attempt-0/train.log", "");
+  EXPECT_EQ(Status(job).find("eta:"), std::string::npos);
+}
+
 TEST(JobStatusTest, NoAttemptYetAndUnreadableFiles) {
   JobFixture job;
   EXPECT_TRUE(HasLine(Status(job), "state: starting (no attempt directory yet)"));
