@@ -52,13 +52,23 @@ void PrintRanks(std::ostream& out, const JobSnapshot& s, double now, bool live) 
   const int nodes = std::max<int>(s.nodes, 1);
   out << "ranks: " << s.ranks.size() << " on " << nodes << (nodes == 1 ? " node" : " nodes")
       << "\n";
-  std::vector<Row> rows = {{"rank", "host", "pid", "step", "where", "heartbeat", "status"}};
+  // Without progress files (agents that write none) only the events tell: no empty columns.
+  const bool progress =
+      std::any_of(s.ranks.begin(), s.ranks.end(), [](const RankState& r) { return r.written > 0; });
+  std::vector<Row> rows = {progress
+                               ? Row{"rank", "host", "pid", "step", "where", "heartbeat", "status"}
+                               : Row{"rank", "host", "pid", "status"}};
   for (const RankState& r : s.ranks) {
-    rows.push_back({std::to_string(r.rank), r.host.empty() ? "?" : r.host,
-                    r.pid > 0 ? std::to_string(r.pid) : "-", r.step ? std::to_string(*r.step) : "-",
-                    Where(r),
-                    live && r.published ? Seconds(AgeNow(r.heartbeat_age_s, r, now, live)) : "-",
-                    r.status.empty() ? "-" : r.status});
+    const std::string status = r.status.empty() ? "-" : r.status;
+    Row row{std::to_string(r.rank), r.host.empty() ? "?" : r.host,
+            r.pid > 0 ? std::to_string(r.pid) : "-"};
+    if (progress) {
+      row.insert(row.end(),
+                 {r.step ? std::to_string(*r.step) : "-", Where(r),
+                  live && r.published ? Seconds(AgeNow(r.heartbeat_age_s, r, now, live)) : "-"});
+    }
+    row.push_back(status);
+    rows.push_back(std::move(row));
   }
   PrintTable(out, rows);
 }

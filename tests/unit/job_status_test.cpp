@@ -200,7 +200,8 @@ TEST(JobStatusTest, RestartingAndTheNextAttempt) {
   text = Status(job);
   EXPECT_TRUE(HasLine(text, "state: running, attempt 1, for 10s (job started 5m00s ago)"));
   // The new attempt's workers, not the old attempt's progress.
-  EXPECT_TRUE(HasLine(text, "  3    n2   4403 -    -     -         running"));
+  EXPECT_TRUE(HasLine(text, "  rank host pid  status"));
+  EXPECT_TRUE(HasLine(text, "  3    n2   4403 running"));
 }
 
 TEST(JobStatusTest, TotalStepsBeforeTheFirstProgressLine) {
