@@ -26,7 +26,9 @@ std::string Seconds(const std::optional<double>& s) {
 std::string Where(const RankState& r) {
   if (r.published) return r.where.empty() ? "-" : r.where;
   if (r.proc_state.empty()) return "-";
-  return "no heartbeat; state " + r.proc_state + (r.wchan.empty() ? "" : " (" + r.wchan + ")");
+  // wchan "0": running, or not waiting in the kernel.
+  const bool waiting = !r.wchan.empty() && r.wchan != "0";
+  return "no heartbeat; state " + r.proc_state + (waiting ? " (" + r.wchan + ")" : "");
 }
 
 using Row = std::vector<std::string>;

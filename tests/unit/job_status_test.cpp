@@ -97,10 +97,16 @@ TEST(JobStatusTest, WorkersWithoutHeartbeatsShowTheirProcessState) {
   job.BeginAttempt(0);
   job.Progress(0, 0, kNow - 1, "running",
                R"({"rank":0,"local_rank":0,"pid":4400,"published":false,"proc_state":"R",)"
-               R"("wchan":"0","cpu_s":3.5,"output_age_s":0.2,"status":"running"})");
+               R"("wchan":"0","cpu_s":3.5,"output_age_s":0.2,"status":"running"},)"
+               R"({"rank":1,"local_rank":1,"pid":4401,"published":false,"proc_state":"S",)"
+               R"("wchan":"pipe_read","cpu_s":3.5,"output_age_s":0.2,"status":"running"})");
   const std::string text = Status(job);
-  EXPECT_TRUE(HasLine(text, "  0    n1   4400 -    no heartbeat; state R (0) -         running"))
-      << text;
+  EXPECT_TRUE(HasLine(text,
+                      "  0    n1   4400 -    no heartbeat; state R             -         "
+                      "running"));
+  EXPECT_TRUE(HasLine(text,
+                      "  1    n1   4401 -    no heartbeat; state S (pipe_read) -         "
+                      "running"));
 }
 
 TEST(JobStatusTest, EndedWell) {
