@@ -20,6 +20,8 @@ std::optional<int> ParseAttemptDirName(std::string_view name) {
 
 std::string RankLogName(int rank) { return "rank-" + std::to_string(rank) + ".log"; }
 
+std::string ProgressFileName(int agent) { return "agent-" + std::to_string(agent) + ".json"; }
+
 std::string RunnerLogName(const std::string& host, int index) {
   return "runner-" + host + (index >= 0 ? "-" + std::to_string(index) : "") + ".log";
 }

@@ -7,6 +7,7 @@
 //     checkpoints/                     shared by every attempt
 //     attempt-<k>/                     one per start (restarts, requeues): AttemptDirName
 //       runner-<host>.log  rank-<R>.log  train.log  metrics.jsonl  loss.svg
+//       progress/agent-<A>.json  diagnosis/diagnosis.json
 //     current -> attempt-<k>           the newest attempt
 //
 // Names only, relative to the directory that holds them; callers join them with '/'.
@@ -30,6 +31,9 @@ inline constexpr char kTrainLog[] = "train.log";     // rank 0's progress lines
 inline constexpr char kMetrics[] = "metrics.jsonl";  // the same numbers for programs
 inline constexpr char kLossCurve[] = "loss.svg";     // drawn at the end
 inline constexpr char kAttemptPrefix[] = "attempt-";
+inline constexpr char kProgressDir[] = "progress";    // agent-<A>.json: each agent's workers now
+inline constexpr char kDiagnosisDir[] = "diagnosis";  // the hang verdict and the ranks' stacks
+inline constexpr char kDiagnosis[] = "diagnosis.json";
 
 // "<name>-<id>", the job directory under job.log_root.
 [[nodiscard]] std::string JobDirName(const std::string& name, const std::string& id);
@@ -39,6 +43,8 @@ inline constexpr char kAttemptPrefix[] = "attempt-";
 [[nodiscard]] std::optional<int> ParseAttemptDirName(std::string_view name);
 // "rank-<R>.log": worker R's output.
 [[nodiscard]] std::string RankLogName(int rank);
+// "agent-<A>.json" in an attempt's progress/ directory.
+[[nodiscard]] std::string ProgressFileName(int agent);
 // "runner-<host>.log", or "runner-<host>-<index>.log" with index >= 0 when several agents share
 // the host.
 [[nodiscard]] std::string RunnerLogName(const std::string& host, int index = -1);

@@ -9,6 +9,7 @@
 #include "runner/agent.h"
 #include "runner/cli.h"
 #include "runner/dry_run.h"
+#include "runner/operator_cli.h"
 #include "runner/topology.h"
 
 namespace runner {
@@ -16,6 +17,7 @@ namespace runner {
 int RunRunner(const std::vector<std::string>& args, const common::Environment& env,
               const HostFacts& host, std::ostream& out, std::ostream& err) {
   try {
+    if (IsOperatorCommand(args)) return RunOperatorCommand(args, out);
     RunnerOptions options = ParseRunnerArgs(args);
     if (options.help) {
       out << RunnerHelp();

@@ -5,6 +5,7 @@
 
 #include "common/cli_util.h"
 #include "common/errors.h"
+#include "runner/operator_cli.h"
 
 namespace po = boost::program_options;
 
@@ -107,7 +108,8 @@ RunnerOptions ParseRunnerArgs(const std::vector<std::string>& args) {
 
 std::string RunnerHelp() {
   std::ostringstream out;
-  out << "Usage: runner [options] [key.path=value ...] [-- CMD ARGS...]\n\n"
+  out << "Usage: runner [options] [key.path=value ...] [-- CMD ARGS...]\n"
+      << "       runner status|logs JOBDIR ... (below)\n\n"
       << "Starts and supervises this node's workers of a data-parallel job. Run one runner per\n"
       << "node: 'srun --ntasks-per-node=1 runner ...', 'mpirun --map-by ppr:1:node runner ...', "
          "or\n"
@@ -118,6 +120,7 @@ std::string RunnerHelp() {
       << "  RUNNER_TRAIN__LR=3e-4. Precedence: defaults < --config file < environment < command\n"
       << "  line (flags such as --nproc-per-node first, then key.path=value arguments).\n"
       << "  configs/README.md documents every key.\n\n"
+      << OperatorCommandsHelp() << "\n"
       << common::ExitCodeHelp();
   return out.str();
 }

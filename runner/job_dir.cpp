@@ -118,7 +118,8 @@ RankLog::RankLog(RankLog&& other) noexcept
       partial_(std::move(other.partial_)),
       tail_(std::move(other.tail_)),
       tail_lines_(other.tail_lines_),
-      mirror_prefix_(std::move(other.mirror_prefix_)) {
+      mirror_prefix_(std::move(other.mirror_prefix_)),
+      observer_(std::move(other.observer_)) {
   other.fd_ = -1;
 }
 
@@ -145,7 +146,7 @@ void RankLog::Feed(const char* data, size_t size) {
   }
 }
 
-void RankLog::Note(const std::string& line) { WriteLine("[runner] " + line); }
+void RankLog::Note(const std::string& line) { WriteLine("[runner] " + line, /*note=*/true); }
 
 void RankLog::Finish() {
   if (!partial_.empty()) {
@@ -154,7 +155,7 @@ void RankLog::Finish() {
   }
 }
 
-void RankLog::WriteLine(const std::string& line) {
+void RankLog::WriteLine(const std::string& line, bool note) {
   std::string text = line;
   if (!text.empty() && text.back() == '\r') text.pop_back();
   tail_.push_back(text);
@@ -166,6 +167,7 @@ void RankLog::WriteLine(const std::string& line) {
     const std::string mirrored = stamp + " " + mirror_prefix_ + text + "\n";
     (void)!write(STDERR_FILENO, mirrored.data(), mirrored.size());
   }
+  if (observer_ && !note) observer_(stamp, text);
 }
 
 }  // namespace runner

@@ -14,6 +14,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <string>
 
 #include "common/json.h"
@@ -58,6 +59,11 @@ class RankLog {
   RankLog(const RankLog&) = delete;
   ~RankLog();
 
+  // Sees every line of the worker's own (not the runner's notes) with the stamp it was written
+  // with; the agent picks the console's warning and error lines this way.
+  using LineObserver = std::function<void(const std::string& stamp, const std::string& text)>;
+  void set_observer(LineObserver observer) { observer_ = std::move(observer); }
+
   void Feed(const char* data, size_t size);
   // Writes a line the agent itself adds ("exited with code 3"), marked as the runner's.
   void Note(const std::string& line);
@@ -65,12 +71,13 @@ class RankLog {
   [[nodiscard]] const std::deque<std::string>& tail() const { return tail_; }
 
  private:
-  void WriteLine(const std::string& line);
+  void WriteLine(const std::string& line, bool note = false);
   int fd_ = -1;
   std::string partial_;
   std::deque<std::string> tail_;
   size_t tail_lines_;
   std::string mirror_prefix_;
+  LineObserver observer_;
 };
 
 }  // namespace runner

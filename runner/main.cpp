@@ -5,6 +5,7 @@
 #include "common/environment.h"
 #include "common/exit_codes.h"
 #include "runner/app.h"
+#include "runner/operator_cli.h"
 #include "runner/process.h"
 #include "runner/signals.h"
 
@@ -12,9 +13,11 @@ int main(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
   // Workers start through the runner itself (see runner/process.h): exec at once.
   if (!args.empty() && args[0] == "--exec-shim") return runner::RunExecShim(args);
+  // The operator's commands (runner status, runner logs) end on Ctrl-C like any command.
+  const bool agent = !runner::IsOperatorCommand(args);
   // From the first moment: a SIGTERM that srun --kill-on-bad-exit sends while this runner is still
   // checking its config or environment must not end it as 143 and hide the real error (3, 4, ...).
-  runner::InstallSignalHandlers();
+  if (agent) runner::InstallSignalHandlers();
   common::ProcessEnvironment env;
   const int code = runner::RunRunner(args, env, runner::ReadHostFacts(), std::cout, std::cerr);
   // Under srun with several runners each finds the same usage, config or environment error, but
@@ -24,7 +27,7 @@ int main(int argc, char** argv) {
   const bool early =
       code == common::kExitUsage || code == common::kExitConfig || code == common::kExitEnvironment;
   const std::optional<std::string> tasks = env.Get("SLURM_STEP_NUM_TASKS");
-  if (early && env.Get("SLURM_STEP_ID") && tasks && *tasks != "1" &&
+  if (agent && early && env.Get("SLURM_STEP_ID") && tasks && *tasks != "1" &&
       !env.Get("OMPI_COMM_WORLD_SIZE"))
     sleep(2);
   return code;

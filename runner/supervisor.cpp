@@ -85,7 +85,7 @@ void Supervisor::StartWorkers(const std::vector<WorkerLaunch>& launches,
     const int index = static_cast<int>(i);
     const WorkerContract& c = launch.contract;
     SpawnRequest request{launch.argv, BuildWorkerEnv(agent_env, c), ""};
-    runner.OpenLog(index, launch.log_path, c.rank == 0);
+    runner.OpenLog(index, c.rank, launch.log_path, c.rank == 0);
     try {
       if (!launch.heartbeat_path.empty()) {
         common::CreateHeartbeat(launch.heartbeat_path);

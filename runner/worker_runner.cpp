@@ -3,6 +3,7 @@
 #include <poll.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <csignal>
 #include <cstddef>
@@ -20,9 +21,32 @@ ProcessWorkerRunner::Slot& ProcessWorkerRunner::At(int worker) {
   return it->second;
 }
 
-void ProcessWorkerRunner::OpenLog(int worker, const std::string& log_path, bool mirror_to_console) {
-  // Global rank 0's output also reaches this agent's console (and Slurm's .out file).
-  slots_[worker].log.emplace(log_path, 20, mirror_to_console ? "rank 0 | " : "");
+namespace {
+
+double SteadySeconds() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+}  // namespace
+
+ProcessWorkerRunner::~ProcessWorkerRunner() { FlushConsole(/*all=*/true); }
+
+void ProcessWorkerRunner::OpenLog(int worker, int rank, const std::string& log_path,
+                                  bool mirror_to_console) {
+  // Global rank 0's output also reaches this agent's console (and Slurm's .out file), and so do
+  // every rank's warnings and errors, collapsed across ranks.
+  RankLog& log = slots_[worker].log.emplace(log_path, 20, mirror_to_console ? "rank 0 | " : "");
+  if (mirror_to_console) console_.set_shown_rank(rank);
+  log.set_observer([this, rank](const std::string& stamp, const std::string& text) {
+    if (IsWarningOrError(text)) console_.Add(rank, stamp, text, SteadySeconds());
+  });
+}
+
+void ProcessWorkerRunner::FlushConsole(bool all) {
+  for (const std::string& line : console_.Flush(SteadySeconds(), all)) {
+    const std::string out = line + "\n";
+    (void)!write(STDERR_FILENO, out.data(), out.size());
+  }
 }
 
 int ProcessWorkerRunner::Start(int worker, const SpawnRequest& request) {
@@ -89,6 +113,10 @@ WaitResult ProcessWorkerRunner::Wait(double timeout_s) {
     const auto& tail = slot.log->tail();
     result.ended.push_back({index, status, std::vector<std::string>(tail.begin(), tail.end())});
   }
+  const bool all_ended = std::all_of(slots_.begin(), slots_.end(), [](const auto& entry) {
+    return !entry.second.process || entry.second.reported;
+  });
+  FlushConsole(all_ended);
   return result;
 }
 

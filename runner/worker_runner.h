@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "runner/console_lines.h"
 #include "runner/job_dir.h"
 #include "runner/process.h"
 #include "runner/signals.h"
@@ -32,9 +33,11 @@ struct WaitResult {
 class WorkerRunner {
  public:
   virtual ~WorkerRunner() = default;
-  // Opens worker `worker`'s rank log (its lines also go to the console when `mirror_to_console`).
+  // Opens worker `worker`'s (global rank `rank`'s) log; its lines also go to the console when
+  // `mirror_to_console`, and its warnings and errors always (runner/console_lines.h).
   // Throws common::EnvironmentError naming the path when it cannot.
-  virtual void OpenLog(int worker, const std::string& log_path, bool mirror_to_console) = 0;
+  virtual void OpenLog(int worker, int rank, const std::string& log_path,
+                       bool mirror_to_console) = 0;
   // Starts worker `worker` (its log open); returns its pid. Throws common::Error naming the
   // command when it cannot be started.
   [[nodiscard]] virtual int Start(int worker, const SpawnRequest& request) = 0;
@@ -51,7 +54,10 @@ class WorkerRunner {
 class ProcessWorkerRunner : public WorkerRunner {
  public:
   explicit ProcessWorkerRunner(std::string shim) : shim_(std::move(shim)) {}
-  void OpenLog(int worker, const std::string& log_path, bool mirror_to_console) override;
+  ~ProcessWorkerRunner() override;
+  ProcessWorkerRunner(const ProcessWorkerRunner&) = delete;
+  ProcessWorkerRunner& operator=(const ProcessWorkerRunner&) = delete;
+  void OpenLog(int worker, int rank, const std::string& log_path, bool mirror_to_console) override;
   int Start(int worker, const SpawnRequest& request) override;
   void Signal(int worker, int signal) override;
   void Note(int worker, const std::string& line) override;
@@ -65,8 +71,11 @@ class ProcessWorkerRunner : public WorkerRunner {
   };
   Slot& At(int worker);
   void Drain(Slot& slot);
+  // Prints the console's collapsed warning and error lines that are due (all with `all`).
+  void FlushConsole(bool all);
   std::string shim_;
   std::map<int, Slot> slots_;
+  ConsoleCollapser console_;
 };
 
 class Clock {

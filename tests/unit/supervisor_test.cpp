@@ -28,7 +28,7 @@ class FakeRunner : public WorkerRunner {
  public:
   explicit FakeRunner(FakeClock& clock) : clock_(clock) {}
 
-  void OpenLog(int worker, const std::string& path, bool mirror) override {
+  void OpenLog(int worker, int /*rank*/, const std::string& path, bool mirror) override {
     calls.push_back("open " + std::to_string(worker) + " " + path + (mirror ? " mirrored" : ""));
   }
   int Start(int worker, const SpawnRequest& request) override {
