@@ -132,6 +132,19 @@ class HangTest(unittest.TestCase):
             events = [json.loads(line)["event"] for line in f]
         self.assertIn("hang_warning", events)
         self.assertIn("hang", events)
+        # What an operator runs on the hung job's directory.
+        status = subprocess.run([RUNNER, "status", self.job_dir()], capture_output=True,
+                                text=True, timeout=30)
+        self.assertEqual(status.returncode, 0, status.stderr)
+        self.assertIn("state: hung, exit code 13", status.stdout)
+        self.assertIn(headline, status.stdout)
+        as_json = json.loads(subprocess.run([RUNNER, "status", "--json", self.job_dir()],
+                                            capture_output=True, text=True, timeout=30).stdout)
+        self.assertEqual(as_json["state"], "hung")
+        logs = subprocess.run([RUNNER, "logs", "--rank", "3", self.job_dir()],
+                              capture_output=True, text=True, timeout=30)
+        self.assertIn(f"nodeB:3 ", logs.stdout)
+        self.assertIn(f"READY rank 3 pid {rank3['pid']}", logs.stdout)
 
     def test_a_worker_that_skips_an_all_reduce_is_named(self):
         env = dict(self.env, HANG_MODE="skip:1:3", STEPS="6")
