@@ -13,7 +13,6 @@ namespace runner {
 namespace {
 
 constexpr int kNoticeTagBase = 1000;
-constexpr int kMaxNotice = 2048;  // below every BTL's eager limit: sends never wait for receives
 
 void Check(int rc, const char* what) {
   if (rc == MPI_SUCCESS) return;
@@ -115,12 +114,13 @@ class MpiControlPlane final : public ControlPlane {
     sent_to_.assign(static_cast<size_t>(size_), 0);
     received_ = 0;
     sends_.clear();
-    PostReceive();
     barrier_posted_ = false;
   }
 
+  // Notices of any size (a hang suspicion carries every local rank's view): small ones go out
+  // eagerly, larger ones complete when the peer receives them, which its polling does.
   void Notify(const std::string& notice) override {
-    std::string text = notice.substr(0, kMaxNotice - 1);
+    const std::string& text = notice;
     for (int peer = 0; peer < size_; ++peer) {
       if (peer == rank_) continue;
       sends_.push_back({text, MPI_REQUEST_NULL});
@@ -133,17 +133,11 @@ class MpiControlPlane final : public ControlPlane {
   }
 
   std::optional<std::string> PollNotice() override {
-    if (receive_ == MPI_REQUEST_NULL) return std::nullopt;
-    int done = 0;
+    int waiting = 0;
     MPI_Status status;
-    Check(MPI_Test(&receive_, &done, &status), "Test");
-    if (!done) return std::nullopt;
-    int count = 0;
-    MPI_Get_count(&status, MPI_CHAR, &count);
-    std::string notice(buffer_, static_cast<size_t>(count));
-    ++received_;
-    PostReceive();
-    return notice;
+    Check(MPI_Iprobe(MPI_ANY_SOURCE, tag_, MPI_COMM_WORLD, &waiting, &status), "Iprobe");
+    if (!waiting) return std::nullopt;
+    return Receive(status);
   }
 
   void EnterDone() override {
@@ -169,18 +163,9 @@ class MpiControlPlane final : public ControlPlane {
     for (int n : owed) expected += n;
     std::vector<std::string> late;
     while (received_ < expected) {
-      if (receive_ == MPI_REQUEST_NULL) PostReceive();
       MPI_Status status;
-      Check(MPI_Wait(&receive_, &status), "Wait");
-      int count = 0;
-      MPI_Get_count(&status, MPI_CHAR, &count);
-      late.emplace_back(buffer_, static_cast<size_t>(count));
-      ++received_;
-      if (received_ < expected) PostReceive();
-    }
-    if (receive_ != MPI_REQUEST_NULL) {
-      MPI_Cancel(&receive_);
-      MPI_Wait(&receive_, MPI_STATUS_IGNORE);
+      Check(MPI_Probe(MPI_ANY_SOURCE, tag_, MPI_COMM_WORLD, &status), "Probe");
+      late.push_back(Receive(status));
     }
     for (Send& send : sends_) MPI_Wait(&send.request, MPI_STATUS_IGNORE);
     sends_.clear();
@@ -198,17 +183,22 @@ class MpiControlPlane final : public ControlPlane {
     MPI_Request request;
   };
 
-  void PostReceive() {
-    Check(MPI_Irecv(buffer_, kMaxNotice, MPI_CHAR, MPI_ANY_SOURCE, tag_, MPI_COMM_WORLD, &receive_),
-          "Irecv");
+  // The message `status` announced (from MPI_Iprobe or MPI_Probe), whatever its size.
+  std::string Receive(const MPI_Status& status) {
+    int count = 0;
+    MPI_Get_count(&status, MPI_CHAR, &count);
+    std::string notice(static_cast<size_t>(count), '\0');
+    Check(MPI_Recv(notice.data(), count, MPI_CHAR, status.MPI_SOURCE, tag_, MPI_COMM_WORLD,
+                   MPI_STATUS_IGNORE),
+          "Recv");
+    ++received_;
+    return notice;
   }
 
   int rank_ = 0;
   int size_ = 1;
   std::string describe_;
   int tag_ = kNoticeTagBase;
-  char buffer_[kMaxNotice];
-  MPI_Request receive_ = MPI_REQUEST_NULL;
   MPI_Request barrier_ = MPI_REQUEST_NULL;
   bool barrier_posted_ = false;
   std::deque<Send> sends_;  // deque: element addresses stay valid for MPI

@@ -171,6 +171,23 @@ class HangTest(unittest.TestCase):
                          r"heartbeat for \d+ s$")
         self.assertTrue(any(line.startswith("weak evidence:") for line in lines), lines)
 
+    def test_twelve_silent_workers_on_each_of_two_agents_are_judged_together(self):
+        # Each agent's suspicion carries its 12 ranks' views (several KiB): the notice channel
+        # must carry messages of any size.
+        cmd = list(MPIRUN)
+        for i, host in enumerate(["nodeA", "nodeB"]):
+            cmd += ([":"] if i else []) + ["-np", "1", "-x", f"RUNNER_HOSTNAME={host}"] + \
+                self.args(nproc=12, first_step=HANG_TIMEOUT) + \
+                ["--", "sh", "-c", "sleep 120", self.marker]
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=self.env,
+                              cwd=self.tmp.name, timeout=90)
+        self.assertEqual(proc.returncode, 13, proc.stdout[-3000:] + proc.stderr[-3000:])
+        diagnosis = self.read_json("diagnosis", "diagnosis.json")
+        ranks = sorted(r["rank"] for r in diagnosis["laggards"] + diagnosis["waiting"])
+        self.assertEqual(ranks, list(range(24)))
+        self.assertEqual(sorted(os.listdir(self.attempt("diagnosis"))),
+                         sorted(["diagnosis.json"] + [f"rank-{r}.txt" for r in range(24)]))
+
     def test_a_hang_starts_the_next_attempt_when_restarts_remain(self):
         script = 'if [ "$TORCHELASTIC_RESTART_COUNT" = 0 ]; then sleep 120; fi; echo fine'
         proc = subprocess.run(self.args("launch.max_restarts=1", nproc=1, first_step=HANG_TIMEOUT) +
