@@ -173,6 +173,10 @@ std::vector<KeySpec> TrainRunKeys() {
       {"train.num_threads", T::kIntOrAuto, "auto",
        "intra-op CPU threads per worker; auto: OMP_NUM_THREADS, else the CPUs / workers", 1, 4096},
       {"train.log_every", T::kInt, "10", "steps between progress lines in train.log", 1, kBig},
+      {"train.straggler_margin", T::kFloat, "0.2",
+       "warn (train.log, events.jsonl) when a rank's compute time per step exceeds the median "
+       "rank's by more than this fraction over a log_every interval; 0: no warnings",
+       0, 100},
       {"train.eval_every_epoch", T::kBool, "true", "evaluate on the test split after each epoch"},
       {"train.checkpoint_every", T::kInt, "0",
        "steps between checkpoints; 0: only at the end and on a stop", 0, kBig},

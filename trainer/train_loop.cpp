@@ -7,10 +7,7 @@
 #include <chrono>
 #include <optional>
 
-#include "common/atomic_file.h"
 #include "common/errors.h"
-#include "common/json.h"
-#include "common/logging.h"
 #include "common/seconds.h"
 #include "trainer/checkpoint.h"
 #include "trainer/collectives.h"
@@ -31,11 +28,6 @@ namespace trainer {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-// Events are a record for people: one that cannot be written does not stop training.
-void AppendEvent(const std::string& path, const common::JsonObject& event) {
-  if (!path.empty()) (void)common::AppendEventLine(path, event);
-}
 
 // Sums every rank's StepAgreement (one small all-reduce, collective "agree").
 StepAgreement AllReduce(Communicator& comm, common::HeartbeatWriter& heartbeat,
@@ -79,7 +71,7 @@ class TrainingRun {
                                                              options_.keep_checkpoints)),
         start_(Resume()),
         reducer_(model_->Parameters(), comm, heartbeat, BucketBytes(options_), context.overlap),
-        reporter_(comm.rank(), context.output_dir, options_, total_steps_),
+        reporter_(comm.rank(), context.output_dir, context.events_path, options_, total_steps_),
         step_runner_(options_, comm.rank(), *model_, *optimizer_, reducer_, data_.train, phases_) {}
 
   TrainResult Run();
@@ -180,7 +172,9 @@ bool TrainingRun::RunStep(const std::vector<int64_t>& indices, int64_t epoch,
   StepTimes times;
   const double local = step_runner_.Run(indices, epoch, step_in_epoch, lr, &times);
   phases_.Step(step_ + 1);
+  const auto agree_start = Clock::now();
   const StepAgreement agreed = Agree(local, step_start);
+  times.agree = common::Seconds(Clock::now() - agree_start);
   if (agreed.non_finite_ranks > 0) {
     throw common::TrainingError(
         DivergenceMessage(local, agreed, step_ + 1, epoch + 1, lr, options_.world_size));
@@ -188,7 +182,13 @@ bool TrainingRun::RunStep(const std::vector<int64_t>& indices, int64_t epoch,
   const double mean_loss = agreed.loss_sum / options_.world_size;
   result_.last_loss = mean_loss;
   ++step_;
-  reporter_.StepDone(step_, epoch, mean_loss, lr, times);
+  reporter_.StepDone(step_, mean_loss, times);
+  if (reporter_.IntervalEnds(step_)) {
+    // Every rank's compute and wait times, for the progress line and the straggler warnings.
+    const std::vector<double> all =
+        SumOverRanks(comm_, phases_.writer(), reporter_.IntervalTimes(), "timing");
+    reporter_.EndInterval(step_, epoch, mean_loss, lr, all);
+  }
   const bool epoch_done = step_in_epoch + 1 >= steps_per_epoch_;
   next_ = {epoch_done ? epoch + 1 : epoch, epoch_done ? 0 : step_in_epoch + 1};
   if (agreed.AnyStop()) {
@@ -248,12 +248,6 @@ void TrainingRun::SaveCheckpoint(int64_t steps_done, const Position& next, const
     state.rng_state = at::detail::getDefaultCPUGenerator().get_state();
     measured = checkpoints_->Save(state, *model_, *optimizer_, config_);
     reporter_.Checkpointed(steps_done, why, checkpoints_->dir(), measured);
-    AppendEvent(context_.events_path, common::JsonObject()
-                                          .Add("time", common::Timestamp())
-                                          .Add("event", "checkpoint")
-                                          .Add("step", steps_done)
-                                          .Add("reason", why)
-                                          .Add("seconds", measured));
   }
   // Nobody moves on (or exits) before the checkpoint is complete; all learn how long it took.
   checkpoint_seconds_ = SumOverRanks(comm_, phases_.writer(), {measured}, "checkpoint")[0];

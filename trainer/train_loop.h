@@ -19,7 +19,7 @@ namespace trainer {
 struct TrainContext {
   std::string output_dir;      // where rank 0 writes train.log, metrics.jsonl, loss.svg; "" none
   std::string checkpoint_dir;  // the job's checkpoints/; "" = no checkpoints, no resume
-  std::string events_path;     // the job's events.jsonl (checkpoint events); "" none
+  std::string events_path;     // the job's events.jsonl (checkpoint, straggler events); "" none
   bool overlap = true;         // false: all-reduce after backward (bench baseline)
   double job_end_time = 0;  // Unix seconds the scheduler ends the job (SLURM_JOB_END_TIME); 0 none
   int64_t stop_at_step = -1;  // tests: behave as if a stop signal arrived after this step

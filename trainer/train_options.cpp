@@ -80,6 +80,7 @@ TrainOptions TrainOptions::FromConfig(const common::Config& config, int world_si
   o.stop_margin_s = config.GetFloat("train.stop_margin_s");
   o.log_every = config.GetInt("train.log_every");
   o.eval_every_epoch = config.GetBool("train.eval_every_epoch");
+  o.straggler_margin = config.GetFloat("train.straggler_margin");
   o.faults = CheckedFaults(config, world_size);
   return o;
 }

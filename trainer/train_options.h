@@ -66,6 +66,7 @@ struct TrainOptions {
   // Reporting.
   int64_t log_every = 1;
   bool eval_every_epoch = true;
+  double straggler_margin = 0;  // 0.2: warn about ranks computing 20% slower than the median
 
   // Tests only: delays injected into phases of some ranks (common/fault_inject.h).
   std::vector<common::InjectedFault> faults;

@@ -4,8 +4,10 @@
 #include <cstdio>
 #include <fstream>
 
+#include "common/atomic_file.h"
 #include "common/job_layout.h"
 #include "common/json.h"
+#include "common/logging.h"
 #include "common/seconds.h"
 
 namespace trainer {
@@ -15,8 +17,21 @@ StepTimes& StepTimes::operator+=(const StepTimes& other) {
   compute += other.compute;
   comm += other.comm;
   optimizer += other.optimizer;
+  agree += other.agree;
   return *this;
 }
+
+namespace {
+
+// [41.234, 35.012]: milliseconds to the microsecond.
+std::string MillisecondsArray(const std::vector<double>& values) {
+  std::vector<std::string> items;
+  items.reserve(values.size());
+  for (double v : values) items.push_back(Fixed(v, 3));
+  return common::JsonArray(items);
+}
+
+}  // namespace
 
 std::string Fixed(double value, int digits) {
   char buf[64];
@@ -24,11 +39,12 @@ std::string Fixed(double value, int digits) {
   return buf;
 }
 
-TrainReporter::TrainReporter(int rank, const std::string& output_dir, const TrainOptions& options,
-                             int64_t total_steps)
+TrainReporter::TrainReporter(int rank, const std::string& output_dir, std::string events_path,
+                             const TrainOptions& options, int64_t total_steps)
     : rank_(rank),
       progress_(rank == 0 ? std::make_unique<Progress>(output_dir) : nullptr),
       output_dir_(output_dir),
+      events_path_(std::move(events_path)),
       options_(options),
       total_steps_(total_steps) {}
 
@@ -54,20 +70,34 @@ void TrainReporter::Startup(const std::string& backend, const std::string& model
       std::to_string(schedule.warmup_steps) + " warmup steps; optimizer " + o.optimizer);
 }
 
-void TrainReporter::StepDone(int64_t step_number, int64_t epoch, double mean_loss, double lr,
-                             const StepTimes& times) {
+void TrainReporter::StepDone(int64_t step_number, double mean_loss, const StepTimes& times) {
   loss_curve_.push_back({static_cast<double>(step_number), mean_loss});
   ++window_steps_;
   window_times_ += times;
-  if (step_number % options_.log_every == 0 || step_number == total_steps_) {
-    LogWindow(step_number, epoch, mean_loss, lr);
-    window_start_ = std::chrono::steady_clock::now();
-    window_steps_ = 0;
-    window_times_ = StepTimes();
-  }
 }
 
-void TrainReporter::LogWindow(int64_t step_number, int64_t epoch, double mean_loss, double lr) {
+bool TrainReporter::IntervalEnds(int64_t step_number) const {
+  return step_number % options_.log_every == 0 || step_number == total_steps_;
+}
+
+std::vector<double> TrainReporter::IntervalTimes() const {
+  return PackRankTimes(rank_, options_.world_size, window_times_.ComputeSeconds(),
+                       window_times_.WaitSeconds());
+}
+
+void TrainReporter::EndInterval(int64_t step_number, int64_t epoch, double mean_loss, double lr,
+                                const std::vector<double>& all_times) {
+  const RankTimes ranks = UnpackRankTimes(all_times, window_steps_);
+  LogWindow(step_number, epoch, mean_loss, lr, ranks);
+  WarnStragglers(step_number, ranks);
+  window_start_ = std::chrono::steady_clock::now();
+  window_steps_ = 0;
+  window_times_ = StepTimes();
+}
+
+void TrainReporter::LogWindow(int64_t step_number, int64_t epoch, double mean_loss, double lr,
+                              const RankTimes& ranks) {
+  if (!progress_) return;
   const double elapsed = common::Seconds(std::chrono::steady_clock::now() - window_start_);
   const double rate =
       static_cast<double>(window_steps_ * options_.SamplesPerStep()) / std::max(1e-9, elapsed);
@@ -75,13 +105,14 @@ void TrainReporter::LogWindow(int64_t step_number, int64_t epoch, double mean_lo
   const double eta = per_step * static_cast<double>(total_steps_ - step_number);
   const double n = static_cast<double>(window_steps_);
   const StepTimes& t = window_times_;
+  const StragglerReport report = FindStragglers(ranks, options_.straggler_margin);
   Say("epoch " + std::to_string(epoch + 1) + "/" + std::to_string(options_.epochs) + " step " +
       std::to_string(step_number) + "/" + std::to_string(total_steps_) + " loss " +
       Fixed(mean_loss, 4) + " lr " + Fixed(lr, 6) + " samples/s " + Fixed(rate, 0) + " step " +
       Fixed(per_step * 1000, 1) + "ms (data " + Fixed(t.data / n * 1000, 1) + " fwd+bwd " +
       Fixed(t.compute / n * 1000, 1) + " comm-wait " + Fixed(t.comm / n * 1000, 1) + " opt " +
-      Fixed(t.optimizer / n * 1000, 1) + ") eta " + FormatDuration(eta));
-  if (!progress_) return;
+      Fixed(t.optimizer / n * 1000, 1) + ") eta " + FormatDuration(eta) +
+      (options_.world_size > 1 ? ", " + report.DescribeSlowest() : std::string()));
   progress_->Metrics(common::JsonObject()
                          .Add("step", step_number)
                          .Add("epoch", epoch + 1)
@@ -93,7 +124,38 @@ void TrainReporter::LogWindow(int64_t step_number, int64_t epoch, double mean_lo
                          .Add("compute_ms", t.compute / n * 1000)
                          .Add("comm_wait_ms", t.comm / n * 1000)
                          .Add("optimizer_ms", t.optimizer / n * 1000)
+                         .AddRaw("rank_compute_ms", MillisecondsArray(ranks.compute_ms))
+                         .AddRaw("rank_wait_ms", MillisecondsArray(ranks.wait_ms))
+                         .Add("median_compute_ms", report.median_compute_ms)
+                         .Add("slowest_rank", report.slowest.rank)
+                         .Add("slowest_lag", report.slowest.lag)
                          .str());
+}
+
+void TrainReporter::WarnStragglers(int64_t step_number, const RankTimes& ranks) {
+  if (!progress_) return;
+  const double margin = options_.straggler_margin;
+  const int64_t first = step_number - window_steps_ + 1;
+  for (const Straggler& s : FindStragglers(ranks, margin).stragglers) {
+    Say(StragglerWarning(s, first, step_number, margin));
+    Event(common::JsonObject()
+              .Add("event", "straggler")
+              .Add("step", step_number)
+              .Add("steps", window_steps_)
+              .Add("rank", s.rank)
+              .Add("compute_ms", s.compute_ms)
+              .Add("median_ms", s.median_ms)
+              .Add("lag", s.lag)
+              .Add("margin", margin));
+  }
+}
+
+void TrainReporter::Event(const common::JsonObject& event) const {
+  // Events are a record for people: one that cannot be written does not stop training.
+  if (progress_ && !events_path_.empty()) {
+    (void)common::AppendEventLine(
+        events_path_, common::JsonObject().Add("time", common::Timestamp()).Extend(event));
+  }
 }
 
 void TrainReporter::Evaluated(int64_t steps_done, int64_t epoch, double loss, double accuracy,
@@ -116,6 +178,11 @@ void TrainReporter::Checkpointed(int64_t steps_done, const std::string& why, con
                                  double seconds) {
   Say("checkpoint step " + std::to_string(steps_done) + " (" + why + ") written to " + dir +
       " in " + Fixed(seconds, 2) + " s");
+  Event(common::JsonObject()
+            .Add("event", "checkpoint")
+            .Add("step", steps_done)
+            .Add("reason", why)
+            .Add("seconds", seconds));
 }
 
 void TrainReporter::Stopping(int64_t steps_done, const StepAgreement& agreed, double seconds_left) {

@@ -1,9 +1,10 @@
 #pragma once
 // What the training loop tells people, from rank 0 only (other ranks' reporters stay silent):
 // the startup lines, one progress line and one metrics.jsonl record every train.log_every steps
-// (and at the last step) with the time split over the steps since the previous line, evaluation
-// results, checkpoints, the stop, the closing summary, and loss.svg. Keeps the loss and
-// accuracy curves. Free of LibTorch.
+// (and at the last step) with the time split over the steps since the previous line and every
+// rank's compute and wait times (the slowest rank named, stragglers warned about in train.log
+// and events.jsonl: trainer/straggler.h), evaluation results, checkpoints (also an event), the
+// stop, the closing summary, and loss.svg. Keeps the loss and accuracy curves. Free of LibTorch.
 
 #include <chrono>
 #include <cstdint>
@@ -11,9 +12,11 @@
 #include <string>
 #include <vector>
 
+#include "common/json.h"
 #include "trainer/progress.h"
 #include "trainer/schedule.h"
 #include "trainer/stop_decision.h"
+#include "trainer/straggler.h"
 #include "trainer/train_options.h"
 
 namespace trainer {
@@ -24,7 +27,12 @@ struct StepTimes {
   double compute = 0;    // forward and backward
   double comm = 0;       // waiting for the gradient all-reduce after backward
   double optimizer = 0;  // clipping and the optimizer step
+  double agree = 0;      // waiting in the step agreement's all-reduce
   StepTimes& operator+=(const StepTimes& other);
+  // What this rank computed (data + forward + backward + optimizer) and how long it waited for
+  // the others (gradient all-reduce + agreement).
+  [[nodiscard]] double ComputeSeconds() const { return data + compute + optimizer; }
+  [[nodiscard]] double WaitSeconds() const { return comm + agree; }
 };
 
 // What the closing line reports.
@@ -43,10 +51,11 @@ struct RunSummary {
 
 class TrainReporter {
  public:
-  // Rank 0 writes to output_dir (see Progress; "" = stdout only); other ranks say nothing.
-  // Throws common::EnvironmentError when the files cannot be opened.
-  TrainReporter(int rank, const std::string& output_dir, const TrainOptions& options,
-                int64_t total_steps);
+  // Rank 0 writes to output_dir (see Progress; "" = stdout only) and appends events to
+  // events_path ("" = none); other ranks say nothing. Throws common::EnvironmentError when the
+  // files cannot be opened.
+  TrainReporter(int rank, const std::string& output_dir, std::string events_path,
+                const TrainOptions& options, int64_t total_steps);
 
   void Say(const std::string& line);
   // The three lines that describe the run before its first step.
@@ -54,9 +63,17 @@ class TrainReporter {
                const std::string& data, int64_t steps_per_epoch, const LrSchedule& schedule);
   // Starts the first timing window.
   void Start(std::chrono::steady_clock::time_point now) { window_start_ = now; }
-  // After optimizer step `step_number` (1-based) of epoch `epoch` (0-based).
-  void StepDone(int64_t step_number, int64_t epoch, double mean_loss, double lr,
-                const StepTimes& times);
+  // After optimizer step `step_number` (1-based): adds it to the reporting interval.
+  void StepDone(int64_t step_number, double mean_loss, const StepTimes& times);
+  // Whether step `step_number` ends the interval (every train.log_every steps, and the last):
+  // the same answer on every rank, which then all exchange IntervalTimes().
+  [[nodiscard]] bool IntervalEnds(int64_t step_number) const;
+  // This rank's slots of the exchange (trainer/straggler.h: PackRankTimes).
+  [[nodiscard]] std::vector<double> IntervalTimes() const;
+  // With the exchange summed over ranks: the progress line, the metrics record and the straggler
+  // warnings (rank 0); then the next interval starts, on every rank.
+  void EndInterval(int64_t step_number, int64_t epoch, double mean_loss, double lr,
+                   const std::vector<double>& all_times);
   void Evaluated(int64_t steps_done, int64_t epoch, double loss, double accuracy, int64_t samples);
   void Checkpointed(int64_t steps_done, const std::string& why, const std::string& dir,
                     double seconds);
@@ -67,11 +84,15 @@ class TrainReporter {
   void WriteLossCurve(const std::string& model) const;
 
  private:
-  void LogWindow(int64_t step_number, int64_t epoch, double mean_loss, double lr);
+  void LogWindow(int64_t step_number, int64_t epoch, double mean_loss, double lr,
+                 const RankTimes& ranks);
+  void WarnStragglers(int64_t step_number, const RankTimes& ranks);
+  void Event(const common::JsonObject& event) const;
 
   int rank_;
   std::unique_ptr<Progress> progress_;  // null on other ranks
   std::string output_dir_;
+  std::string events_path_;
   TrainOptions options_;
   int64_t total_steps_;
   std::vector<CurvePoint> loss_curve_, accuracy_curve_;

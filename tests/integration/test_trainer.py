@@ -64,6 +64,42 @@ class TrainerJobTest(unittest.TestCase):
         self.assertIn("blas=OpenBLAS", rank1)
         self.assertNotIn("samples/s", rank1)
 
+    def test_a_slowed_rank_is_named_the_straggler(self):
+        # Rank 1 sleeps 20 ms in every forward: its compute time per step is ~20 ms over rank 0's.
+        proc, job = self.run_job("--nproc-per-node", "2", "train.hidden_sizes=[32]",
+                                 "train.synthetic_samples=2048", "train.batch_size=16",
+                                 "train.max_steps=30", "train.log_every=10",
+                                 "train.eval_every_epoch=false", "train.fault_inject=1:forward:0.02")
+        self.assertEqual(proc.returncode, 0, proc.stderr[-3000:])
+        attempt = os.path.join(job, "current")
+        with open(os.path.join(attempt, "train.log")) as f:
+            log = f.read()
+        slowest = re.findall(r"step (\d+)/30 .* eta \S+, slowest rank (\d) \(\+(\d+)% compute: "
+                             r"([\d.]+) ms vs median ([\d.]+) ms\)", log)
+        self.assertEqual([(s[0], s[1]) for s in slowest], [("10", "1"), ("20", "1"), ("30", "1")], log)
+        warnings = re.findall(r"warning: rank (\d) is a straggler: compute ([\d.]+) ms per step over "
+                              r"steps (\d+-\d+), \d+% above the median of [\d.]+ ms \(more than "
+                              r"train.straggler_margin 20%\)", log)
+        self.assertEqual([(w[0], w[2]) for w in warnings], [("1", "1-10"), ("1", "11-20"), ("1", "21-30")], log)
+        # Warnings reach the console: rank 0's output is mirrored there.
+        self.assertIn("warning: rank 1 is a straggler", proc.stdout + proc.stderr)
+        with open(os.path.join(attempt, "metrics.jsonl")) as f:
+            progress = [m for m in map(json.loads, f) if "rank_compute_ms" in m]
+        self.assertEqual([m["step"] for m in progress], [10, 20, 30])
+        for m in progress:
+            self.assertEqual(len(m["rank_compute_ms"]), 2)
+            self.assertEqual(len(m["rank_wait_ms"]), 2)
+            self.assertGreater(m["rank_compute_ms"][1], m["rank_compute_ms"][0] + 15, m)
+            # The fast rank waits for the slow one in the collectives.
+            self.assertGreater(m["rank_wait_ms"][0], m["rank_wait_ms"][1], m)
+            self.assertEqual(m["slowest_rank"], 1)
+        with open(os.path.join(job, "events.jsonl")) as f:
+            events = [e for e in map(json.loads, f) if e.get("event") == "straggler"]
+        self.assertEqual([(e["rank"], e["step"]) for e in events], [(1, 10), (1, 20), (1, 30)])
+        for e in events:
+            self.assertGreater(e["compute_ms"], e["median_ms"])
+            self.assertAlmostEqual(e["lag"], e["compute_ms"] / e["median_ms"] - 1, places=6)
+
     def test_diverging_loss_names_the_step(self):
         proc, job = self.run_job("--nproc-per-node", "2", "train.lr=100", "train.momentum=0",
                                  "train.hidden_sizes=[32]", "train.synthetic_samples=1024",

@@ -24,9 +24,12 @@ struct NumberingCase {
   std::vector<std::string> overrides;
   bool checkpoints;
   int64_t steps;
-  // Collectives: 1 broadcast + per step (buckets + 1 agree) + 1 per evaluation + 1 per checkpoint.
+  // Collectives: 1 broadcast + per step (buckets + 1 agree) + 1 timing exchange per log interval
+  // (here one: the job ends before train.log_every) + 1 per evaluation + 1 per checkpoint.
   int64_t collectives;
 };
+
+void PrintTo(const NumberingCase& c, std::ostream* out) { *out << c.name; }
 
 class HeartbeatNumbering : public testing::TestWithParam<NumberingCase> {};
 
@@ -57,13 +60,16 @@ TEST_P(HeartbeatNumbering, EveryRankNumbersTheSameCollectives) {
 INSTANTIATE_TEST_SUITE_P(
     Jobs, HeartbeatNumbering,
     testing::Values(
-        // One bucket (25 MiB): 1 + 6 x (1 + 1).
-        NumberingCase{"OneBucket", 2, {"train.batch_size=16"}, false, 6, 13},
-        // 0.01 MiB buckets split the [32, 784] weight from the rest: 1 + 6 x (2 + 1).
+        // One bucket (25 MiB): 1 + 6 x (1 + 1) + 1.
+        NumberingCase{"OneBucket", 2, {"train.batch_size=16"}, false, 6, 14},
+        // 0.01 MiB buckets split the [32, 784] weight from the rest: 1 + 6 x (2 + 1) + 1.
         NumberingCase{
-            "TwoBuckets", 2, {"train.batch_size=16", "train.bucket_size_mb=0.01"}, false, 6, 19},
+            "TwoBuckets", 2, {"train.batch_size=16", "train.bucket_size_mb=0.01"}, false, 6, 20},
+        // A log interval every 2 steps: 1 + 6 x (1 + 1) + 3.
+        NumberingCase{
+            "LogEveryTwoSteps", 2, {"train.batch_size=16", "train.log_every=2"}, false, 6, 16},
         // Accumulation communicates once per step; evaluation and the final checkpoint add one
-        // each: 1 + 6 x 2 + 1 + 1.
+        // each: 1 + 6 x 2 + 1 + 1 + 1.
         NumberingCase{
             "AccumulationEvaluationCheckpoint",
             3,
@@ -71,9 +77,9 @@ INSTANTIATE_TEST_SUITE_P(
              "train.max_steps=0", "train.synthetic_samples=288"},
             true,
             6,
-            15},
-        // A world of one: no gradient all-reduce, the agreement still counts: 1 + 6 + 1.
-        NumberingCase{"WorldOfOne", 1, {"train.batch_size=16"}, true, 6, 8}),
+            16},
+        // A world of one: no gradient all-reduce, the agreement still counts: 1 + 6 + 1 + 1.
+        NumberingCase{"WorldOfOne", 1, {"train.batch_size=16"}, true, 6, 9}),
     [](const testing::TestParamInfo<NumberingCase>& param) { return param.param.name; });
 
 }  // namespace
