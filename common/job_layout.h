@@ -11,6 +11,7 @@
 //
 // Names only, relative to the directory that holds them; callers join them with '/'.
 
+#include <cstddef>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -30,6 +31,11 @@ inline constexpr char kTrainLog[] = "train.log";     // rank 0's progress lines
 inline constexpr char kMetrics[] = "metrics.jsonl";  // the same numbers for programs
 inline constexpr char kLossCurve[] = "loss.svg";     // drawn at the end
 inline constexpr char kAttemptPrefix[] = "attempt-";
+
+// A file name has at most 255 bytes (NAME_MAX). The job directory "<name>-<id>" keeps room for a
+// job id of up to kMaxJobIdLength characters (a local id is 20, a Slurm job id about 10).
+inline constexpr size_t kMaxJobIdLength = 32;
+inline constexpr size_t kMaxJobNameLength = 255 - 1 - kMaxJobIdLength;
 
 // "<name>-<id>", the job directory under job.log_root.
 [[nodiscard]] std::string JobDirName(const std::string& name, const std::string& id);

@@ -190,7 +190,8 @@ void AgentJob::Meet() {
   meeting_.node = meeting_.layout.node_of_agent[static_cast<size_t>(meeting_.me)];
   job_name_ = config_.GetString("job.name");
   if (job_name_.empty()) {
-    job_name_ = SafeName(launch_.job_name.value.empty() ? "job" : launch_.job_name.value);
+    job_name_ = SafeName(launch_.job_name.value.empty() ? "job" : launch_.job_name.value)
+                    .substr(0, layout::kMaxJobNameLength);
   }
   std::string session;
   if (meeting_.me == 0) {
