@@ -171,6 +171,27 @@ class CheckpointTest(unittest.TestCase):
         self.assertRegex(read_text(os.path.join(job, "current", "train.log")),
                          r"stopping after step \d+: preemption signal")
 
+    def test_the_signal_that_is_not_the_preempt_signal_is_ignored_with_a_note(self):
+        # The runner relays SIGUSR1 and SIGUSR2 alike; with launch.preempt_signal USR1 the trainer
+        # must survive SIGUSR2 (its default action kills) and say that it ignored it.
+        proc = self.start("usr2", "launch.preempt_signal=USR1", "train.epochs=20")
+        job = wait_for(lambda: os.path.isdir(self.root) and
+                       [d for d in os.listdir(self.root) if d.startswith("usr2-")] and self.job_dir("usr2"),
+                       60, "the job directory")
+        log = os.path.join(job, "attempt-0", "train.log")
+        wait_for(lambda: os.path.exists(log) and re.search(r"step (1\d|[2-9]\d|\d{3})/", read_text(log)), 60, "step 10")
+        proc.send_signal(signal.SIGUSR2)
+        note = "received SIGUSR2, which is not the preempt signal (launch.preempt_signal: USR1): ignored"
+        ranks = [os.path.join(job, "attempt-0", f"rank-{r}.log") for r in (0, 1)]
+        wait_for(lambda: all(note in read_text(r) for r in ranks) or proc.poll() is not None, 60,
+                 "both ranks to note the ignored SIGUSR2")
+        self.assertIsNone(proc.poll(), "the job ended after SIGUSR2")
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=60)
+        self.assertEqual(proc.returncode, 10, out[-3000:])
+        self.assertRegex(read_text(log), r"stopping after step \d+: stop signal")
+        self.assertTrue(os.path.exists(os.path.join(job, "checkpoints", "latest")))
+
 
 if __name__ == "__main__":
     unittest.main()
