@@ -8,6 +8,7 @@
 
 #include "common/errors.h"
 #include "common/exit_codes.h"
+#include "common/utf8.h"
 #include "runner/process.h"
 
 namespace runner {
@@ -197,7 +198,10 @@ void SupervisionPolicy::OnExit(int worker, int status, std::vector<std::string> 
   if (!Running(w)) return;
   w.status = status;
   w.ended_unix = now.unix;
-  w.last_lines = std::move(last_lines);
+  // A worker may print anything: a megabyte on one line must not make a megabyte outcome.
+  w.last_lines.clear();
+  for (const std::string& line : last_lines)
+    w.last_lines.push_back(common::CutLine(line, kMaxQuotedLineBytes, w.slot.log_path));
   w.state = WIFEXITED(status) ? WorkerState::kExited : WorkerState::kSignalled;
   w.held.clear();
   const int exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
@@ -286,7 +290,7 @@ void SupervisionPolicy::RecordRootCause(Worker& w, Moment now) {
   Log(PolicyAction::Level::kError,
       "worker rank " + rank + " " + how + ": it is the root cause; stopping the job on every node");
   for (const std::string& line : w.last_lines) {
-    Log(PolicyAction::Level::kError, "  rank " + rank + " | " + line);
+    Log(PolicyAction::Level::kError, "  rank " + rank + " | " + common::PrintableText(line));
   }
   WorkerFailure failure;
   failure.rank = w.slot.rank;

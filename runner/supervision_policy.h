@@ -111,6 +111,9 @@ struct PolicyOptions {
   double hang_grace_s = 5;  // SIGTERM to SIGKILL after a hang verdict (at most grace_period_s)
 };
 
+// The most of one output line that the outcome quotes (the rank log keeps it whole).
+inline constexpr size_t kMaxQuotedLineBytes = 2048;
+
 struct WorkerSlot {
   int rank = 0;
   std::string log_path;
