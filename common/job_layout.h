@@ -25,6 +25,8 @@ inline constexpr char kEvents[] = "events.jsonl";     // one JSON object a line,
 inline constexpr char kOutcome[] = "outcome.json";    // how the job (or an attempt) ended
 inline constexpr char kCheckpoints[] = "checkpoints";
 inline constexpr char kCurrent[] = "current";  // symlink to the newest attempt-<k>
+// In checkpoints/: the file naming the newest complete checkpoint ("step-000120\n").
+inline constexpr char kLatestCheckpoint[] = "latest";
 
 // In an attempt directory.
 inline constexpr char kTrainLog[] = "train.log";     // rank 0's progress lines

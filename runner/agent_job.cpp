@@ -149,7 +149,8 @@ class AgentJob {
   void Meet();
   void WriteManifest(const std::vector<std::string>& worker_command);
   void BeginAttemptLog(int attempt);
-  [[nodiscard]] int AgreeAndRecord(int attempt, int restarts, const AttemptOutcome& outcome);
+  [[nodiscard]] int AgreeAndRecord(int attempt, int restarts, const AttemptOutcome& outcome,
+                                   double attempt_started_at);
   [[nodiscard]] common::JsonObject Event(const std::string& name, int attempt) const;
   [[nodiscard]] std::string RunnerLogName() const;
 
@@ -290,7 +291,8 @@ void AgentJob::BeginAttemptLog(int attempt) {
 
 // Every agent learns the job's code (the highest); node 0 writes outcome.json from every agent's
 // view (one gather) with the first failure across nodes. Returns the agreed code.
-int AgentJob::AgreeAndRecord(int attempt, int restarts, const AttemptOutcome& outcome) {
+int AgentJob::AgreeAndRecord(int attempt, int restarts, const AttemptOutcome& outcome,
+                             double attempt_started_at) {
   int agreed = control_.AllReduceMax(outcome.code);
   const AgentView mine{meeting_.me, launch_.hostname, meeting_.node, outcome};
   const std::vector<std::string> views = control_.Gather(mine.Serialize());
@@ -314,10 +316,12 @@ int AgentJob::AgreeAndRecord(int attempt, int restarts, const AttemptOutcome& ou
                    started_at_,
                    common::UnixSeconds(),
                    restarts,
-                   {}};
+                   {},
+                   ReadSavedCheckpoint(dir_->path(), attempt_started_at)};
     for (size_t i = 0; i < views.size(); ++i) {
       job.agents.push_back(AgentView::Parse(views[i], static_cast<int>(i)));
     }
+    if (job.checkpoint || agreed != common::kExitOk) log_.info("{}", DescribeSaved(job.checkpoint));
     const std::string json = OutcomeJson(job) + "\n";
     // A full or failing disk must not lose how the job ended: say it on the console instead.
     try {
@@ -367,9 +371,10 @@ int AgentJob::Run() {
       launch.heartbeat_path = heartbeats.RankFile(launch.contract.rank);
     supervisor.SetAttemptDir(dir.AttemptPath(attempt));
     ProcessWorkerRunner runner(SelfExecutable());
+    const double attempt_started_at = common::UnixSeconds();
     const AttemptOutcome outcome =
         supervisor.RunAttempt(attempt, launches, request_.env->All(), runner);
-    const int agreed = AgreeAndRecord(attempt, restarts, outcome);
+    const int agreed = AgreeAndRecord(attempt, restarts, outcome, attempt_started_at);
     if (agreed != kRestart) {
       log_.info("job {}-{} {} with exit code {} ({}); logs in {}", job_name_,
                 meeting_.session.job_id, StatusWord(agreed), agreed, common::ExitCodeName(agreed),

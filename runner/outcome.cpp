@@ -164,6 +164,13 @@ std::string OutcomeJson(const JobOutcome& o) {
       .Add("status", o.restarting ? std::string("restarting") : StatusWord(o.exit_code))
       .Add("exit_code", o.exit_code)
       .Add("exit_meaning", common::ExitCodeName(o.exit_code))
+      .Add("saved", DescribeSaved(o.checkpoint))
+      .AddRaw("checkpoint", o.checkpoint ? common::JsonObject()
+                                               .Add("name", o.checkpoint->name)
+                                               .Add("written_at", o.checkpoint->written_at)
+                                               .Add("this_attempt", o.checkpoint->this_attempt)
+                                               .str()
+                                         : "null")
       .AddRaw("first_failure", first ? FailureJson(*first) : "null");
   if (!hang.empty()) out.Add("hang", hang);
   return out.Add("started_at", o.started_at)

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "runner/saved_checkpoint.h"
 #include "runner/supervision_policy.h"
 
 namespace runner {
@@ -44,9 +45,11 @@ struct JobOutcome {
   double ended_at = 0;
   int restarts = 0;
   std::vector<AgentView> agents;
+  std::optional<SavedCheckpoint> checkpoint;  // what checkpoints/latest names, if anything
 };
 
-// outcome.json: status, exit code and meaning, the first failure, every agent's view.
+// outcome.json: status, exit code and meaning, what was saved, the first failure, every agent's
+// view.
 [[nodiscard]] std::string OutcomeJson(const JobOutcome& outcome);
 
 }  // namespace runner

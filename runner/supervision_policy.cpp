@@ -168,11 +168,33 @@ void SupervisionPolicy::OnTerminate(int signal, Moment now) {
     // Already stopping (another agent's notice, or a failure): this is the same stop reaching
     // this agent too, not an impatient second request.
     Log(PolicyAction::Level::kInfo, "received " + name + " while already stopping");
-  } else if (!killed_) {
-    Log(PolicyAction::Level::kWarn,
-        "received " + name + " again while stopping: killing the workers now");
-    kill_at_ = now.steady;
+  } else if (!killed_ && !escalated_) {
+    Log(PolicyAction::Level::kWarn, "received " + name +
+                                        " again while stopping: killing the workers that have "
+                                        "not finished now");
+    escalated_ = true;
+    KillUnfinished();
   }
+}
+
+void SupervisionPolicy::KillUnfinished() {
+  for (Worker& w : workers_) {
+    if (!Running(w) || w.state == WorkerState::kKillSent) continue;
+    const std::string rank = std::to_string(w.slot.rank);
+    if (w.saved) {
+      Log(PolicyAction::Level::kInfo, "worker rank " + rank +
+                                          " has saved its work and is exiting: left to finish "
+                                          "(SIGKILL only when the grace period ends)");
+    } else {
+      Log(PolicyAction::Level::kWarn, "worker rank " + rank + " has not finished: SIGKILL");
+      Signal(w, SIGKILL);
+    }
+  }
+}
+
+void SupervisionPolicy::OnWorkSaved(int worker) {
+  Worker& w = workers_.at(static_cast<size_t>(worker));
+  if (Running(w)) w.saved = true;
 }
 
 void SupervisionPolicy::RelaySignal(int signal, Moment now) {
@@ -239,7 +261,10 @@ void SupervisionPolicy::Judge(Worker& w, Moment now, bool after_window) {
     // period) may have lost its checkpoint: that is a failure, not "stopped, work saved".
     const bool stop_intended =
         outcome_.code == common::kExitStopped || outcome_.code == common::kExitRequeued;
-    if (stop_intended && !EndedByStopSignal(w.status)) {
+    if (stop_intended && w.saved) {
+      Log(PolicyAction::Level::kInfo,
+          "worker rank " + rank + " " + how + " while exiting, after it had saved its work");
+    } else if (stop_intended && !EndedByStopSignal(w.status)) {
       FailedStop(w, how, now);
     } else {
       Log(PolicyAction::Level::kInfo, "worker rank " + rank + " " + how + " (while stopping)");
@@ -344,7 +369,7 @@ void SupervisionPolicy::OnTick(Moment now) {
   if (stopping_ && !killed_ && now.steady >= kill_at_) {
     killed_ = true;
     for (Worker& w : workers_) {
-      if (!Running(w)) continue;
+      if (!Running(w) || w.state == WorkerState::kKillSent) continue;
       Log(PolicyAction::Level::kWarn, "worker rank " + std::to_string(w.slot.rank) +
                                           " still running after the grace period: SIGKILL");
       Signal(w, SIGKILL);

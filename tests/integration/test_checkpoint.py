@@ -192,6 +192,30 @@ class CheckpointTest(unittest.TestCase):
         self.assertRegex(read_text(log), r"stopping after step \d+: stop signal")
         self.assertTrue(os.path.exists(os.path.join(job, "checkpoints", "latest")))
 
+    def test_a_second_sigterm_spares_workers_that_saved_and_are_exiting(self):
+        # Two quick SIGTERMs: the second arrives after the checkpoint is written and the trainer
+        # said done, while it tears down (widened to 3 s here). That is a clean stop, not a kill.
+        proc = self.start("twice", "train.epochs=20", env={"TRAINER_TEST_EXIT_DELAY_MS": "3000"})
+        job = wait_for(lambda: os.path.isdir(self.root) and
+                       [d for d in os.listdir(self.root) if d.startswith("twice-")] and self.job_dir("twice"),
+                       60, "the job directory")
+        log = os.path.join(job, "attempt-0", "train.log")
+        wait_for(lambda: os.path.exists(log) and re.search(r"step (1\d|[2-9]\d|\d{3})/", read_text(log)), 60, "step 10")
+        proc.send_signal(signal.SIGTERM)
+        wait_for(lambda: "done:" in read_text(log), 60, "the trainer to say done")
+        self.assertIsNone(proc.poll(), "the job ended before the second SIGTERM")
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=60)
+        self.assertEqual(proc.returncode, 10, out[-3000:])
+        self.assertIn("has saved its work and is exiting: left to finish", out)
+        self.assertNotIn("may not be saved", out)
+        outcome = json.loads(read_text(os.path.join(job, "outcome.json")))
+        self.assertEqual(outcome["status"], "stopped")
+        stopped_at = int(re.search(r"stopping after step (\d+): stop signal", read_text(log)).group(1))
+        self.assertEqual(outcome["checkpoint"]["name"], "step-%06d" % stopped_at)
+        self.assertTrue(outcome["checkpoint"]["this_attempt"])
+        self.assertEqual(outcome["saved"], "checkpoint step-%06d saved during this attempt" % stopped_at)
+
 
 if __name__ == "__main__":
     unittest.main()
