@@ -3,6 +3,7 @@
 
 #include <csignal>
 
+#include "common/exit_codes.h"
 #include "runner/process.h"
 #include "runner/supervision_policy.h"
 
