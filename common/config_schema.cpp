@@ -181,7 +181,8 @@ std::vector<KeySpec> TrainRunKeys() {
        "steps between checkpoints; 0: only at the end and on a stop", 0, kBig},
       {"train.keep_checkpoints", T::kInt, "3", "checkpoints kept (oldest deleted first)", 1, 1000},
       {"train.resume", T::kString, "auto",
-       "auto (checkpoints/latest if any), none, or a checkpoint path"},
+       "auto (checkpoints/latest if any, else the newest older checkpoint that verifies), none, "
+       "or a path: a step-<N> directory, a checkpoints/ directory or its latest file"},
       {"train.allow_config_change", T::kBool, "false",
        "resume from a checkpoint written with different training keys (lr, model, ...)"},
       {"train.stop_margin_s", T::kFloat, "30",

@@ -295,7 +295,8 @@ int AgentJob::AgreeAndRecord(int attempt, int restarts, const AttemptOutcome& ou
                              double attempt_started_at) {
   int agreed = control_.AllReduceMax(outcome.code);
   const AgentView mine{meeting_.me, launch_.hostname, meeting_.node, outcome};
-  const std::vector<std::string> views = control_.Gather(mine.Serialize());
+  // Every agent reads every view: the restart decision depends on the root cause.
+  const std::vector<AgentView> views = ParseViews(control_.AllGather(mine.Serialize()));
   if (agreed == common::kExitRequeued) {
     const RequeueRequest requeue{config_.GetBool("launch.requeue"), RequeueTarget(launch_),
                                  meeting_.me == 0,
@@ -307,20 +308,20 @@ int AgentJob::AgreeAndRecord(int attempt, int restarts, const AttemptOutcome& ou
     agreed = common::RecordReader(told, "requeue result from the node-0 agent")
                  .Int32("requeue_code", common::kExitStopped, common::kExitRequeued);
   }
-  const bool restart = ShouldRestart(agreed, restarts, max_restarts_);
+  const RestartDecision decision =
+      DecideRestart(agreed, FirstFailure(views), restarts, max_restarts_);
+  if (!decision.skipped.empty()) log_.warn("{}", decision.skipped);
   if (meeting_.me == 0) {
     JobOutcome job{job_name_ + "-" + meeting_.session.job_id,
                    attempt,
-                   restart,
+                   decision.restart,
                    agreed,
                    started_at_,
                    common::UnixSeconds(),
                    restarts,
-                   {},
-                   ReadSavedCheckpoint(dir_->path(), attempt_started_at)};
-    for (size_t i = 0; i < views.size(); ++i) {
-      job.agents.push_back(AgentView::Parse(views[i], static_cast<int>(i)));
-    }
+                   views,
+                   ReadSavedCheckpoint(dir_->path(), attempt_started_at),
+                   decision.skipped};
     if (job.checkpoint || agreed != common::kExitOk) log_.info("{}", DescribeSaved(job.checkpoint));
     const std::string json = OutcomeJson(job) + "\n";
     // A full or failing disk must not lose how the job ended: say it on the console instead.
@@ -337,7 +338,7 @@ int AgentJob::AgreeAndRecord(int attempt, int restarts, const AttemptOutcome& ou
                         .Add("reason", outcome.reason));
   log_.info("attempt {} ended: {} (this node: {}; job: exit code {}, {})", attempt, outcome.reason,
             common::ExitCodeName(outcome.code), agreed, common::ExitCodeName(agreed));
-  return restart ? kRestart : agreed;
+  return decision.restart ? kRestart : agreed;
 }
 
 int AgentJob::Run() {
