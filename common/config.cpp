@@ -114,7 +114,20 @@ std::string Validate(const KeySpec& spec, const Candidate& c) {
     }
     case ValueType::kString:
       return text;
+    case ValueType::kPath:
+      if (text.empty()) {
+        throw ConfigError(c.origin + ": " + std::string(spec.path) +
+                          ": expected a non-empty path, got an empty value (it would mean the "
+                          "filesystem root '/'); fix: give a directory (the default is '" +
+                          std::string(spec.default_value) + "'), or leave the key unset");
+      }
+      return text;
     case ValueType::kName:
+      if (text.size() > static_cast<size_t>(spec.max)) {
+        Fail(c, spec,
+             std::to_string(text.size()) + " characters " + Quote(text) +
+                 " (the directory <name>-<job id> must fit in a 255-byte file name)");
+      }
       for (char ch : text) {
         if (!std::isalnum(static_cast<unsigned char>(ch)) && ch != '.' && ch != '_' && ch != '-') {
           Fail(c, spec, Quote(text));
@@ -326,7 +339,8 @@ std::string Config::ToYaml(bool with_origins) const {
       out << YAML::Key << std::string(spec.path.substr(spec.path.find('.') + 1)) << YAML::Value;
       if (spec.type == ValueType::kIntList) {
         out << YAML::Flow << YAML::Load(entry.value);
-      } else if (spec.type == ValueType::kString || spec.type == ValueType::kName) {
+      } else if (spec.type == ValueType::kString || spec.type == ValueType::kName ||
+                 spec.type == ValueType::kPath) {
         out << YAML::DoubleQuoted << entry.value;
       } else {
         out << entry.value;

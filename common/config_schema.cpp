@@ -4,6 +4,8 @@
 #include <cctype>
 #include <sstream>
 
+#include "common/job_layout.h"
+
 namespace common {
 
 namespace {
@@ -15,8 +17,9 @@ std::vector<KeySpec> JobKeys() {
   using T = ValueType;
   return {
       {"job.name", T::kName, "\"\"",
-       "job name for the job directory; empty: SLURM_JOB_NAME, else \"job\""},
-      {"job.log_root", T::kString, "logs",
+       "job name for the job directory; empty: SLURM_JOB_NAME, else \"job\"", 0,
+       static_cast<double>(job_layout::kMaxJobNameLength)},
+      {"job.log_root", T::kPath, "logs",
        "directory that holds the job directories (<log_root>/<name>-<id>/)"},
       {"job.seed", T::kInt, "42", "global random seed; each rank derives its own from it", 0,
        4294967295.0},
@@ -169,7 +172,7 @@ std::vector<KeySpec> TrainRunKeys() {
       {"train.overlap_comm", T::kBool, "true",
        "all-reduce gradient buckets while backward runs; false: after backward (for comparison)"},
       {"train.collective_timeout_s", T::kFloat, "1800",
-       "timeout of each collective operation, seconds", 0, 604800, true},
+       "timeout of each collective operation, seconds", 1, 604800},
       {"train.num_threads", T::kIntOrAuto, "auto",
        "intra-op CPU threads per worker; auto: OMP_NUM_THREADS, else the CPUs / workers", 1, 4096},
       {"train.log_every", T::kInt, "10", "steps between progress lines in train.log", 1, kBig},
@@ -182,7 +185,8 @@ std::vector<KeySpec> TrainRunKeys() {
        "steps between checkpoints; 0: only at the end and on a stop", 0, kBig},
       {"train.keep_checkpoints", T::kInt, "3", "checkpoints kept (oldest deleted first)", 1, 1000},
       {"train.resume", T::kString, "auto",
-       "auto (checkpoints/latest if any), none, or a checkpoint path"},
+       "auto (checkpoints/latest if any, else the newest older checkpoint that verifies), none, "
+       "or a path: a step-<N> directory, a checkpoints/ directory or its latest file"},
       {"train.allow_config_change", T::kBool, "false",
        "resume from a checkpoint written with different training keys (lr, model, ...)"},
       {"train.stop_margin_s", T::kFloat, "30",
@@ -250,8 +254,10 @@ std::string DescribeExpected(const KeySpec& spec) {
       return "a number" + range();
     case ValueType::kString:
       return "a string";
+    case ValueType::kPath:
+      return "a non-empty path";
     case ValueType::kName:
-      return "a name of letters, digits, '.', '_' and '-'";
+      return "a name of at most " + FormatNumber(spec.max) + " letters, digits, '.', '_' and '-'";
     case ValueType::kEnum: {
       std::string text = "one of ";
       for (size_t i = 0; i < spec.choices.size(); ++i) {

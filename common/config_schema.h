@@ -14,7 +14,8 @@ enum class ValueType {
   kInt,        // integer within [min, max]
   kFloat,      // finite number within the range
   kString,     // any scalar
-  kName,       // [A-Za-z0-9._-]+ (used in file names)
+  kPath,       // a non-empty path (empty would mean the filesystem root)
+  kName,       // [A-Za-z0-9._-]*, at most `max` characters (used in file names)
   kEnum,       // one of `choices`
   kIntOrAuto,  // "auto" or an integer within [min, max]
   kIntList,    // a sequence of integers within [min, max]

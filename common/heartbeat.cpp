@@ -10,6 +10,7 @@
 
 #include "common/environment.h"
 #include "common/errors.h"
+#include "common/utf8.h"
 
 namespace common {
 
@@ -100,7 +101,8 @@ std::optional<Heartbeat> ReadHeartbeat(const std::string& path) {
     h.bucket = Load<int32_t>(record, kBucketOffset);
     h.buckets = Load<int32_t>(record, kBucketsOffset);
     const char* phase = reinterpret_cast<const char*>(record + kPhaseOffset);
-    h.phase.assign(phase, strnlen(phase, kHeartbeatPhaseSize));
+    // The worker writes the name: make sure it is printable before it reaches a console.
+    h.phase = PrintableText(std::string_view(phase, strnlen(phase, kHeartbeatPhaseSize)));
     result = std::move(h);
   }
   ::close(fd);

@@ -65,6 +65,8 @@ void CreateHeartbeat(const std::string& path);
 
 // Worker side. Maps the file named by RUNNER_HEARTBEAT_FILE; with the variable unset (not under
 // the runner) every call does nothing. Not thread-safe: one thread (the training loop) writes.
+inline constexpr char kPhaseExiting[] = "exiting";
+
 class HeartbeatWriter {
  public:
   HeartbeatWriter() = default;  // publishes nothing
@@ -79,7 +81,8 @@ class HeartbeatWriter {
 
   [[nodiscard]] bool active() const { return page_ != nullptr; }
 
-  // A phase outside collectives ("data", "forward", ...).
+  // A phase outside collectives ("data", "forward", ...). kPhaseExiting: the work is saved and
+  // the process is exiting (the runner then spares it from a second stop signal's SIGKILL).
   void Phase(std::string_view phase);
   // Numbers the next collective this rank issues (an asynchronous launch) without entering it.
   [[nodiscard]] int64_t Issue() { return ++issued_; }

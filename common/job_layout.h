@@ -12,6 +12,7 @@
 //
 // Names only, relative to the directory that holds them; callers join them with '/'.
 
+#include <cstddef>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -25,6 +26,8 @@ inline constexpr char kEvents[] = "events.jsonl";     // one JSON object a line,
 inline constexpr char kOutcome[] = "outcome.json";    // how the job (or an attempt) ended
 inline constexpr char kCheckpoints[] = "checkpoints";
 inline constexpr char kCurrent[] = "current";  // symlink to the newest attempt-<k>
+// In checkpoints/: the file naming the newest complete checkpoint ("step-000120\n").
+inline constexpr char kLatestCheckpoint[] = "latest";
 
 // In an attempt directory.
 inline constexpr char kTrainLog[] = "train.log";     // rank 0's progress lines
@@ -34,6 +37,11 @@ inline constexpr char kAttemptPrefix[] = "attempt-";
 inline constexpr char kProgressDir[] = "progress";    // agent-<A>.json: each agent's workers now
 inline constexpr char kDiagnosisDir[] = "diagnosis";  // the hang verdict and the ranks' stacks
 inline constexpr char kDiagnosis[] = "diagnosis.json";
+
+// A file name has at most 255 bytes (NAME_MAX). The job directory "<name>-<id>" keeps room for a
+// job id of up to kMaxJobIdLength characters (a local id is 20, a Slurm job id about 10).
+inline constexpr size_t kMaxJobIdLength = 32;
+inline constexpr size_t kMaxJobNameLength = 255 - 1 - kMaxJobIdLength;
 
 // "<name>-<id>", the job directory under job.log_root.
 [[nodiscard]] std::string JobDirName(const std::string& name, const std::string& id);

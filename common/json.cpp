@@ -3,23 +3,9 @@
 #include <cmath>
 #include <cstdio>
 
+#include "common/utf8.h"
+
 namespace common {
-
-namespace {
-
-// Length of the valid UTF-8 sequence starting at text[i], or 0 if it is invalid.
-size_t Utf8Length(std::string_view text, size_t i) {
-  const auto byte = [&](size_t k) { return static_cast<unsigned char>(text[k]); };
-  const unsigned char c = byte(i);
-  size_t n = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xE ? 3 : (c >> 3) == 0x1E ? 4 : 0;
-  if (n == 0 || i + n > text.size()) return 0;
-  for (size_t k = 1; k < n; ++k) {
-    if ((byte(i + k) >> 6) != 0x2) return 0;
-  }
-  return n;
-}
-
-}  // namespace
 
 std::string JsonQuote(std::string_view text) {
   std::string out = "\"";
@@ -56,14 +42,22 @@ std::string JsonQuote(std::string_view text) {
       ++i;
       continue;
     }
-    size_t n = Utf8Length(text, i);
+    const size_t n = Utf8SequenceLength(text, i);
     if (n == 0) {
       out += "\\ufffd";
       ++i;
+      continue;
+    }
+    // C1 controls are valid JSON, but a terminal that shows the file would act on them.
+    const unsigned cp = Utf8CodePoint(text, i, n);
+    if (cp >= 0x80 && cp <= 0x9F) {
+      char buf[8];
+      std::snprintf(buf, sizeof(buf), "\\u%04x", cp);
+      out += buf;
     } else {
       out.append(text.substr(i, n));
-      i += n;
     }
+    i += n;
   }
   return out + "\"";
 }

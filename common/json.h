@@ -9,7 +9,9 @@
 
 namespace common {
 
-// `text` as a JSON string literal, quotes included; invalid UTF-8 bytes become U+FFFD.
+// `text` as a JSON string literal, quotes included, always valid UTF-8 JSON: bytes that are not
+// strictly valid UTF-8 (common/utf8.h: overlongs, surrogates, ...) become \ufffd, and every C0
+// and C1 control and DEL is escaped (\u001b, \u009b).
 [[nodiscard]] std::string JsonQuote(std::string_view text);
 
 class JsonObject {

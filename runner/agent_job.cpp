@@ -149,7 +149,8 @@ class AgentJob {
   void Meet();
   void WriteManifest(const std::vector<std::string>& worker_command);
   void BeginAttemptLog(int attempt);
-  [[nodiscard]] int AgreeAndRecord(int attempt, int restarts, const AttemptOutcome& outcome);
+  [[nodiscard]] int AgreeAndRecord(int attempt, int restarts, const AttemptOutcome& outcome,
+                                   double attempt_started_at);
   [[nodiscard]] common::JsonObject Event(const std::string& name, int attempt) const;
   [[nodiscard]] std::string RunnerLogName() const;
 
@@ -190,7 +191,8 @@ void AgentJob::Meet() {
   meeting_.node = meeting_.layout.node_of_agent[static_cast<size_t>(meeting_.me)];
   job_name_ = config_.GetString("job.name");
   if (job_name_.empty()) {
-    job_name_ = SafeName(launch_.job_name.value.empty() ? "job" : launch_.job_name.value);
+    job_name_ = SafeName(launch_.job_name.value.empty() ? "job" : launch_.job_name.value)
+                    .substr(0, layout::kMaxJobNameLength);
   }
   std::string session;
   if (meeting_.me == 0) {
@@ -289,10 +291,12 @@ void AgentJob::BeginAttemptLog(int attempt) {
 
 // Every agent learns the job's code (the highest); node 0 writes outcome.json from every agent's
 // view (one gather) with the first failure across nodes. Returns the agreed code.
-int AgentJob::AgreeAndRecord(int attempt, int restarts, const AttemptOutcome& outcome) {
+int AgentJob::AgreeAndRecord(int attempt, int restarts, const AttemptOutcome& outcome,
+                             double attempt_started_at) {
   int agreed = control_.AllReduceMax(outcome.code);
   const AgentView mine{meeting_.me, launch_.hostname, meeting_.node, outcome};
-  const std::vector<std::string> views = control_.Gather(mine.Serialize());
+  // Every agent reads every view: the restart decision depends on the root cause.
+  const std::vector<AgentView> views = ParseViews(control_.AllGather(mine.Serialize()));
   if (agreed == common::kExitRequeued) {
     const RequeueRequest requeue{config_.GetBool("launch.requeue"), RequeueTarget(launch_),
                                  meeting_.me == 0,
@@ -304,19 +308,21 @@ int AgentJob::AgreeAndRecord(int attempt, int restarts, const AttemptOutcome& ou
     agreed = common::RecordReader(told, "requeue result from the node-0 agent")
                  .Int32("requeue_code", common::kExitStopped, common::kExitRequeued);
   }
-  const bool restart = ShouldRestart(agreed, restarts, max_restarts_);
+  const RestartDecision decision =
+      DecideRestart(agreed, FirstFailure(views), restarts, max_restarts_);
+  if (!decision.skipped.empty()) log_.warn("{}", decision.skipped);
   if (meeting_.me == 0) {
     JobOutcome job{job_name_ + "-" + meeting_.session.job_id,
                    attempt,
-                   restart,
+                   decision.restart,
                    agreed,
                    started_at_,
                    common::UnixSeconds(),
                    restarts,
-                   {}};
-    for (size_t i = 0; i < views.size(); ++i) {
-      job.agents.push_back(AgentView::Parse(views[i], static_cast<int>(i)));
-    }
+                   views,
+                   ReadSavedCheckpoint(dir_->path(), attempt_started_at),
+                   decision.skipped};
+    if (job.checkpoint || agreed != common::kExitOk) log_.info("{}", DescribeSaved(job.checkpoint));
     const std::string json = OutcomeJson(job) + "\n";
     // A full or failing disk must not lose how the job ended: say it on the console instead.
     try {
@@ -332,7 +338,7 @@ int AgentJob::AgreeAndRecord(int attempt, int restarts, const AttemptOutcome& ou
                         .Add("reason", outcome.reason));
   log_.info("attempt {} ended: {} (this node: {}; job: exit code {}, {})", attempt, outcome.reason,
             common::ExitCodeName(outcome.code), agreed, common::ExitCodeName(agreed));
-  return restart ? kRestart : agreed;
+  return decision.restart ? kRestart : agreed;
 }
 
 int AgentJob::Run() {
@@ -366,9 +372,10 @@ int AgentJob::Run() {
       launch.heartbeat_path = heartbeats.RankFile(launch.contract.rank);
     supervisor.SetAttemptDir(dir.AttemptPath(attempt));
     ProcessWorkerRunner runner(SelfExecutable());
+    const double attempt_started_at = common::UnixSeconds();
     const AttemptOutcome outcome =
         supervisor.RunAttempt(attempt, launches, request_.env->All(), runner);
-    const int agreed = AgreeAndRecord(attempt, restarts, outcome);
+    const int agreed = AgreeAndRecord(attempt, restarts, outcome, attempt_started_at);
     if (agreed != kRestart) {
       log_.info("job {}-{} {} with exit code {} ({}); logs in {}", job_name_,
                 meeting_.session.job_id, StatusWord(agreed), agreed, common::ExitCodeName(agreed),

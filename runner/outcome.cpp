@@ -97,11 +97,33 @@ std::optional<WorkerFailure> FirstFailure(const std::vector<AgentView>& views) {
   return first;
 }
 
-bool ShouldRestart(int agreed_code, int restarts_done, int max_restarts) {
+std::vector<AgentView> ParseViews(const std::vector<std::string>& records) {
+  std::vector<AgentView> views;
+  for (size_t i = 0; i < records.size(); ++i)
+    views.push_back(AgentView::Parse(records[i], static_cast<int>(i)));
+  return views;
+}
+
+bool RetryCannotHelp(int worker_exit_code) {
+  return worker_exit_code == common::kExitUsage || worker_exit_code == common::kExitConfig ||
+         worker_exit_code == common::kExitEnvironment;
+}
+
+RestartDecision DecideRestart(int agreed_code, const std::optional<WorkerFailure>& root_cause,
+                              int restarts_done, int max_restarts) {
   const bool failure = agreed_code == common::kExitWorkerFailed ||
                        agreed_code == common::kExitWorkerSignaled ||
                        agreed_code == common::kExitCollateral || agreed_code == common::kExitHung;
-  return failure && restarts_done < max_restarts;
+  if (!failure || restarts_done >= max_restarts) return {};
+  if (root_cause && root_cause->exit_code && RetryCannotHelp(*root_cause->exit_code)) {
+    const int code = *root_cause->exit_code;
+    return {false, "not restarting: rank " + std::to_string(root_cause->rank) + " on " +
+                       root_cause->host + " exited with code " + std::to_string(code) + " (" +
+                       common::ExitCodeName(code) + "), which a restart cannot change; " +
+                       std::to_string(max_restarts - restarts_done) +
+                       " of launch.max_restarts=" + std::to_string(max_restarts) + " left unused"};
+  }
+  return {true, ""};
 }
 
 std::string StatusWord(int code) {
@@ -163,7 +185,15 @@ std::string OutcomeJson(const JobOutcome& o) {
       .Add("attempt", o.attempt)
       .Add("status", o.restarting ? std::string("restarting") : StatusWord(o.exit_code))
       .Add("exit_code", o.exit_code)
-      .Add("exit_meaning", common::ExitCodeName(o.exit_code))
+      .Add("exit_meaning", common::ExitCodeName(o.exit_code));
+  if (!o.restart_skipped.empty()) out.Add("restart_skipped", o.restart_skipped);
+  out.Add("saved", DescribeSaved(o.checkpoint))
+      .AddRaw("checkpoint", o.checkpoint ? common::JsonObject()
+                                               .Add("name", o.checkpoint->name)
+                                               .Add("written_at", o.checkpoint->written_at)
+                                               .Add("this_attempt", o.checkpoint->this_attempt)
+                                               .str()
+                                         : "null")
       .AddRaw("first_failure", first ? FailureJson(*first) : "null");
   if (!hang.empty()) out.Add("hang", hang);
   return out.Add("started_at", o.started_at)

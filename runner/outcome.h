@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "runner/saved_checkpoint.h"
 #include "runner/supervision_policy.h"
 
 namespace runner {
@@ -25,9 +26,24 @@ struct AgentView {
 // The earliest failure among the views (by its Unix time), if any.
 [[nodiscard]] std::optional<WorkerFailure> FirstFailure(const std::vector<AgentView>& views);
 
+// Every agent's view from the gathered records (AgentView::Parse of each).
+[[nodiscard]] std::vector<AgentView> ParseViews(const std::vector<std::string>& records);
+
+// Worker exit codes that a restart cannot change (README.md's table): usage 2, config 3,
+// environment 4. The same program with the same config and environment fails the same way.
+[[nodiscard]] bool RetryCannotHelp(int worker_exit_code);
+
+struct RestartDecision {
+  bool restart = false;
+  std::string skipped;  // why restarts that remain are not used; "" otherwise
+};
+
 // Whether the job starts another attempt: after a failure (20, 21, 12) or a hang (13) while
-// restarts remain.
-[[nodiscard]] bool ShouldRestart(int agreed_code, int restarts_done, int max_restarts);
+// restarts remain, unless the root cause (the job's first failure, the same on every agent)
+// is a worker that exited with a code a retry cannot change.
+[[nodiscard]] RestartDecision DecideRestart(int agreed_code,
+                                            const std::optional<WorkerFailure>& root_cause,
+                                            int restarts_done, int max_restarts);
 
 // "succeeded", "stopped", "requeued", "hung" or "failed" for a job exit code.
 [[nodiscard]] std::string StatusWord(int code);
@@ -44,9 +60,12 @@ struct JobOutcome {
   double ended_at = 0;
   int restarts = 0;
   std::vector<AgentView> agents;
+  std::optional<SavedCheckpoint> checkpoint;  // what checkpoints/latest names, if anything
+  std::string restart_skipped;                // RestartDecision::skipped
 };
 
-// outcome.json: status, exit code and meaning, the first failure, every agent's view.
+// outcome.json: status, exit code and meaning, what was saved, the first failure, every agent's
+// view.
 [[nodiscard]] std::string OutcomeJson(const JobOutcome& outcome);
 
 }  // namespace runner

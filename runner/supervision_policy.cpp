@@ -8,6 +8,7 @@
 
 #include "common/errors.h"
 #include "common/exit_codes.h"
+#include "common/utf8.h"
 #include "runner/process.h"
 
 namespace runner {
@@ -153,27 +154,6 @@ void SupervisionPolicy::OnSignal(int signal, Moment now) {
   }
 }
 
-void SupervisionPolicy::OnTerminate(int signal, Moment now) {
-  const std::string name = SignalName(signal);
-  Event("signal", common::JsonObject().Add("signal", name));
-  ++own_terminates_;
-  if (!stopping_) {
-    PolicyAction notify;
-    notify.kind = PolicyAction::Kind::kNotify;
-    notify.notice = {Notice::Kind::kStop, -1, options_.host, "received " + name};
-    actions_.push_back(std::move(notify));
-    BeginStop(common::kExitStopped, "this agent received " + name, now);
-  } else if (own_terminates_ == 1) {
-    // Already stopping (another agent's notice, or a failure): this is the same stop reaching
-    // this agent too, not an impatient second request.
-    Log(PolicyAction::Level::kInfo, "received " + name + " while already stopping");
-  } else if (!killed_) {
-    Log(PolicyAction::Level::kWarn,
-        "received " + name + " again while stopping: killing the workers now");
-    kill_at_ = now.steady;
-  }
-}
-
 void SupervisionPolicy::RelaySignal(int signal, Moment now) {
   const std::string name = SignalName(signal);
   Log(PolicyAction::Level::kInfo, "relaying " + name + " to the workers");
@@ -197,7 +177,10 @@ void SupervisionPolicy::OnExit(int worker, int status, std::vector<std::string> 
   if (!Running(w)) return;
   w.status = status;
   w.ended_unix = now.unix;
-  w.last_lines = std::move(last_lines);
+  // A worker may print anything: a megabyte on one line must not make a megabyte outcome.
+  w.last_lines.clear();
+  for (const std::string& line : last_lines)
+    w.last_lines.push_back(common::CutLine(line, kMaxQuotedLineBytes, w.slot.log_path));
   w.state = WIFEXITED(status) ? WorkerState::kExited : WorkerState::kSignalled;
   w.held.clear();
   const int exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
@@ -235,7 +218,10 @@ void SupervisionPolicy::Judge(Worker& w, Moment now, bool after_window) {
     // period) may have lost its checkpoint: that is a failure, not "stopped, work saved".
     const bool stop_intended =
         outcome_.code == common::kExitStopped || outcome_.code == common::kExitRequeued;
-    if (stop_intended && !EndedByStopSignal(w.status)) {
+    if (stop_intended && w.saved) {
+      Log(PolicyAction::Level::kInfo,
+          "worker rank " + rank + " " + how + " while exiting, after it had saved its work");
+    } else if (stop_intended && !EndedByStopSignal(w.status)) {
       FailedStop(w, how, now);
     } else {
       Log(PolicyAction::Level::kInfo, "worker rank " + rank + " " + how + " (while stopping)");
@@ -286,7 +272,7 @@ void SupervisionPolicy::RecordRootCause(Worker& w, Moment now) {
   Log(PolicyAction::Level::kError,
       "worker rank " + rank + " " + how + ": it is the root cause; stopping the job on every node");
   for (const std::string& line : w.last_lines) {
-    Log(PolicyAction::Level::kError, "  rank " + rank + " | " + line);
+    Log(PolicyAction::Level::kError, "  rank " + rank + " | " + common::PrintableText(line));
   }
   WorkerFailure failure;
   failure.rank = w.slot.rank;
@@ -340,7 +326,7 @@ void SupervisionPolicy::OnTick(Moment now) {
   if (stopping_ && !killed_ && now.steady >= kill_at_) {
     killed_ = true;
     for (Worker& w : workers_) {
-      if (!Running(w)) continue;
+      if (!Running(w) || w.state == WorkerState::kKillSent) continue;
       Log(PolicyAction::Level::kWarn, "worker rank " + std::to_string(w.slot.rank) +
                                           " still running after the grace period: SIGKILL");
       Signal(w, SIGKILL);

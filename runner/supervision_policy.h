@@ -13,8 +13,10 @@
 //   exit code 5 (a communication error: usually the echo of another rank's failure) is judged
 //   only after `stop_signal_window_s`, unless a stop begins first; then it is part of the stop.
 // - A stop is SIGTERM to every running worker, then SIGKILL after `grace_period_s`. A second
-//   SIGTERM/SIGINT/SIGHUP to this agent kills at once; the first one that arrives while a stop is
-//   already under way is the same stop reaching this agent, not a second request.
+//   SIGTERM/SIGINT/SIGHUP to this agent kills at once what has not finished: a worker that has
+//   said its work is saved and it is exiting (OnWorkSaved: the bundled trainer's heartbeat phase
+//   "exiting") keeps the rest of its grace period to exit. The first one that arrives while a
+//   stop is already under way is the same stop reaching this agent, not a second request.
 // - SIGUSR1/SIGUSR2 are relayed; a worker younger than `relay_age_s` gets them when it reaches
 //   that age (before its handler exists the signal would kill it).
 // - Exit codes 10 and 11 from a worker are its agreed stops (checkpoint written). A worker that
@@ -111,6 +113,9 @@ struct PolicyOptions {
   double hang_grace_s = 5;  // SIGTERM to SIGKILL after a hang verdict (at most grace_period_s)
 };
 
+// The most of one output line that the outcome quotes (the rank log keeps it whole).
+inline constexpr size_t kMaxQuotedLineBytes = 2048;
+
 struct WorkerSlot {
   int rank = 0;
   std::string log_path;
@@ -126,6 +131,8 @@ class SupervisionPolicy {
   // `status` is the raw wait status; `last_lines` the end of its log (for the record).
   void OnExit(int worker, int status, std::vector<std::string> last_lines, Moment now);
   void OnNotice(const Notice& notice, Moment now);
+  // The worker says its work is saved and it is exiting (what is left is tearing down).
+  void OnWorkSaved(int worker);
   // The job was judged hung (runner/hang_monitor.h): a stop with common::kExitHung, the workers
   // continued (a stopped one could not act on SIGTERM) and killed after hang_grace_s.
   void OnHang(const std::string& headline, std::vector<std::string> lines, Moment now);
@@ -149,6 +156,7 @@ class SupervisionPolicy {
     int pid = 0;
     double started = 0;
     int status = 0;
+    bool saved = false;  // said its work is saved and it is exiting
     double ended_unix = 0;
     std::vector<int> held;
     std::vector<std::string> last_lines;
@@ -160,6 +168,7 @@ class SupervisionPolicy {
   void FailedStop(Worker& w, const std::string& how, Moment now);
   void RelaySignal(int signal, Moment now);
   void OnTerminate(int signal, Moment now);
+  void KillUnfinished();
   void Log(PolicyAction::Level level, std::string text);
   void Event(const std::string& name, common::JsonObject fields = {});
   void Signal(Worker& w, int signal);
@@ -171,6 +180,7 @@ class SupervisionPolicy {
   AttemptOutcome outcome_;
   bool stopping_ = false;
   bool killed_ = false;
+  bool escalated_ = false;  // a second stop signal: kill what has not finished
   bool entered_done_ = false;
   double kill_at_ = 0;
   int own_terminates_ = 0;

@@ -179,6 +179,19 @@ void Supervisor::OnHang(const HangVerdict& verdict, const HangMonitor& monitor,
   policy.OnHang(verdict.lines.front(), verdict.lines, clock_.Now());
 }
 
+namespace {
+
+// Workers whose heartbeat says their work is saved and they are exiting (common/heartbeat.h).
+void NoteSavedWorkers(const std::vector<WorkerLaunch>& launches, SupervisionPolicy& policy) {
+  for (size_t i = 0; i < launches.size(); ++i) {
+    if (launches[i].heartbeat_path.empty()) continue;
+    const std::optional<common::Heartbeat> beat = common::ReadHeartbeat(launches[i].heartbeat_path);
+    if (beat && beat->phase == common::kPhaseExiting) policy.OnWorkSaved(static_cast<int>(i));
+  }
+}
+
+}  // namespace
+
 AttemptOutcome Supervisor::RunAttempt(int attempt, const std::vector<WorkerLaunch>& launches,
                                       const std::map<std::string, std::string>& agent_env,
                                       WorkerRunner& runner) {
@@ -210,7 +223,11 @@ AttemptOutcome Supervisor::RunAttempt(int attempt, const std::vector<WorkerLaunc
   StartWorkers(launches, agent_env, runner, policy, monitor);
   while (!policy.entered_done() || !control_.PollDone()) {
     WaitResult waited = runner.Wait(options_.tick_s);
-    if (waited.signals.terminate) policy.OnSignal(waited.signals.terminate_signal, clock_.Now());
+    if (waited.signals.terminate) {
+      // A second stop signal kills only what has not finished: read who has.
+      NoteSavedWorkers(launches, policy);
+      policy.OnSignal(waited.signals.terminate_signal, clock_.Now());
+    }
     if (waited.signals.usr1) policy.OnSignal(SIGUSR1, clock_.Now());
     if (waited.signals.usr2) policy.OnSignal(SIGUSR2, clock_.Now());
     Carry(policy, runner);

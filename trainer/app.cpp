@@ -2,7 +2,10 @@
 
 #include <boost/program_options.hpp>
 #include <chrono>
+#include <cstdlib>
+#include <optional>
 #include <ostream>
+#include <thread>
 
 #include "common/cli_util.h"
 #include "common/config.h"
@@ -130,6 +133,12 @@ int RunTrainer(const std::vector<std::string>& args, const common::Environment& 
     const TrainContext context = MakeContext(config, contract, env);
     InstallStopHandlers(config.GetString("launch.preempt_signal").c_str());
     const TrainResult result = Train(config, *comm, context, heartbeat);
+    // The work is saved; what is left is tearing down. The runner spares a worker in this phase
+    // from the SIGKILL of a second stop signal (runner/supervision_policy.h).
+    heartbeat.Phase(common::kPhaseExiting);
+    // A test knob: widen the window between saving and exiting that a second stop signal can hit.
+    if (std::optional<std::string> delay = env.Get("TRAINER_TEST_EXIT_DELAY_MS"))
+      std::this_thread::sleep_for(std::chrono::milliseconds(std::atoi(delay->c_str())));
     if (result.stop_reason == "preempt") return common::kExitRequeued;
     if (!result.stop_reason.empty()) return common::kExitStopped;
     return common::kExitOk;

@@ -206,28 +206,37 @@ double CheckpointStore::Save(const TrainingState& state, Model& model,
 
 std::optional<std::string> CheckpointStore::Resolve(const std::string& resume) const {
   if (resume == "none") return std::nullopt;
-  auto from_latest = [](const std::string& dir) -> std::optional<std::string> {
-    std::ifstream in(dir + "/latest");
+  // A `latest` file names a checkpoint directory beside it.
+  auto from_latest = [](const std::string& file) -> std::optional<std::string> {
+    std::ifstream in(file);
     std::string name;
     if (!(in >> name)) return std::nullopt;
+    const std::string dir = file.substr(0, file.rfind('/'));
     const std::string path = dir + "/" + name;
     if (access((path + "/state.yaml").c_str(), F_OK) != 0) {
-      throw CheckpointError(
-          "checkpoint: " + dir + "/latest names '" + name +
+      throw DamagedCheckpointError(
+          "checkpoint: " + file + " names '" + name +
           "', which is missing or incomplete; "
           "set train.resume to an existing step-<N> directory (or none to start over)");
     }
     return path;
   };
-  if (resume == "auto") return from_latest(dir_);
+  if (resume == "auto") return from_latest(dir_ + "/latest");
   struct stat st {};
   if (stat(resume.c_str(), &st) != 0) {
+    throw CheckpointError(
+        "train.resume: '" + resume + "' does not exist; give a step-<N> directory, a " +
+        "checkpoints/ directory with a `latest` file (or that file), auto or none");
+  }
+  if (S_ISREG(st.st_mode)) {
+    const std::string file = resume.find('/') == std::string::npos ? "./" + resume : resume;
+    if (std::optional<std::string> latest = from_latest(file)) return latest;
     throw CheckpointError("train.resume: '" + resume +
-                          "' does not exist; give a step-<N> directory, a " +
-                          "checkpoints/ directory with a `latest` file, auto or none");
+                          "' is a file that names no checkpoint; give a step-<N> directory, a "
+                          "checkpoints/ directory, its `latest` file, auto or none");
   }
   if (access((resume + "/state.yaml").c_str(), F_OK) == 0) return resume;
-  if (std::optional<std::string> latest = from_latest(resume)) return latest;
+  if (std::optional<std::string> latest = from_latest(resume + "/latest")) return latest;
   throw CheckpointError("train.resume: '" + resume +
                         "' is not a checkpoint (no state.yaml) and holds no `latest` file");
 }
@@ -238,8 +247,9 @@ YAML::Node ReadStateYaml(const std::string& path) {
   try {
     return YAML::LoadFile(path + "/state.yaml");
   } catch (const YAML::Exception& e) {
-    throw CheckpointError("checkpoint " + path + "/state.yaml cannot be read (" + e.msg +
-                          "): not a complete checkpoint; use another (train.resume) or none");
+    throw DamagedCheckpointError(
+        "checkpoint " + path + "/state.yaml cannot be read (" + e.msg +
+        "): not a complete checkpoint; use another (train.resume) or none");
   }
 }
 
@@ -251,15 +261,15 @@ void VerifyFiles(const std::string& path, const YAML::Node& meta) {
     const std::string crc = item.second["crc32"].as<std::string>();
     const FileRecord actual = Measure(file);
     if (actual.bytes != bytes) {
-      throw CheckpointError("checkpoint file " + file +
-                            " is truncated or damaged: " + std::to_string(actual.bytes) +
-                            " bytes, state.yaml says " + std::to_string(bytes) +
-                            "; resume from an older step-<N> (train.resume) or none");
+      throw DamagedCheckpointError("checkpoint file " + file +
+                                   " is truncated or damaged: " + std::to_string(actual.bytes) +
+                                   " bytes, state.yaml says " + std::to_string(bytes) +
+                                   "; resume from an older step-<N> (train.resume) or none");
     }
     if (Hex32(actual.crc) != crc) {
-      throw CheckpointError("checkpoint file " + file + " is corrupted: CRC-32 " +
-                            Hex32(actual.crc) + ", state.yaml says " + crc +
-                            "; resume from an older step-<N> (train.resume) or none");
+      throw DamagedCheckpointError("checkpoint file " + file + " is corrupted: CRC-32 " +
+                                   Hex32(actual.crc) + ", state.yaml says " + crc +
+                                   "; resume from an older step-<N> (train.resume) or none");
     }
   }
 }

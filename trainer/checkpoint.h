@@ -40,6 +40,13 @@ class CheckpointError : public common::Error {
       : common::Error(code, message) {}
 };
 
+// A checkpoint whose files do not verify (missing, truncated, corrupted): train.resume auto
+// falls back to an older one.
+class DamagedCheckpointError : public CheckpointError {
+ public:
+  using CheckpointError::CheckpointError;
+};
+
 struct TrainingState {
   int64_t step = 0;              // optimizer steps done
   int64_t epoch = 0;             // the epoch in progress
@@ -64,14 +71,26 @@ class CheckpointStore {
               const common::Config& config) const;
 
   // What train.resume names: "none" -> nullopt; "auto" -> the checkpoint `latest` names, if any;
-  // a path -> that directory (or the one a `latest` file there names). Throws CheckpointError
-  // when an explicit path does not exist.
+  // a path -> that directory, the one a `latest` file there names, or the one a `latest` file
+  // given itself names. Throws CheckpointError when an explicit path does not exist.
   [[nodiscard]] std::optional<std::string> Resolve(const std::string& resume) const;
 
   // Loads `path` into the model and optimizer and returns the state. Throws CheckpointError.
   [[nodiscard]] TrainingState Load(const std::string& path, Model& model,
                                    torch::optim::Optimizer& optimizer,
                                    const common::Config& config) const;
+
+  // Resolve + Load; with "auto", a checkpoint that does not verify (DamagedCheckpointError) is
+  // skipped for the next older step-<N>, each skip said in `skipped`. Other refusals (another
+  // model, another config) and an explicit path's damage still throw. nullopt: nothing to resume.
+  struct Resumed {
+    std::string path;
+    TrainingState state;
+    std::vector<std::string> skipped;  // "skipped checkpoint <path>: <why>"
+  };
+  [[nodiscard]] std::optional<Resumed> LoadForResume(const std::string& resume, Model& model,
+                                                     torch::optim::Optimizer& optimizer,
+                                                     const common::Config& config) const;
 
   [[nodiscard]] const std::string& dir() const { return dir_; }
 

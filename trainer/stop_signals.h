@@ -11,8 +11,9 @@ struct StopRequests {
   bool preempt = false;
 };
 
-// preempt_signal: "USR1" or "USR2". Also ignores SIGXFSZ, so a file-size limit is an error to
-// report, not a crash.
+// preempt_signal: "USR1" or "USR2". The other of the two (the runner relays both) is ignored by
+// design, with a line on stderr (the rank log) saying so. Also ignores SIGXFSZ, so a file-size
+// limit is an error to report, not a crash.
 void InstallStopHandlers(const char* preempt_signal);
 [[nodiscard]] StopRequests PendingStops();
 

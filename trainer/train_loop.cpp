@@ -4,6 +4,7 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <torch/optim/optimizer.h>
 
+#include <algorithm>
 #include <chrono>
 #include <optional>
 
@@ -121,16 +122,19 @@ class TrainingRun {
 // Every rank loads the same checkpoint from the shared job directory.
 ResumePoint TrainingRun::Resume() {
   if (!checkpoints_) return ResumePoint();
-  const std::optional<std::string> from = checkpoints_->Resolve(options_.resume);
-  if (!from) return ResumePoint();
-  const TrainingState state = checkpoints_->Load(*from, *model_, *optimizer_, config_);
+  const std::optional<CheckpointStore::Resumed> resumed =
+      checkpoints_->LoadForResume(options_.resume, *model_, *optimizer_, config_);
+  if (!resumed) return ResumePoint();
+  const std::string* from = &resumed->path;
+  const TrainingState& state = resumed->state;
+  for (const std::string& skipped : resumed->skipped) resume_note_ += skipped + "\n";
   at::Generator generator = at::detail::getDefaultCPUGenerator();
   generator.set_state(state.rng_state);
   result_.resumed_from_step = state.step;
   const ResumePoint point = ComputeResumePoint(
       {state.step, state.epoch, state.step_in_epoch, state.samples_in_epoch, state.world_size},
       {options_.world_size, options_.batch_per_rank, options_.grad_accum_steps, steps_per_epoch_});
-  resume_note_ = point.Describe(*from);
+  resume_note_ += point.Describe(*from);
   return point;
 }
 
@@ -138,7 +142,10 @@ TrainResult TrainingRun::Run() {
   reporter_.Startup(comm_.backend(), model_->Describe(), reducer_.num_buckets(), context_.overlap,
                     data_.train.description + "; " + data_.test.description, steps_per_epoch_,
                     schedule_);
-  if (!resume_note_.empty()) reporter_.Say(resume_note_);
+  for (size_t at = 0, end = 0; at < resume_note_.size(); at = end + 1) {
+    end = std::min(resume_note_.find('\n', at), resume_note_.size());
+    reporter_.Say(resume_note_.substr(at, end - at));  // skipped checkpoints, then where from
+  }
   model_->SetTraining(true);
   const auto start = Clock::now();
   reporter_.Start(start);

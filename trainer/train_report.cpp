@@ -194,6 +194,9 @@ void TrainReporter::Stopping(int64_t steps_done, const StepAgreement& agreed, do
 }
 
 void TrainReporter::Done(const RunSummary& s) {
+  if (s.samples_per_second <= 0)
+    return Say("done: nothing left to train: all " + std::to_string(s.steps) +
+               " steps were done before this run, parameter digest " + s.parameter_digest);
   Say("done: " + std::to_string(s.steps) + " steps in " + FormatDuration(s.seconds) + ", " +
       Fixed(s.samples_per_second, 0) + " samples/s, last loss " + Fixed(s.last_loss, 4) +
       (s.test_accuracy >= 0 ? ", test accuracy " + Fixed(s.test_accuracy, 4) : std::string()) +

@@ -171,6 +171,51 @@ class CheckpointTest(unittest.TestCase):
         self.assertRegex(read_text(os.path.join(job, "current", "train.log")),
                          r"stopping after step \d+: preemption signal")
 
+    def test_the_signal_that_is_not_the_preempt_signal_is_ignored_with_a_note(self):
+        # The runner relays SIGUSR1 and SIGUSR2 alike; with launch.preempt_signal USR1 the trainer
+        # must survive SIGUSR2 (its default action kills) and say that it ignored it.
+        proc = self.start("usr2", "launch.preempt_signal=USR1", "train.epochs=20")
+        job = wait_for(lambda: os.path.isdir(self.root) and
+                       [d for d in os.listdir(self.root) if d.startswith("usr2-")] and self.job_dir("usr2"),
+                       60, "the job directory")
+        log = os.path.join(job, "attempt-0", "train.log")
+        wait_for(lambda: os.path.exists(log) and re.search(r"step (1\d|[2-9]\d|\d{3})/", read_text(log)), 60, "step 10")
+        proc.send_signal(signal.SIGUSR2)
+        note = "received SIGUSR2, which is not the preempt signal (launch.preempt_signal: USR1): ignored"
+        ranks = [os.path.join(job, "attempt-0", f"rank-{r}.log") for r in (0, 1)]
+        wait_for(lambda: all(note in read_text(r) for r in ranks) or proc.poll() is not None, 60,
+                 "both ranks to note the ignored SIGUSR2")
+        self.assertIsNone(proc.poll(), "the job ended after SIGUSR2")
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=60)
+        self.assertEqual(proc.returncode, 10, out[-3000:])
+        self.assertRegex(read_text(log), r"stopping after step \d+: stop signal")
+        self.assertTrue(os.path.exists(os.path.join(job, "checkpoints", "latest")))
+
+    def test_a_second_sigterm_spares_workers_that_saved_and_are_exiting(self):
+        # Two quick SIGTERMs: the second arrives after the checkpoint is written and the trainer
+        # said done, while it tears down (widened to 3 s here). That is a clean stop, not a kill.
+        proc = self.start("twice", "train.epochs=20", env={"TRAINER_TEST_EXIT_DELAY_MS": "3000"})
+        job = wait_for(lambda: os.path.isdir(self.root) and
+                       [d for d in os.listdir(self.root) if d.startswith("twice-")] and self.job_dir("twice"),
+                       60, "the job directory")
+        log = os.path.join(job, "attempt-0", "train.log")
+        wait_for(lambda: os.path.exists(log) and re.search(r"step (1\d|[2-9]\d|\d{3})/", read_text(log)), 60, "step 10")
+        proc.send_signal(signal.SIGTERM)
+        wait_for(lambda: "done:" in read_text(log), 60, "the trainer to say done")
+        self.assertIsNone(proc.poll(), "the job ended before the second SIGTERM")
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=60)
+        self.assertEqual(proc.returncode, 10, out[-3000:])
+        self.assertIn("has saved its work and is exiting: left to finish", out)
+        self.assertNotIn("may not be saved", out)
+        outcome = json.loads(read_text(os.path.join(job, "outcome.json")))
+        self.assertEqual(outcome["status"], "stopped")
+        stopped_at = int(re.search(r"stopping after step (\d+): stop signal", read_text(log)).group(1))
+        self.assertEqual(outcome["checkpoint"]["name"], "step-%06d" % stopped_at)
+        self.assertTrue(outcome["checkpoint"]["this_attempt"])
+        self.assertEqual(outcome["saved"], "checkpoint step-%06d saved during this attempt" % stopped_at)
+
 
 if __name__ == "__main__":
     unittest.main()

@@ -290,7 +290,7 @@ class RunnerTest(unittest.TestCase):
         proc, _ = self.run_runner(self.runner_args(
             "launch.max_restarts=1",
             *self.sh_worker('echo attempt $TORCHELASTIC_RESTART_COUNT; '
-                            'if [ "$TORCHELASTIC_RESTART_COUNT" = 0 ] && [ "$RANK" = 1 ]; then exit 4; fi')))
+                            'if [ "$TORCHELASTIC_RESTART_COUNT" = 0 ] && [ "$RANK" = 1 ]; then exit 1; fi')))
         self.assertEqual(proc.returncode, 0, proc.stderr)
         job = self.job_dir()
         self.assertEqual(os.readlink(os.path.join(job, "current")), "attempt-1")

@@ -134,22 +134,52 @@ TEST(OutcomeTest, TheFirstFailureAcrossAgentsIsTheEarliest) {
   EXPECT_FALSE(FirstFailure({AgentView{}}));
 }
 
-TEST(OutcomeTest, RestartsAreCountedAndOnlyFailuresRestart) {
+TEST(OutcomeTest, RestartsAreCountedAndOnlyFailuresThatARetryCanChangeRestart) {
   struct Row {
     int code, restarts, max;
+    std::optional<int> root_exit;  // the root cause's exit code; nullopt: none or a signal
     bool restart;
+    std::string skipped;
   };
-  for (const Row& r : std::vector<Row>{{20, 0, 1, true},
-                                       {21, 0, 1, true},
-                                       {12, 0, 1, true},
-                                       {20, 1, 1, false},
-                                       {20, 0, 0, false},
-                                       {0, 0, 3, false},
-                                       {10, 0, 3, false},
-                                       {11, 0, 3, false},
-                                       {5, 0, 3, false}}) {
-    EXPECT_EQ(ShouldRestart(r.code, r.restarts, r.max), r.restart)
-        << "code " << r.code << " after " << r.restarts << " of " << r.max << " restarts";
+  const std::string kConfig =
+      "not restarting: rank 1 on node2 exited with code 3 (config error), which a restart cannot "
+      "change; 2 of launch.max_restarts=2 left unused";
+  for (const Row& r : std::vector<Row>{
+           {20, 0, 1, 1, true, ""},
+           {21, 0, 1, std::nullopt, true, ""},
+           {12, 0, 1, std::nullopt, true, ""},
+           {13, 0, 1, std::nullopt, true, ""},
+           {20, 1, 1, 1, false, ""},
+           {20, 0, 0, 1, false, ""},
+           {0, 0, 3, std::nullopt, false, ""},
+           {10, 0, 3, std::nullopt, false, ""},
+           {11, 0, 3, std::nullopt, false, ""},
+           {5, 0, 3, std::nullopt, false, ""},
+           {20, 0, 2, 3, false, kConfig},
+           {20, 0, 2, 2, false, "not restarting: rank 1 on node2 exited with code 2 (usage error)"},
+           {20, 1, 3, 4, false,
+            "exited with code 4 (environment error), which a restart cannot "
+            "change; 2 of launch.max_restarts=3 left unused"},
+           {20, 0, 2, 5, true, ""},
+           {20, 0, 2, 127, true, ""},
+           {20, 2, 2, 3, false, ""}}) {
+    std::optional<WorkerFailure> root;
+    if (r.root_exit) {
+      root = WorkerFailure{};
+      root->rank = 1;
+      root->host = "node2";
+      root->exit_code = r.root_exit;
+    }
+    const RestartDecision d = DecideRestart(r.code, root, r.restarts, r.max);
+    SCOPED_TRACE("code " + std::to_string(r.code) + " after " + std::to_string(r.restarts) +
+                 " of " + std::to_string(r.max) + " restarts, root exit " +
+                 std::to_string(r.root_exit.value_or(-1)));
+    EXPECT_EQ(d.restart, r.restart);
+    if (r.skipped.empty()) {
+      EXPECT_EQ(d.skipped, "");
+    } else {
+      EXPECT_NE(d.skipped.find(r.skipped), std::string::npos) << d.skipped;
+    }
   }
 }
 

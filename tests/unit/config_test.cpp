@@ -264,7 +264,8 @@ const std::vector<BadCase> kBadCases = {
      "job:\n  name: a/b\n",
      {},
      {},
-     "@:2:9: job.name: expected a name of letters, digits, '.', '_' and '-', got 'a/b'"},
+     "@:2:9: job.name: expected a name of at most 222 letters, digits, '.', '_' and '-', got "
+     "'a/b'"},
     {"torchscript without a file",
      "train:\n  model: torchscript\n",
      {},
@@ -306,6 +307,42 @@ const std::vector<BadCase> kBadCases = {
      {"train.lr=nan"},
      {},
      "command line 'train.lr=nan': train.lr: expected a number in (0, 100], got 'nan'"},
+    {"empty log root on the command line",
+     "",
+     {"job.log_root="},
+     {},
+     "command line 'job.log_root=': job.log_root: expected a non-empty path, got an empty value "
+     "(it would mean the filesystem root '/'); fix: give a directory (the default is 'logs'), or "
+     "leave the key unset"},
+    {"empty log root in the environment",
+     "",
+     {},
+     {{"RUNNER_JOB__LOG_ROOT", ""}},
+     "environment RUNNER_JOB__LOG_ROOT: job.log_root: expected a non-empty path, got an empty "
+     "value (it would mean the filesystem root '/'); fix: give a directory (the default is "
+     "'logs'), or leave the key unset"},
+    {"empty log root in a file",
+     "job:\n  log_root: \"\"\n",
+     {},
+     {},
+     "@:2:13: job.log_root: expected a non-empty path, got an empty value (it would mean the "
+     "filesystem root '/'); fix: give a directory (the default is 'logs'), or leave the key unset"},
+    {"job name too long for a directory name",
+     "",
+     {"job.name=" + std::string(223, 'n')},
+     {},
+     "command line 'job.name=" + std::string(71, 'n') +
+         "...': job.name: expected a name of at most 222 letters, digits, '.', '_' and '-', got "
+         "223 "
+         "characters '" +
+         std::string(80, 'n') +
+         "...' (the directory <name>-<job id> must fit in a 255-byte file name)"},
+    {"collective timeout below a second",
+     "",
+     {"train.collective_timeout_s=1e-9"},
+     {},
+     "command line 'train.collective_timeout_s=1e-9': train.collective_timeout_s: expected a "
+     "number in [1, 604800], got '1e-9'"},
     {"integer overflow",
      "train:\n  epochs: 99999999999999999999\n",
      {},

@@ -18,8 +18,10 @@ namespace {
 struct FakeWorker {
   bool alive = true;
   bool ignore_term = false;
-  int term_exit = -1;  // exit code on SIGTERM; -1: dies of SIGTERM
-  int usr_exit = -1;   // exit code on SIGUSR1/2; -1: ignores them
+  int term_exit = -1;      // exit code on SIGTERM; -1: dies of SIGTERM
+  int usr_exit = -1;       // exit code on SIGUSR1/2; -1: ignores them
+  double save_after = -1;  // on SIGTERM: says its work is saved after this, exits 10 later
+  double exit_after = 0;
 };
 
 struct Pending {
@@ -100,6 +102,9 @@ class Simulation {
       in >> Worker(a, WorkerIndex(worker)).term_exit;
     } else if (first == "usr-exit") {
       in >> Worker(a, WorkerIndex(worker)).usr_exit;
+    } else if (first == "term-save") {
+      FakeWorker& w = Worker(a, WorkerIndex(worker));
+      in >> w.save_after >> w.exit_after;
     } else {
       std::string rest;
       std::getline(in, rest);
@@ -137,6 +142,11 @@ class Simulation {
       policy.OnExit(WorkerIndex(arg), status, {"last words of " + arg}, now);
     } else if (verb == "signal") {
       policy.OnSignal(SignalNumber(arg), now);
+    } else if (verb == "saved") {
+      if (Worker(p.agent, WorkerIndex(arg)).alive) {
+        trace_.push_back(Time(p.time) + " a" + std::to_string(p.agent) + " " + arg + " saved");
+        policy.OnWorkSaved(WorkerIndex(arg));
+      }
     } else if (verb == "hang") {
       policy.OnHang("HANG at step 7", {"HANG at step 7", "detail"}, now);
     } else if (verb == "deliver") {
@@ -157,6 +167,9 @@ class Simulation {
     const std::string who = "w" + std::to_string(worker);
     if (signal == SIGKILL) {
       Queue(now + 0.001, agent, "killed " + who + " KILL");
+    } else if (signal == SIGTERM && w.save_after >= 0) {
+      Queue(now + w.save_after, agent, "saved " + who);
+      Queue(now + w.save_after + w.exit_after, agent, "exit " + who + " 10");
     } else if (signal == SIGTERM && !w.ignore_term) {
       Queue(now + 0.01, agent,
             w.term_exit >= 0 ? "exit " + who + " " + std::to_string(w.term_exit)

@@ -10,6 +10,8 @@
 //   "ignore-term a0 w1"        the worker ignores SIGTERM
 //   "term-exit a0 w1 10"       on SIGTERM the worker exits with code 10 (an agreed stop)
 //   "usr-exit a0 w1 11"        on SIGUSR1/SIGUSR2 the worker exits with code 11 (preempted)
+//   "term-save a0 w1 0.1 0.2"  on SIGTERM the worker says its work is saved 0.1 s later (the
+//                              trainer's heartbeat phase "exiting"), and exits 10 0.2 s after
 // By default every worker starts at 0, dies of SIGTERM 10 ms after one, of SIGKILL 1 ms after,
 // and ignores SIGUSR1/SIGUSR2. The trace the simulation returns has one line per decision:
 //   "1.050 a0 SIGTERM w1", "1.000 a0 notify failure rank 1", "2.000 a1 done",

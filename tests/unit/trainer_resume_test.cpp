@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "common/errors.h"
+#include "common/exit_codes.h"
 #include "tests/unit/temp_dir.h"
 #include "tests/unit/trainer_test_util.h"
 
@@ -115,7 +116,7 @@ TEST(TrainerResume, DamagedOrMismatchedCheckpointsAreRefused) {
       {"missing state",
        [](const std::string& last) { fs::remove(last + "/state.yaml"); },
        {},
-       "names 'step-000004', which is missing or incomplete"},
+       "step-000004' is not a checkpoint (no state.yaml)"},
       {"other model",
        [](const std::string&) {},
        {"train.hidden_sizes=[48]", "train.allow_config_change=true"},
@@ -131,18 +132,79 @@ TEST(TrainerResume, DamagedOrMismatchedCheckpointsAreRefused) {
     fs::copy(dir.path(), copy.path(),
              fs::copy_options::recursive | fs::copy_options::overwrite_existing);
     row.damage(copy.path() + "/step-000004");
+    // Damage is refused when that checkpoint is asked for by name; a different model or config
+    // is refused even under auto.
+    const bool damage = row.overrides.empty();
+    const std::string resume =
+        "train.resume=" + (damage ? copy.path() + "/step-000004" : std::string("auto"));
     try {
-      (void)RunRanks(1, With(With(kResumeJob, {"train.max_steps=6"}), row.overrides), true,
+      (void)RunRanks(1, With(With(kResumeJob, {"train.max_steps=6", resume}), row.overrides), true,
                      WithCheckpoints(copy.path()));
       ADD_FAILURE() << "no error";
     } catch (const common::Error& e) {
       EXPECT_NE(std::string(e.what()).find(row.fragment), std::string::npos) << e.what();
+    }
+    // Under auto a damaged newest checkpoint is skipped for the older one that verifies.
+    if (damage) {
+      const TrainResult r =
+          RunRanks(1, With(kResumeJob, {"train.max_steps=6"}), true, WithCheckpoints(copy.path()));
+      EXPECT_EQ(r.resumed_from_step, 2);
     }
     // The earlier checkpoint is still there and loads.
     EXPECT_NO_THROW((void)RunRanks(
         1, With(kResumeJob, {"train.max_steps=6", "train.resume=" + copy.path() + "/step-000002"}),
         true, WithCheckpoints(copy.path())));
   }
+}
+
+TEST(TrainerResume, AutoWithEveryCheckpointDamagedIsRefusedNamingEach) {
+  TempDir dir;
+  (void)RunRanks(1, With(kResumeJob, {"train.max_steps=4", "train.checkpoint_every=2"}), true,
+                 WithCheckpoints(dir.path()));
+  for (const char* step : {"step-000002", "step-000004"})
+    fs::resize_file(dir.path() + "/" + step + "/model.pt", 10);
+  try {
+    (void)RunRanks(1, With(kResumeJob, {"train.max_steps=6"}), true, WithCheckpoints(dir.path()));
+    ADD_FAILURE() << "no error";
+  } catch (const common::Error& e) {
+    const std::string what = e.what();
+    EXPECT_EQ(e.code(), common::kExitConfig);
+    EXPECT_NE(what.find("train.resume auto: no checkpoint in " + dir.path() + " verifies"),
+              std::string::npos)
+        << what;
+    EXPECT_NE(what.find("skipped checkpoint " + dir.path() + "/step-000004: checkpoint file"),
+              std::string::npos)
+        << what;
+    EXPECT_NE(what.find("skipped checkpoint " + dir.path() + "/step-000002"), std::string::npos)
+        << what;
+  }
+}
+
+TEST(TrainerResume, TheLatestFileItselfIsAcceptedAsTrainResume) {
+  TempDir dir;
+  (void)RunRanks(1, With(kResumeJob, {"train.max_steps=4", "train.checkpoint_every=2"}), true,
+                 WithCheckpoints(dir.path()));
+  TempDir other;
+  const TrainResult r =
+      RunRanks(1, With(kResumeJob, {"train.max_steps=6", "train.resume=" + dir.path() + "/latest"}),
+               true, WithCheckpoints(other.path()));
+  EXPECT_EQ(r.resumed_from_step, 4);
+}
+
+TEST(TrainerResume, RerunningAFinishedJobSaysNothingWasLeftToTrain) {
+  TempDir dir;
+  (void)RunRanks(1, With(kResumeJob, {"train.max_steps=4"}), true, WithCheckpoints(dir.path()));
+  ::testing::internal::CaptureStdout();
+  ::testing::internal::CaptureStderr();
+  const TrainResult r =
+      RunRanks(1, With(kResumeJob, {"train.max_steps=4"}), true, WithCheckpoints(dir.path()));
+  const std::string out =
+      ::testing::internal::GetCapturedStdout() + ::testing::internal::GetCapturedStderr();
+  EXPECT_EQ(r.resumed_from_step, 4);
+  EXPECT_NE(out.find("done: nothing left to train: all 4 steps were done before this run"),
+            std::string::npos)
+      << out;
+  EXPECT_EQ(out.find("last loss 0.0000"), std::string::npos) << out;
 }
 
 TEST(TrainerResume, WalltimeStopsBeforeTheJobEnds) {
