@@ -12,6 +12,7 @@
 #include "common/errors.h"
 #include "common/job_layout.h"
 #include "common/logging.h"
+#include "common/utf8.h"
 
 namespace runner {
 
@@ -164,7 +165,8 @@ void RankLog::WriteLine(const std::string& line, bool note) {
   const std::string out = stamp + " " + text + "\n";
   (void)!write(fd_, out.data(), out.size());
   if (!mirror_prefix_.empty()) {
-    const std::string mirrored = stamp + " " + mirror_prefix_ + text + "\n";
+    // The console is a terminal (or Slurm's .out file read with one): no escapes from workers.
+    const std::string mirrored = stamp + " " + mirror_prefix_ + common::PrintableText(text) + "\n";
     (void)!write(STDERR_FILENO, mirrored.data(), mirrored.size());
   }
   if (observer_ && !note) observer_(stamp, text);

@@ -9,6 +9,7 @@
 #include <cstddef>
 
 #include "common/errors.h"
+#include "common/utf8.h"
 
 namespace runner {
 
@@ -44,7 +45,7 @@ void ProcessWorkerRunner::OpenLog(int worker, int rank, const std::string& log_p
 
 void ProcessWorkerRunner::FlushConsole(bool all) {
   for (const std::string& line : console_.Flush(SteadySeconds(), all)) {
-    const std::string out = line + "\n";
+    const std::string out = common::PrintableText(line) + "\n";
     (void)!write(STDERR_FILENO, out.data(), out.size());
   }
 }

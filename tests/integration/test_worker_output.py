@@ -54,12 +54,13 @@ class WorkerOutputTest(unittest.TestCase):
         self.assertEqual(proc.returncode, 20, proc.stderr[-3000:])
         lines = self.strict_json_files(job)["first_failure"]["last_lines"]
         self.assertIn("surrogate \ufffd\ufffd\ufffd overlong \ufffd\ufffd c1 \x9b esc \x1b[2J\x1b]0;title\x07", lines)
-        # The agent logged those lines as the root cause's, escaped: no raw ESC, BEL or CSI.
+        # The agent logged those lines as the root cause's, and mirrored rank 0's output, escaped:
+        # no raw ESC, BEL or CSI anywhere on the console.
         console = proc.stderr
         self.assertIn(b"surrogate \xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd overlong", console)
         self.assertIn(b"c1 \\u009b esc \\x1b[2J\\x1b]0;title\\x07", console)
-        runner_lines = [line for line in console.splitlines() if b"[runner " in line]
-        for line in runner_lines:
+        self.assertIn(b"rank 0 | ", console)
+        for line in console.splitlines():
             for raw in (b"\x1b", b"\x07", b"\xc2\x9b", b"\xed\xa0\x80", b"\xc0\xaf"):
                 self.assertNotIn(raw, line)
 
