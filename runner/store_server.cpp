@@ -95,7 +95,10 @@ class StoreServer::Impl {
     std::lock_guard<std::mutex> lock(mutex_);
     StoreServerStats stats = stats_;
     stats.connections = connections_.size();
-    for (const auto& [fd, conn] : connections_) stats.buffered_bytes += Buffered(conn);
+    for (const auto& [fd, conn] : connections_) {
+      stats.buffered_bytes += Buffered(conn);
+      stats.paused += Paused(conn) ? 1 : 0;
+    }
     std::lock_guard<std::mutex> log_lock(log_mutex_);
     stats.log_lines_left_out = throttle_.left_out_total();
     return stats;
@@ -205,9 +208,9 @@ class StoreServer::Impl {
   }
 
   void Refuse(int fd, const std::string& peer, const std::string& why) {
-    store_socket::CloseAtOnce(fd);
     ++stats_.refused;
     Log("store: refused a connection from " + peer + ": " + why);
+    store_socket::CloseAtOnce(fd);
   }
 
   // Out of descriptors: the pending connection would keep the listening socket readable and the
@@ -230,24 +233,27 @@ class StoreServer::Impl {
     accept_paused_ = true;  // poll the others for a while; one of them may close
   }
 
+  // Reads and answers chunk by chunk, until the socket is drained, the connection is paused (its
+  // replies wait unread) or kReadBudget is spent: so a connection holds at most one chunk of
+  // unanswered requests beyond an incomplete one.
   void ReadFrom(StoreConnection& conn) {
     char buffer[65536];
     bool ended = false;  // end of stream or a connection error
     size_t read = 0;
-    while (read < kReadBudget) {
+    while (read < kReadBudget && !conn.closing && !Paused(conn)) {
       ssize_t n = recv(conn.id, buffer, sizeof(buffer), 0);
       if (n > 0) {
         conn.in.append(buffer, static_cast<size_t>(n));
         read += static_cast<size_t>(n);
+        // Requests that arrived together with the end of the stream still count: a client may
+        // SET a key (no reply) and exit at once.
+        Answer(conn);
         continue;
       }
       if (n < 0 && errno == EINTR) continue;
       if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) ended = true;
       break;
     }
-    // Requests that arrived together with the end of the stream still count: a client may SET a
-    // key (no reply) and exit at once.
-    Answer(conn);
     if (ended) {
       if (!conn.closing) Flush(conn);  // a client that only shut down its sending side still reads
       conn.closing = true;

@@ -57,6 +57,7 @@ struct StoreServerOptions {
 struct StoreServerStats {
   size_t connections = 0;         // open now
   size_t buffered_bytes = 0;      // held for them now (unanswered requests and unsent replies)
+  size_t paused = 0;              // of them, not read from: their replies wait unread
   uint64_t refused = 0;           // connections refused: not allowed, or over max_connections
   uint64_t closed_by_server = 0;  // for a bad request or a cap (key, value, buffered bytes)
   uint64_t log_lines_left_out = 0;
