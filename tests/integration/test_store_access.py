@@ -85,6 +85,10 @@ class StoreAccessTest(unittest.TestCase):
         self.assertEqual(intruder.returncode, 0,
                          "a client off the job used the store: " + intruder.stdout + intruder.stderr)
         self.assertIn("refused:", intruder.stdout)
+        # A stock client too; judged by what it printed: PyTorch 1.13's watch thread may abort it
+        # (std::system_error, SIGABRT) before it can say anything.
+        stock = self.peer("intruder", "intrude-stock", timeout=60)
+        self.assertNotIn("answered", stock.stdout, "a stock client off the job used the store")
         log = os.path.join(job, "attempt-0", [n for n in os.listdir(os.path.join(job, "attempt-0"))
                                               if n.startswith("runner-")][0])
         line = wait_for(lambda: next((l for l in read_text(log).splitlines()

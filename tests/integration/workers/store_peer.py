@@ -6,11 +6,16 @@
   store_peer.py ADDR PORT wait KEY...       waits (at most 60 s) until every KEY exists
   store_peer.py ADDR PORT set KEY VALUE
   store_peer.py ADDR PORT get KEY           prints the value
-  store_peer.py ADDR PORT intrude           tries to use the store; exit 0 and "refused: ..." when
-                                            it cannot, exit 3 when the store answered
+  store_peer.py ADDR PORT intrude           an ADD over a raw socket (1.13 dialect): prints
+                                            "refused: ..." when the store closes the connection,
+                                            "answered: N" (exit 3) when it answers
+  store_peer.py ADDR PORT intrude-stock     the same with torch's TCPStore client, which 1.13's
+                                            watch thread may abort (SIGABRT) once refused
 """
 import datetime
 import os
+import socket
+import struct
 import sys
 
 import torch
@@ -34,8 +39,32 @@ def worker():
     print(f"rank {rank}: all_reduce sum {x.item()}", flush=True)
 
 
+def intrude_raw(addr, port):
+    key = b"intruder"
+    request = struct.pack("=BQ", 3, len(key)) + key + struct.pack("=q", 1)  # ADD intruder 1
+    reply = b""
+    try:
+        with socket.create_connection((addr, port), timeout=10) as s:
+            s.sendall(request)
+            while len(reply) < 8:
+                chunk = s.recv(8 - len(reply))
+                if not chunk:
+                    break
+                reply += chunk
+    except OSError as e:
+        print(f"refused: {type(e).__name__}: {e}", flush=True)
+        return 0
+    if len(reply) < 8:
+        print(f"refused: closed after {len(reply)} bytes", flush=True)
+        return 0
+    print(f"answered: {struct.unpack('=q', reply)[0]}", flush=True)
+    return 3
+
+
 def peer(addr, port, command, args):
     if command == "intrude":
+        return intrude_raw(addr, port)
+    if command == "intrude-stock":
         try:
             store = dist.TCPStore(addr, port, is_master=False,
                                   timeout=datetime.timedelta(seconds=5))
@@ -44,7 +73,7 @@ def peer(addr, port, command, args):
             return 3
         except Exception as e:  # noqa: BLE001 - any failure is the refusal
             print(f"refused: {type(e).__name__}: {e}", flush=True)
-            # At once: 1.13's watch thread of the refused store aborts the process at its exit.
+            # At once: 1.13's watch thread of the refused store aborts the process sooner or later.
             os._exit(0)
     store = dist.TCPStore(addr, port, is_master=False, timeout=TIMEOUT)
     if command == "wait":
