@@ -75,6 +75,11 @@ std::vector<KeySpec> LaunchKeys() {
        "else its address on the other nodes' subnet"},
       {"launch.store_port", T::kInt, "0",
        "TCP port of the c10d store on the node-0 agent; 0: the OS picks a free one", 0, 65535},
+      {"launch.store_allow", T::kString, "\"\"",
+       "who else may connect to the store besides the job's hosts and loopback: addresses and "
+       "CIDR networks separated by commas (10.1.0.0/16, fd00::7), or any"},
+      {"launch.store_max_connections", T::kInt, "16384",
+       "connections the store holds at once (about one per worker); more are refused", 1, 1048576},
   };
 }
 

@@ -23,6 +23,7 @@
 #include "runner/process.h"
 #include "runner/rendezvous.h"
 #include "runner/slurm_requeue.h"
+#include "runner/store_job.h"
 #include "runner/store_server.h"
 #include "runner/supervisor.h"
 #include "runner/watchdog_setup.h"
@@ -204,7 +205,8 @@ void AgentJob::Meet() {
                                                  config_.GetString("launch.store_addr"));
     meeting_.store = std::make_unique<StoreServer>(
         mine_session.store_addr, static_cast<uint16_t>(config_.GetInt("launch.store_port")),
-        [this](const std::string& line) { log_.warn("{}", line); });
+        [this](const std::string& line) { log_.warn("{}", line); },
+        JobStoreOptions(meeting_.agents, mine_session.store_addr, config_));
     mine_session.token = RandomHex(16);
     mine_session.attempt = dir.NextAttempt();
     mine_session.store_port = meeting_.store->port();

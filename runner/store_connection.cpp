@@ -45,11 +45,11 @@ bool DecideDialect(StoreConnection& conn, const LogFn& log) {
 
 // Answers one request. False when `conn.in` holds no complete request or the connection is to be
 // closed.
-bool ServeOne(StoreConnection& conn, StoreState& state, const LogFn& log,
+bool ServeOne(StoreConnection& conn, StoreState& state, const ServeLimits& limits, const LogFn& log,
               StoreState::Replies* out) {
   if (conn.in.empty()) return false;
   if (conn.dialect == Dialect::kUndecided && !DecideDialect(conn, log)) return false;
-  Reader reader(conn.in);
+  Reader reader(conn.in, limits.max_key_bytes, limits.max_value_bytes);
   const uint8_t byte = reader.Scalar<uint8_t>();
   const Op op = DecodeOp(conn.dialect, byte);
   // A 1.13 client that timed out in WAIT moves on without cancelling: its next request, from its
@@ -80,10 +80,17 @@ bool ServeOne(StoreConnection& conn, StoreState& state, const LogFn& log,
 
 }  // namespace
 
-StoreState::Replies ServeRequests(StoreConnection& conn, StoreState& state, const LogFn& log) {
+StoreState::Replies ServeRequests(StoreConnection& conn, StoreState& state,
+                                  const ServeLimits& limits, const LogFn& log) {
   StoreState::Replies out;
+  size_t for_conn = conn.out.size();  // reply bytes waiting for conn, sent or not
   try {
-    while (!conn.closing && ServeOne(conn, state, log, &out)) {
+    while (!conn.closing && for_conn < limits.pause_reading_bytes) {
+      const size_t before = out.size();
+      if (!ServeOne(conn, state, limits, log, &out)) break;
+      for (size_t i = before; i < out.size(); ++i) {
+        if (out[i].to == conn.id) for_conn += out[i].bytes.size();
+      }
     }
   } catch (const Malformed& e) {
     Log(log, "store: client " + conn.peer + " sent a request with " + e.what() + "; closed");

@@ -5,6 +5,8 @@
 // stale WAIT of a 1.13 client that moved on. Socket-free: the server reads into `in`, sends `out`,
 // and closes the socket once `closing` is set.
 
+#include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <string>
 
@@ -22,11 +24,22 @@ struct StoreConnection {
   bool closing = false;
 };
 
-// Answers every complete request in `conn.in`, in order, consuming them; returns the replies, for
-// `conn` and for the connections the requests woke, to be appended to their `out` in order. A
-// request no client sends (a wrong validation number, an unknown query type, absurd sizes) sets
-// `conn.closing` and logs why; the requests before it are still answered.
+// What one connection may send and be sent (from StoreServerOptions).
+struct ServeLimits {
+  uint64_t max_key_bytes = store_protocol::kMaxKeyBytes;
+  uint64_t max_value_bytes = store_protocol::kMaxValueBytes;
+  // Requests are left in `in`, unanswered, once this many reply bytes wait for `conn`.
+  size_t pause_reading_bytes = SIZE_MAX;
+};
+
+// Answers the complete requests in `conn.in`, in order, consuming them, until none is left or
+// `conn.out` and the replies for `conn` reach `limits.pause_reading_bytes`; returns the replies,
+// for `conn` and for the connections the requests woke, to be appended to their `out` in order. A
+// request no client sends (a wrong validation number, an unknown query type, a key or value over
+// the limits, absurd sizes) sets `conn.closing` and logs why; the requests before it are still
+// answered.
 [[nodiscard]] StoreState::Replies ServeRequests(StoreConnection& conn, StoreState& state,
+                                                const ServeLimits& limits,
                                                 const std::function<void(const std::string&)>& log);
 
 }  // namespace runner

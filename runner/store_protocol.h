@@ -18,7 +18,8 @@ namespace runner::store_protocol {
 
 constexpr uint32_t kValidationMagic = 0x3C85F7CE;
 // Sizes no real client sends; a request claiming more is garbage, and its connection is closed
-// rather than buffered for ever. Keys are c10d paths of a few dozen bytes.
+// rather than buffered for ever. Keys are c10d paths of a few dozen bytes. The server's own caps
+// (StoreServerOptions) are at most these; the dialect check relies on kMaxKeyBytes.
 constexpr uint64_t kMaxKeyBytes = uint64_t{1} << 20;
 constexpr uint64_t kMaxValueBytes = uint64_t{1} << 30;
 constexpr uint64_t kMaxKeyCount = uint64_t{1} << 20;
@@ -69,7 +70,9 @@ struct Malformed : std::runtime_error {
 // Reads fields from a connection's input buffer; any read past the end marks it incomplete.
 class Reader {
  public:
-  explicit Reader(const std::string& buffer) : buffer_(buffer) {}
+  explicit Reader(const std::string& buffer, uint64_t max_key_bytes = kMaxKeyBytes,
+                  uint64_t max_value_bytes = kMaxValueBytes)
+      : buffer_(buffer), max_key_bytes_(max_key_bytes), max_value_bytes_(max_value_bytes) {}
   template <typename T>
   T Scalar() {
     T value{};
@@ -81,8 +84,8 @@ class Reader {
     pos_ += sizeof(T);
     return value;
   }
-  std::string Key() { return Bytes(kMaxKeyBytes, "key"); }
-  std::string Value() { return Bytes(kMaxValueBytes, "value"); }
+  std::string Key() { return Bytes(max_key_bytes_, "key"); }
+  std::string Value() { return Bytes(max_value_bytes_, "value"); }
   std::vector<std::string> Keys() {
     const uint64_t n = Count();
     std::vector<std::string> keys;
@@ -130,6 +133,8 @@ class Reader {
   }
 
   const std::string& buffer_;
+  uint64_t max_key_bytes_;
+  uint64_t max_value_bytes_;
   size_t pos_ = 0;
   bool incomplete_ = false;
 };

@@ -1,10 +1,6 @@
 #include "runner/store_server.h"
 
-#include <arpa/inet.h>
 #include <fcntl.h>
-#include <netdb.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -13,19 +9,48 @@
 #include <cerrno>
 #include <cstring>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include "common/errors.h"
+#include "runner/log_throttle.h"
 #include "runner/store_connection.h"
+#include "runner/store_socket.h"
 #include "runner/store_state.h"
 
 namespace runner {
 
+namespace {
+
+// Bytes read from one connection before its requests are served and the others get their turn.
+constexpr size_t kReadBudget = size_t{4} << 20;
+// Descriptors the process needs besides the store's connections (logs, pipes, MPI, workers).
+constexpr uint64_t kOtherFiles = 256;
+
+int OpenSpare() { return open("/dev/null", O_RDONLY | O_CLOEXEC); }
+
+}  // namespace
+
 class StoreServer::Impl {
  public:
-  Impl(const std::string& address, uint16_t port, LogFn log)
-      : address_(address), log_(std::move(log)), state_(log_) {
-    Listen(address, port);
+  Impl(const std::string& address, uint16_t port, LogFn log, StoreServerOptions options)
+      : address_(address),
+        options_(std::move(options)),
+        log_(std::move(log)),
+        throttle_(options_.log_burst, options_.log_interval),
+        state_([this](const std::string& line) { Log(line); }) {
+    limits_.max_key_bytes = std::min(options_.max_key_bytes, store_protocol::kMaxKeyBytes);
+    limits_.max_value_bytes = std::min(options_.max_value_bytes, store_protocol::kMaxValueBytes);
+    limits_.pause_reading_bytes = options_.pause_reading_bytes;
+    const uint64_t files =
+        store_socket::RaiseOpenFilesLimit(options_.max_connections + kOtherFiles);
+    if (files < options_.max_connections + kOtherFiles && log_) {
+      log_("store: this process may open only " + std::to_string(files) +
+           " files (ulimit -n), so the store holds fewer than its cap of " +
+           std::to_string(options_.max_connections) + " connections; raise the hard limit");
+    }
+    listen_fd_ = store_socket::Listen(address, port, &port_);
+    spare_fd_ = OpenSpare();
     if (pipe2(wake_, O_CLOEXEC | O_NONBLOCK) != 0) {
       close(listen_fd_);
       throw common::CommunicationError(std::string("store: cannot create a pipe: ") +
@@ -41,6 +66,7 @@ class StoreServer::Impl {
     if (thread_.joinable()) thread_.join();
     for (auto& [fd, conn] : connections_) close(fd);
     close(listen_fd_);
+    if (spare_fd_ >= 0) close(spare_fd_);
     close(wake_[0]);
     close(wake_[1]);
   }
@@ -65,83 +91,84 @@ class StoreServer::Impl {
     return state_.NumKeys();
   }
 
- private:
-  void Listen(const std::string& address, uint16_t port) {
-    addrinfo hints{};
-    hints.ai_flags = AI_NUMERICHOST | AI_PASSIVE;
-    hints.ai_socktype = SOCK_STREAM;
-    addrinfo* result = nullptr;
-    const std::string where = "store: cannot listen on " + address + ":" + std::to_string(port);
-    int rc = getaddrinfo(address.c_str(), std::to_string(port).c_str(), &hints, &result);
-    // getaddrinfo also takes inet_aton's short forms ("10.1" is 10.0.0.1): a typo, not an address.
-    in_addr ipv4{};
-    if (rc == 0 && address.find(':') == std::string::npos &&
-        inet_pton(AF_INET, address.c_str(), &ipv4) != 1) {
-      freeaddrinfo(result);
-      rc = EAI_NONAME;
+  StoreServerStats Stats() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    StoreServerStats stats = stats_;
+    stats.connections = connections_.size();
+    for (const auto& [fd, conn] : connections_) {
+      stats.buffered_bytes += Buffered(conn);
+      stats.paused += Paused(conn) ? 1 : 0;
     }
-    if (rc != 0) {
-      throw common::CommunicationError(where + ": '" + address + "' is not an IP address (" +
-                                       gai_strerror(rc) + "); set launch.store_addr to one");
-    }
-    listen_fd_ = socket(result->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    int err = errno;
-    if (listen_fd_ >= 0) {
-      int one = 1;
-      setsockopt(listen_fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-      const bool ok = bind(listen_fd_, result->ai_addr, result->ai_addrlen) == 0 &&
-                      listen(listen_fd_, 1024) == 0;
-      err = ok ? 0 : errno;
-    }
-    if (listen_fd_ < 0 || err != 0) {
-      freeaddrinfo(result);
-      if (listen_fd_ >= 0) close(listen_fd_);
-      throw common::CommunicationError(where + ": " + std::strerror(err) +
-                                       (err == EADDRINUSE ? "; use launch.store_port=0" : ""));
-    }
-    freeaddrinfo(result);
-    sockaddr_storage bound{};
-    socklen_t len = sizeof(bound);
-    getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&bound), &len);
-    port_ = ntohs(bound.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port
-                                              : reinterpret_cast<sockaddr_in*>(&bound)->sin_port);
+    std::lock_guard<std::mutex> log_lock(log_mutex_);
+    stats.log_lines_left_out = throttle_.left_out_total();
+    return stats;
   }
 
+ private:
+  static size_t Buffered(const StoreConnection& conn) { return conn.in.size() + conn.out.size(); }
+  bool Paused(const StoreConnection& conn) const {
+    return conn.out.size() >= options_.pause_reading_bytes;
+  }
+
+  // Every line goes through the throttle: a peer can provoke any of them.
   void Log(const std::string& line) {
-    if (log_) log_(line);
+    if (!log_) return;
+    std::optional<std::string> admitted;
+    {
+      std::lock_guard<std::mutex> lock(log_mutex_);
+      admitted = throttle_.Admit(line, LogThrottle::Clock::now());
+    }
+    if (admitted) log_(*admitted);
   }
 
   void Loop() {
     while (!stop_) {
-      std::vector<pollfd> fds = {{wake_[0], POLLIN, 0}, {listen_fd_, POLLIN, 0}};
+      std::vector<pollfd> fds = {{wake_[0], POLLIN, 0},
+                                 {listen_fd_, static_cast<short>(accept_paused_ ? 0 : POLLIN), 0}};
       {
         std::lock_guard<std::mutex> lock(mutex_);
         for (const auto& [fd, conn] : connections_) {
-          fds.push_back({fd, static_cast<short>(POLLIN | (conn.out.empty() ? 0 : POLLOUT)), 0});
+          const int events = (Paused(conn) ? 0 : POLLIN) | (conn.out.empty() ? 0 : POLLOUT);
+          fds.push_back({fd, static_cast<short>(events), 0});
         }
       }
-      if (poll(fds.data(), fds.size(), -1) < 0) {
+      if (poll(fds.data(), fds.size(), accept_paused_ ? 100 : -1) < 0) {
         if (errno == EINTR) continue;
         Log(std::string("store: poll failed: ") + std::strerror(errno));
         return;
       }
+      accept_paused_ = false;
       if (fds[1].revents & POLLIN) Accept();
       std::lock_guard<std::mutex> lock(mutex_);
-      for (size_t i = 2; i < fds.size(); ++i) {
-        auto it = connections_.find(fds[i].fd);
-        if (it == connections_.end()) continue;
-        StoreConnection& conn = it->second;
-        if (fds[i].revents & (POLLIN | POLLHUP | POLLERR)) ReadFrom(conn);
-        if (!conn.closing && !conn.out.empty()) Flush(conn);
-      }
-      for (auto it = connections_.begin(); it != connections_.end();) {
-        if (it->second.closing) {
-          state_.Disconnect(it->first);
-          close(it->first);
-          it = connections_.erase(it);
-        } else {
-          ++it;
-        }
+      for (size_t i = 2; i < fds.size(); ++i) Serve(fds[i]);
+      Sweep();
+    }
+  }
+
+  void Serve(const pollfd& ready) {
+    auto it = connections_.find(ready.fd);
+    if (it == connections_.end()) return;
+    StoreConnection& conn = it->second;
+    if (conn.closing) return;
+    if (ready.revents & POLLIN) {
+      ReadFrom(conn);
+    } else if (ready.revents & (POLLHUP | POLLERR)) {
+      conn.closing = true;  // gone while paused: its replies cannot be sent
+      return;
+    }
+    if (!conn.closing && !conn.out.empty()) Flush(conn);
+    // Requests left unanswered while the client did not read: their turn once it has.
+    if (!conn.closing && !conn.in.empty() && !Paused(conn)) Answer(conn);
+  }
+
+  void Sweep() {
+    for (auto it = connections_.begin(); it != connections_.end();) {
+      if (it->second.closing) {
+        state_.Disconnect(it->first);
+        close(it->first);
+        it = connections_.erase(it);
+      } else {
+        ++it;
       }
     }
   }
@@ -152,48 +179,110 @@ class StoreServer::Impl {
       socklen_t len = sizeof(peer);
       int fd = accept4(listen_fd_, reinterpret_cast<sockaddr*>(&peer), &len,
                        SOCK_CLOEXEC | SOCK_NONBLOCK);
+      if (fd < 0 && (errno == EMFILE || errno == ENFILE)) {
+        RefuseForLackOfFiles();
+        return;
+      }
       if (fd < 0) return;
-      int one = 1;
-      setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-      char host[INET6_ADDRSTRLEN] = "?";
-      char serv[16] = "?";
-      getnameinfo(reinterpret_cast<sockaddr*>(&peer), len, host, sizeof(host), serv, sizeof(serv),
-                  NI_NUMERICHOST | NI_NUMERICSERV);
+      const std::string name = store_socket::PeerName(peer, len);
       std::lock_guard<std::mutex> lock(mutex_);
+      if (!options_.allow.Allows(reinterpret_cast<sockaddr*>(&peer), len)) {
+        Refuse(fd, name,
+               "not one of the job's hosts (allowed: " + options_.allow.Describe() +
+                   "); to let it in, add its address or network to launch.store_allow "
+                   "(e.g. launch.store_allow: \"" +
+                   name.substr(0, name.rfind(':')) + "\", or \"any\")");
+        continue;
+      }
+      if (connections_.size() >= options_.max_connections) {
+        Refuse(fd, name,
+               "the store already holds " + std::to_string(connections_.size()) +
+                   " connections, its cap; raise launch.store_max_connections");
+        continue;
+      }
+      store_socket::SetUpConnection(fd);
       StoreConnection& conn = connections_[fd];
       conn.id = fd;
-      conn.peer = std::string(host) + ":" + serv;
+      conn.peer = name;
     }
   }
 
+  void Refuse(int fd, const std::string& peer, const std::string& why) {
+    ++stats_.refused;
+    Log("store: refused a connection from " + peer + ": " + why);
+    store_socket::CloseAtOnce(fd);
+  }
+
+  // Out of descriptors: the pending connection would keep the listening socket readable and the
+  // loop spinning. The spare descriptor makes room to accept it and close it at once.
+  void RefuseForLackOfFiles() {
+    const std::string why = "this process has no file descriptor left (ulimit -n); raise it";
+    if (spare_fd_ >= 0) {
+      close(spare_fd_);
+      sockaddr_storage peer{};
+      socklen_t len = sizeof(peer);
+      const int fd = accept4(listen_fd_, reinterpret_cast<sockaddr*>(&peer), &len, SOCK_CLOEXEC);
+      spare_fd_ = OpenSpare();
+      if (fd >= 0) {
+        std::lock_guard<std::mutex> lock(mutex_);
+        Refuse(fd, store_socket::PeerName(peer, len), why);
+        return;
+      }
+    }
+    Log("store: cannot accept a connection: " + why);
+    accept_paused_ = true;  // poll the others for a while; one of them may close
+  }
+
+  // Reads and answers chunk by chunk, until the socket is drained, the connection is paused (its
+  // replies wait unread) or kReadBudget is spent: so a connection holds at most one chunk of
+  // unanswered requests beyond an incomplete one.
   void ReadFrom(StoreConnection& conn) {
     char buffer[65536];
     bool ended = false;  // end of stream or a connection error
-    while (true) {
+    size_t read = 0;
+    while (read < kReadBudget && !conn.closing && !Paused(conn)) {
       ssize_t n = recv(conn.id, buffer, sizeof(buffer), 0);
       if (n > 0) {
         conn.in.append(buffer, static_cast<size_t>(n));
+        read += static_cast<size_t>(n);
+        // Requests that arrived together with the end of the stream still count: a client may
+        // SET a key (no reply) and exit at once.
+        Answer(conn);
         continue;
       }
       if (n < 0 && errno == EINTR) continue;
       if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) ended = true;
       break;
     }
-    // Requests that arrived together with the end of the stream still count: a client may SET a
-    // key (no reply) and exit at once.
-    Deliver(ServeRequests(conn, state_, log_));
     if (ended) {
       if (!conn.closing) Flush(conn);  // a client that only shut down its sending side still reads
       conn.closing = true;
     }
-    if (conn.closing) state_.Disconnect(conn.id);
   }
 
-  void Deliver(const StoreState::Replies& replies) {
+  void Answer(StoreConnection& conn) {
+    const StoreState::Replies replies =
+        ServeRequests(conn, state_, limits_, [this](const std::string& line) {
+          ++stats_.closed_by_server;  // every line ServeRequests logs closes the connection
+          Log(line);
+        });
     for (const StoreState::Reply& reply : replies) {
       auto it = connections_.find(reply.to);
-      if (it != connections_.end()) it->second.out += reply.bytes;
+      if (it == connections_.end() || it->second.closing) continue;
+      it->second.out += reply.bytes;
+      CheckBuffered(it->second);
     }
+    CheckBuffered(conn);
+  }
+
+  void CheckBuffered(StoreConnection& conn) {
+    if (conn.closing || Buffered(conn) <= options_.max_buffered_bytes) return;
+    conn.closing = true;
+    ++stats_.closed_by_server;
+    Log("store: closed the connection of " + conn.peer + ": " + std::to_string(Buffered(conn)) +
+        " bytes held for it (" + std::to_string(conn.in.size()) + " of requests not answered, " +
+        std::to_string(conn.out.size()) + " of replies it has not read), over the cap of " +
+        std::to_string(options_.max_buffered_bytes) + "; does it read its replies?");
   }
 
   void Flush(StoreConnection& conn) {
@@ -209,23 +298,32 @@ class StoreServer::Impl {
   }
 
   std::string address_;
+  StoreServerOptions options_;
+  ServeLimits limits_;
   LogFn log_;
+  mutable std::mutex log_mutex_;  // the throttle's: Log runs with and without mutex_ held
+  LogThrottle throttle_;
   int listen_fd_ = -1;
+  int spare_fd_ = -1;
+  bool accept_paused_ = false;
   uint16_t port_ = 0;
   int wake_[2] = {-1, -1};
   std::atomic<bool> stop_{false};
   mutable std::mutex mutex_;
   std::map<int, StoreConnection> connections_;
   StoreState state_;
+  StoreServerStats stats_;
   std::thread thread_;
 };
 
-StoreServer::StoreServer(const std::string& address, uint16_t port, LogFn log)
-    : impl_(std::make_unique<Impl>(address, port, std::move(log))) {}
+StoreServer::StoreServer(const std::string& address, uint16_t port, LogFn log,
+                         StoreServerOptions options)
+    : impl_(std::make_unique<Impl>(address, port, std::move(log), std::move(options))) {}
 StoreServer::~StoreServer() = default;
 uint16_t StoreServer::port() const { return impl_->port(); }
 const std::string& StoreServer::address() const { return impl_->address(); }
 std::vector<std::string> StoreServer::DescribeWaits() const { return impl_->DescribeWaits(); }
 size_t StoreServer::NumKeys() const { return impl_->NumKeys(); }
+StoreServerStats StoreServer::Stats() const { return impl_->Stats(); }
 
 }  // namespace runner

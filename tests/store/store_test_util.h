@@ -202,6 +202,10 @@ class Client {
     return client;
   }
 
+  // Takes over a connected socket set up by the test (a chosen source address, small buffers).
+  static std::unique_ptr<Client> Adopt(int fd) { return std::unique_ptr<Client>(new Client(fd)); }
+  [[nodiscard]] int fd() const { return fd_; }
+
   ~Client() { Close(); }
   Client(const Client&) = delete;
   Client& operator=(const Client&) = delete;
