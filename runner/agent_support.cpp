@@ -1,0 +1,76 @@
+#include "runner/agent_support.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cctype>
+#include <ctime>
+
+#include "common/errors.h"
+#include "common/json.h"
+#include "runner/agent.h"
+#include "runner/process.h"
+
+namespace runner {
+
+std::string RandomHex(size_t bytes) {
+  std::string raw(bytes, '\0');
+  int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+  if (fd < 0 || read(fd, raw.data(), bytes) != static_cast<ssize_t>(bytes)) {
+    throw common::EnvironmentError("cannot read /dev/urandom for the job token");
+  }
+  close(fd);
+  static const char* kHex = "0123456789abcdef";
+  std::string out;
+  for (unsigned char c : raw) {
+    out += kHex[c >> 4];
+    out += kHex[c & 15];
+  }
+  return out;
+}
+
+std::string LocalJobId() {
+  time_t now = time(nullptr);
+  tm local{};
+  localtime_r(&now, &local);
+  char text[32];
+  strftime(text, sizeof(text), "%Y%m%d-%H%M%S", &local);
+  return std::string(text) + "-" + RandomHex(2);
+}
+
+std::string SafeName(const std::string& name) {
+  std::string out;
+  for (char c : name)
+    out +=
+        (std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-') ? c : '_';
+  if (out.empty() || out == "." || out == "..") out = "job";
+  return out;
+}
+
+std::string TrainerPath() {
+  const std::string self = SelfExecutable();
+  const std::string dir = self.substr(0, self.rfind('/'));
+  for (const std::string& candidate : {dir + "/trainer", dir + "/../trainer/trainer"}) {
+    if (access(candidate.c_str(), X_OK) == 0) return candidate;
+  }
+  throw common::EnvironmentError("the bundled trainer was not found next to the runner (" + dir +
+                                 "/trainer or " + dir +
+                                 "/../trainer/trainer); build it, or give "
+                                 "the worker command after '--'");
+}
+
+std::string EnvironmentJson(const std::map<std::string, std::string>& env) {
+  common::JsonObject out;
+  for (const auto& [name, value] : env) {
+    bool wanted = false;
+    for (const char* prefix :
+         {"SLURM_", "NCCL_", "CUDA_", "OMPI_", "PMIX_", "TORCH", "OMP_", "MASTER_"}) {
+      wanted = wanted || name.rfind(prefix, 0) == 0;
+    }
+    if (!wanted) continue;
+    out.Add(name, LooksSecret(name) ? std::string("<redacted>") : value);
+  }
+  return out.str();
+}
+
+}  // namespace runner

@@ -1,0 +1,24 @@
+#pragma once
+// Small facts the agent needs while it sets up a job: the job token and a local job id, a name
+// safe for a directory, where the bundled trainer is, and the scheduler variables the manifest
+// records (secret-looking names redacted).
+
+#include <cstddef>
+#include <map>
+#include <string>
+
+namespace runner {
+
+// `bytes` random bytes from /dev/urandom as hex. Throws common::EnvironmentError without it.
+[[nodiscard]] std::string RandomHex(size_t bytes);
+// A job id when the scheduler gives none: sortable local time plus randomness.
+[[nodiscard]] std::string LocalJobId();
+// A name safe for a directory: what is not [A-Za-z0-9._-] becomes '_'.
+[[nodiscard]] std::string SafeName(const std::string& name);
+// The trainer next to the runner (installed) or in the build tree. Throws
+// common::EnvironmentError naming both places when neither has it.
+[[nodiscard]] std::string TrainerPath();
+// The SLURM_/NCCL_/CUDA_/OMPI_/PMIX_/TORCH/OMP_/MASTER_ variables as a JSON object.
+[[nodiscard]] std::string EnvironmentJson(const std::map<std::string, std::string>& env);
+
+}  // namespace runner
