@@ -129,13 +129,16 @@ class HeartbeatTest(unittest.TestCase):
         self.assertEqual(final["pid"], proc.pid)
         self.assertEqual(final["step"], 200)
         self.assertEqual(final["collective"], collectives(200, world=1))
-        self.assertEqual((final["phase"], final["in_collective"]), ("timing", False))
+        # The last word: its work is saved and it is on its way out (the runner spares such a
+        # worker a second SIGTERM's SIGKILL).
+        self.assertEqual((final["phase"], final["in_collective"]), ("exiting", False))
         steps = [h["step"] for h in seen]
         self.assertEqual(steps, sorted(steps), "steps went backwards")
         self.assertGreater(len(set(steps)), 5, "the step did not advance while reading")
         beats = [h["beats"] for h in seen]
         self.assertEqual(beats, sorted(beats))
-        known = {"start", "init", "data", "forward", "backward", "optimizer", "agree", "timing"}
+        known = {"start", "init", "data", "forward", "backward", "optimizer", "agree", "timing",
+                 "checkpoint", "exiting"}
         self.assertLessEqual({h["phase"] for h in seen}, known)
 
     def wait_for_record(self, path, want, proc_names):
