@@ -242,8 +242,16 @@ class SlurmTestCase(unittest.TestCase):
         self.assertEqual(manifest["world_size"], world)
         names = sorted(os.listdir(os.path.join(job.dir, f"attempt-{attempt}")))
         expected = sorted([f"rank-{r}.log" for r in range(world)] + [f"runner-{h}.log" for h in hosts] +
-                          ["outcome.json"])
+                          ["outcome.json", "progress"])
         self.assertEqual(names, expected)
+        # Every agent left its last progress file: its ranks, ended.
+        progress = os.path.join(job.dir, f"attempt-{attempt}", "progress")
+        self.assertEqual(sorted(os.listdir(progress)), [f"agent-{a}.json" for a in range(len(hosts))])
+        for a, host in enumerate(hosts):
+            with open(os.path.join(progress, f"agent-{a}.json")) as f:
+                agent = json.load(f)
+            self.assertEqual((agent["host"], agent["state"]), (host, "ended"))
+            self.assertEqual(len(agent["ranks"]), workers_per_host)
         for rank in range(world):
             log = job.rank_log(rank, attempt)
             host = hosts[rank // workers_per_host]
