@@ -45,7 +45,7 @@ int RunRunner(const std::vector<std::string>& args, const common::Environment& e
       out << FormatDryRun(launch, plan, config);
       return common::kExitOk;
     }
-    AgentRequest request{&config, &env, launch, plan, host, options.command};
+    AgentRequest request{&config, &env, launch, plan, host, options.command, nullptr};
     return RunAgent(request);
   } catch (const common::Error& e) {
     err << "runner: " << common::ExitCodeName(e.code()) << ": " << e.what() << "\n";
