@@ -55,7 +55,9 @@ std::unique_ptr<ControlPlane> MakeTcpControlPlane(const AgentRequest& request, s
   options.host = launch.hostname;
   options.master_addr = launch.master_addr->value;
   options.master_port = launch.master_port->value;
-  options.master_source = launch.master_addr->source + ":" + launch.master_port->source;
+  options.master_source = launch.master_addr->source == launch.master_port->source
+                              ? launch.master_addr->source
+                              : launch.master_addr->source + ":" + launch.master_port->source;
   options.rendezvous_timeout_s = request.config->GetFloat("launch.rendezvous_timeout_s");
   if (options.rank == 0) {
     options.hosted = HostJobStore(

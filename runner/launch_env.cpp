@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cstdlib>
+#include <map>
 
 #include "common/errors.h"
 #include "common/worker_contract.h"
@@ -183,6 +184,56 @@ LaunchEnvironment DetectLaunchEnvironment(const common::Environment& environment
     DetectLocal(env, host, &out);
   }
   out.devices = DetectDevices(env, env.Has("SLURM_JOB_ID"), host);
+  return out;
+}
+
+LaunchEnvironment DetectLaunchEnvironment(const common::Environment& environment,
+                                          const HostFacts& host, const LaunchFlags& flags) {
+  if (!flags.nnodes && !flags.node_rank && !flags.master)
+    return DetectLaunchEnvironment(environment, host);
+  std::map<std::string, std::string> vars = environment.All();
+  if (flags.nnodes) vars["NNODES"] = *flags.nnodes;
+  if (flags.node_rank) vars["NODE_RANK"] = *flags.node_rank;
+  if (flags.master) {
+    const size_t colon = flags.master->rfind(':');
+    if (colon == std::string::npos || colon == 0 || colon + 1 == flags.master->size()) {
+      throw common::UsageError("--master '" + *flags.master +
+                               "' is not HOST:PORT; give node 0's address and a free port, like "
+                               "--master node0.example.org:29500");
+    }
+    vars["MASTER_ADDR"] = flags.master->substr(0, colon);
+    vars["MASTER_PORT"] = flags.master->substr(colon + 1);
+  }
+  LaunchEnvironment out;
+  try {
+    out = DetectLaunchEnvironment(common::MapEnvironment(vars), host);
+  } catch (const common::EnvironmentError& e) {
+    throw common::EnvironmentError(std::string(e.what()) +
+                                   " (--nnodes, --node-rank and --master set NNODES, NODE_RANK, "
+                                   "MASTER_ADDR and MASTER_PORT)");
+  }
+  if (out.scheduler != Scheduler::kTorchrun) {
+    throw common::UsageError(
+        "--nnodes, --node-rank and --master are for agents started by hand on "
+        "each machine, but this one was started by " +
+        std::string(SchedulerName(out.scheduler)) + " (" + out.reason +
+        "), which says where every agent is; drop the flags");
+  }
+  if (flags.nnodes || flags.node_rank)
+    out.reason = "--nnodes/--node-rank given (torchrun-style launch)";
+  auto mark = [](auto& sourced, const std::string& flag) { sourced.source = flag; };
+  if (flags.nnodes) {
+    mark(out.agent_count, "--nnodes");
+    mark(*out.node_count, "--nnodes");
+  }
+  if (flags.node_rank) {
+    mark(out.agent_rank, "--node-rank");
+    mark(*out.node_rank, "--node-rank");
+  }
+  if (flags.master) {
+    mark(*out.master_addr, "--master");
+    mark(*out.master_port, "--master");
+  }
   return out;
 }
 
