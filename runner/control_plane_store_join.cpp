@@ -299,7 +299,7 @@ std::shared_ptr<StoreServer> HostJobStore(
         "names, or set MASTER_ADDR to this machine on every machine");
   }
   if (err != 0) throw common::CommunicationError(where + ": cannot listen: " + std::strerror(err));
-  if (ip.rfind("127.", 0) == 0 && options.size > 1) {
+  if (warn && ip.rfind("127.", 0) == 0 && options.size > 1) {
     warn(where + " is a loopback address: only agents on this machine (host " + options.host +
          ") can reach the job's store; for several machines set MASTER_ADDR to an address the "
          "others reach");
