@@ -204,23 +204,33 @@ LaunchEnvironment DetectLaunchEnvironment(const common::Environment& environment
     vars["MASTER_ADDR"] = flags.master->substr(0, colon);
     vars["MASTER_PORT"] = flags.master->substr(colon + 1);
   }
+  // The flags say how this agent was started, even inside a Slurm allocation (srun --mpi=none
+  // where the site's PMIx is broken): only mpirun's own variables contradict them.
+  if (vars.count("OMPI_COMM_WORLD_SIZE") || vars.count("OMPI_COMM_WORLD_RANK")) {
+    throw common::UsageError(
+        "--nnodes, --node-rank and --master are for agents started by hand on each machine, but "
+        "this one was started by mpirun (OMPI_COMM_WORLD_SIZE is set), which says where every "
+        "agent is; drop the flags");
+  }
+  const common::MapEnvironment overlaid(vars);
+  EnvReader env(overlaid, "the runner's launch environment");
   LaunchEnvironment out;
+  out.hostname = host.hostname;
+  out.online_cpus = host.online_cpus;
+  out.restart_count = {0, "unset: first attempt"};
   try {
-    out = DetectLaunchEnvironment(common::MapEnvironment(vars), host);
+    ReadSlurmJobFacts(env, &out);
+    DetectTorchrun(env, &out);
   } catch (const common::EnvironmentError& e) {
     throw common::EnvironmentError(std::string(e.what()) +
                                    " (--nnodes, --node-rank and --master set NNODES, NODE_RANK, "
                                    "MASTER_ADDR and MASTER_PORT)");
   }
-  if (out.scheduler != Scheduler::kTorchrun) {
-    throw common::UsageError(
-        "--nnodes, --node-rank and --master are for agents started by hand on "
-        "each machine, but this one was started by " +
-        std::string(SchedulerName(out.scheduler)) + " (" + out.reason +
-        "), which says where every agent is; drop the flags");
-  }
+  out.devices = DetectDevices(env, env.Has("SLURM_JOB_ID"), host);
   if (flags.nnodes || flags.node_rank)
     out.reason = "--nnodes/--node-rank given (torchrun-style launch)";
+  if (env.Has("SLURM_JOB_ID"))
+    out.reason += " inside Slurm job " + out.job_id.value + ": Slurm's own layout is not used";
   auto mark = [](auto& sourced, const std::string& flag) { sourced.source = flag; };
   if (flags.nnodes) {
     mark(out.agent_count, "--nnodes");
