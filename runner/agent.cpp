@@ -101,8 +101,12 @@ int RunAgent(const AgentRequest& request) {
     if (control->size() <= 1) throw;
     const auto* error = dynamic_cast<const common::Error*>(&e);
     const int code = error != nullptr ? error->code() : common::kExitInternal;
-    log->critical("{}: {}; ending every agent of the job: the others cannot go on without this one",
-                  common::ExitCodeName(code), e.what());
+    log->critical(
+        "{}: {}; ending every agent of the job ({}): the others cannot go on without "
+        "this one",
+        common::ExitCodeName(code), e.what(),
+        launch.scheduler == Scheduler::kTorchrun ? "an abort through the job's store"
+                                                 : "MPI_Abort");
     control->Abort(code, e.what());  // does not return
     return code;
   }

@@ -162,6 +162,18 @@ class TcpTest(unittest.TestCase):
         self.assertIn(f"lost the job's store at MASTER_ADDR:MASTER_PORT = 127.0.0.1:{self.port}",
                       out1)
 
+    def test_an_agent_that_cannot_go_on_ends_every_agent_with_its_code(self):
+        p0 = self.start(0, *self.sh("sleep 60"))
+        p1 = self.start(1, "job.log_root=/proc/no-such-dir", *self.sh("true"))
+        start = time.monotonic()
+        code1, out1 = self.finish(p1)
+        code0, out0 = self.finish(p0)
+        self.assertLess(time.monotonic() - start, 15)
+        self.assertEqual((code0, code1), (4, 4), out0 + out1)
+        self.assertIn("ending every agent of the job (an abort through the job's store)", out1)
+        self.assertIn("node rank 1 (host node1) ended the job: job directory: cannot create "
+                      "'/proc/no-such-dir", out0)
+
     # --- the rendezvous' failure modes ---------------------------------------------------------
 
     def test_an_unreachable_master_is_named(self):
