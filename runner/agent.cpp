@@ -11,7 +11,9 @@
 #include "common/seconds.h"
 #include "runner/agent_job.h"
 #include "runner/control_plane.h"
+#include "runner/control_plane_store.h"
 #include "runner/signals.h"
+#include "runner/store_server.h"
 
 namespace runner {
 
@@ -41,6 +43,35 @@ void CheckLaunchBeforeMpi(const common::Environment& env, const LaunchEnvironmen
       "with mpirun");
 }
 
+namespace {
+
+// Node 0 hosts the store on MASTER_ADDR:MASTER_PORT first; then every agent meets there.
+std::unique_ptr<ControlPlane> MakeTcpControlPlane(const AgentRequest& request, spdlog::logger& log,
+                                                  std::shared_ptr<StoreServer>* store) {
+  const LaunchEnvironment& launch = request.launch;
+  StoreControlPlaneOptions options;
+  options.rank = launch.agent_rank.value;
+  options.size = launch.agent_count.value;
+  options.host = launch.hostname;
+  options.master_addr = launch.master_addr->value;
+  options.master_port = launch.master_port->value;
+  options.master_source = launch.master_addr->source == launch.master_port->source
+                              ? launch.master_addr->source
+                              : launch.master_addr->source + ":" + launch.master_port->source;
+  options.rendezvous_timeout_s = request.config->GetFloat("launch.rendezvous_timeout_s");
+  if (options.rank == 0) {
+    options.hosted = HostJobStore(
+        options, [&log](const std::string& line) { log.warn("{}", line); },
+        [&log](const std::string& line) { log.warn("{}", line); });
+    *store = options.hosted;
+  }
+  log.info("meeting the other {} agent(s) at {}:{} ({}) as node rank {}", options.size - 1,
+           options.master_addr, options.master_port, options.master_source, options.rank);
+  return MakeStoreControlPlane(options);
+}
+
+}  // namespace
+
 int RunAgent(const AgentRequest& request) {
   const LaunchEnvironment& launch = request.launch;
   CheckLaunchBeforeMpi(*request.env, launch);
@@ -51,11 +82,19 @@ int RunAgent(const AgentRequest& request) {
   auto log = common::MakeConsoleLogger("runner " + launch.hostname +
                                        " agent=" + std::to_string(launch.agent_rank.value));
   // A job of one agent needs no MPI at all: no mpirun, and no PMI under srun (a one-task
-  // `srun --mpi=none` would otherwise abort inside MPI_Init).
-  std::unique_ptr<ControlPlane> control =
-      launch.agent_count.value == 1 ? MakeLocalControlPlane() : MakeMpiControlPlane();
+  // `srun --mpi=none` would otherwise abort inside MPI_Init). Agents started by hand on each
+  // machine (torchrun-style) meet over TCP at node 0's store.
+  AgentRequest with_store = request;
+  std::unique_ptr<ControlPlane> control;
+  if (launch.agent_count.value == 1) {
+    control = MakeLocalControlPlane();
+  } else if (launch.scheduler == Scheduler::kTorchrun) {
+    control = MakeTcpControlPlane(request, *log, &with_store.store);
+  } else {
+    control = MakeMpiControlPlane();
+  }
   try {
-    return RunAgentWith(request, *control, log, started_at);
+    return RunAgentWith(with_store, *control, log, started_at);
   } catch (const std::exception& e) {
     // The other agents would wait for this one in their next collective for ever: say why here,
     // then end them all.
@@ -63,10 +102,12 @@ int RunAgent(const AgentRequest& request) {
     const auto* error = dynamic_cast<const common::Error*>(&e);
     const int code = error != nullptr ? error->code() : common::kExitInternal;
     log->critical(
-        "{}: {}; ending every agent of the job (MPI_Abort): the others cannot go on without this "
-        "one",
-        common::ExitCodeName(code), e.what());
-    control->Abort(code);  // does not return
+        "{}: {}; ending every agent of the job ({}): the others cannot go on without "
+        "this one",
+        common::ExitCodeName(code), e.what(),
+        launch.scheduler == Scheduler::kTorchrun ? "an abort through the job's store"
+                                                 : "MPI_Abort");
+    control->Abort(code, e.what());  // does not return
     return code;
   }
 }

@@ -4,6 +4,7 @@
 // code -> MPI_Finalize; repeated from "spawn" for each restart.
 
 #include <iosfwd>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -14,6 +15,8 @@
 
 namespace runner {
 
+class StoreServer;
+
 struct AgentRequest {
   const common::Config* config = nullptr;
   const common::Environment* env = nullptr;
@@ -21,6 +24,9 @@ struct AgentRequest {
   AgentPlan plan;
   HostFacts host;
   std::vector<std::string> command;  // worker command; empty: the bundled trainer
+  // The job's store when it had to exist before the rendezvous (node 0 of a torchrun-style
+  // launch: on MASTER_ADDR:MASTER_PORT); null: the node-0 agent creates it when the agents meet.
+  std::shared_ptr<StoreServer> store;
 };
 
 // Returns the exit code (common/exit_codes.h). Throws common::Error for failures before the

@@ -45,7 +45,7 @@ struct Meeting {
   int me = 0;
   int node = 0;
   JobSession session;
-  std::unique_ptr<StoreServer> store;  // node 0 only
+  std::shared_ptr<StoreServer> store;  // node 0 only
 };
 
 // AgreeAndRecord's answer when the job goes on with another attempt.
@@ -140,12 +140,20 @@ void AgentJob::Meet() {
     mine_session.job_id =
         launch_.job_id.value.empty() ? LocalJobId() : SafeName(launch_.job_id.value);
     const JobDir dir(config_.GetString("job.log_root"), job_name_, mine_session.job_id);
-    mine_session.store_addr = ChooseStoreAddress(meeting_.agents, meeting_.layout,
-                                                 config_.GetString("launch.store_addr"));
-    meeting_.store = std::make_unique<StoreServer>(
-        mine_session.store_addr, static_cast<uint16_t>(config_.GetInt("launch.store_port")),
-        [this](const std::string& line) { log_.warn("{}", line); },
-        JobStoreOptions(meeting_.agents, mine_session.store_addr, config_));
+    meeting_.store = request_.store;  // torchrun-style: on MASTER_ADDR:MASTER_PORT already
+    if (!meeting_.store) {
+      const std::string addr = ChooseStoreAddress(meeting_.agents, meeting_.layout,
+                                                  config_.GetString("launch.store_addr"));
+      meeting_.store = std::make_shared<StoreServer>(
+          addr, static_cast<uint16_t>(config_.GetInt("launch.store_port")),
+          [this](const std::string& line) { log_.warn("{}", line); },
+          JobStoreOptions(meeting_.agents, addr, config_));
+    } else {
+      // Open to the joining agents until now; from here on only the job's hosts.
+      meeting_.store->SetAllowList(
+          JobStoreOptions(meeting_.agents, meeting_.store->address(), config_).allow);
+    }
+    mine_session.store_addr = meeting_.store->address();
     mine_session.token = RandomHex(16);
     mine_session.attempt = dir.NextAttempt();
     mine_session.store_port = meeting_.store->port();

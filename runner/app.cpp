@@ -36,7 +36,8 @@ int RunRunner(const std::vector<std::string>& args, const common::Environment& e
       out << config.ToYaml(/*with_origins=*/true);
       return common::kExitOk;
     }
-    LaunchEnvironment launch = DetectLaunchEnvironment(env, host);
+    LaunchEnvironment launch = DetectLaunchEnvironment(
+        env, host, LaunchFlags{options.nnodes, options.node_rank, options.master});
     std::optional<int64_t> nproc = config.GetIntOrAuto("launch.nproc_per_node");
     AgentPlan plan =
         PlanAgent(launch, nproc ? std::optional<int>(static_cast<int>(*nproc)) : std::nullopt,
@@ -45,7 +46,7 @@ int RunRunner(const std::vector<std::string>& args, const common::Environment& e
       out << FormatDryRun(launch, plan, config);
       return common::kExitOk;
     }
-    AgentRequest request{&config, &env, launch, plan, host, options.command};
+    AgentRequest request{&config, &env, launch, plan, host, options.command, nullptr};
     return RunAgent(request);
   } catch (const common::Error& e) {
     err << "runner: " << common::ExitCodeName(e.code()) << ": " << e.what() << "\n";

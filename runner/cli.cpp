@@ -35,6 +35,12 @@ po::options_description Options() {
       "directory of job directories (= job.log_root)")(
       "max-restarts", po::value<std::string>()->value_name("N"),
       "restarts after a worker failure (= launch.max_restarts)")(
+      "nnodes", po::value<std::string>()->value_name("N"),
+      "machines in a job started by hand on each (= NNODES)")(
+      "node-rank", po::value<std::string>()->value_name("R"),
+      "this machine's rank among them, 0..N-1 (= NODE_RANK)")(
+      "master", po::value<std::string>()->value_name("HOST:PORT"),
+      "where node 0 hosts the job's store and every agent meets (= MASTER_ADDR:MASTER_PORT)")(
       "help,h", "print this help and exit")("version", "print the version and exit");
   return options;
 }
@@ -83,6 +89,9 @@ RunnerOptions ParseRunnerArgs(const std::vector<std::string>& args) {
   result.print_config = vm.count("print-config") > 0;
   result.list_keys = vm.count("list-keys") > 0;
   if (vm.count("config")) result.config_file = vm["config"].as<std::string>();
+  if (vm.count("nnodes")) result.nnodes = vm["nnodes"].as<std::string>();
+  if (vm.count("node-rank")) result.node_rank = vm["node-rank"].as<std::string>();
+  if (vm.count("master")) result.master = vm["master"].as<std::string>();
   const std::pair<const char*, const char*> flag_keys[] = {
       {"nproc-per-node", "launch.nproc_per_node"},
       {"job-name", "job.name"},
@@ -112,8 +121,10 @@ std::string RunnerHelp() {
       << "       runner status|logs JOBDIR ... (below)\n\n"
       << "Starts and supervises this node's workers of a data-parallel job. Run one runner per\n"
       << "node: 'srun --ntasks-per-node=1 runner ...', 'mpirun --map-by ppr:1:node runner ...', "
-         "or\n"
-      << "just 'runner ...' on one machine. Without '--' the workers run the bundled trainer.\n\n"
+         "'runner\n"
+      << "--nnodes N --node-rank R --master HOST:PORT ...' on each machine by hand, or just "
+         "'runner ...' on one\n"
+      << "machine. Without '--' the workers run the bundled trainer.\n\n"
       << Options() << "\n"
       << "Config overrides (highest precedence): key.path=value, like train.lr=3e-4 or\n"
       << "  train.hidden_sizes=[512,256]. Environment overrides: RUNNER_<SECTION>__<KEY>, like\n"

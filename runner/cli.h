@@ -14,6 +14,11 @@ struct RunnerOptions {
   std::optional<std::string> config_file;
   std::vector<std::string> overrides;  // flags first (as key=value), then key=value arguments
   std::vector<std::string> command;    // after "--"; empty: the bundled trainer
+  // --nnodes, --node-rank, --master HOST:PORT: a torchrun-style launch by hand (these win over
+  // NNODES, NODE_RANK, MASTER_ADDR and MASTER_PORT).
+  std::optional<std::string> nnodes;
+  std::optional<std::string> node_rank;
+  std::optional<std::string> master;
   bool dry_run = false;
   bool print_config = false;
   bool list_keys = false;

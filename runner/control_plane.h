@@ -2,8 +2,10 @@
 // How the agents of one job talk to each other: the rendezvous exchange, failure notices while
 // workers run, the "all my workers have ended" barrier, and the exit-code agreement.
 //
-// MpiControlPlane is the real one (OpenMPI; a lone agent uses singleton MPI_Init and needs no
-// mpirun). LocalControlPlane is a world of one without MPI, for tests of the supervisor logic.
+// MpiControlPlane: OpenMPI, for agents started by srun or mpirun. The store control plane
+// (runner/control_plane_store.h): TCP through the node-0 agent's store, for agents started by
+// hand on each machine (NNODES/NODE_RANK/MASTER_ADDR/MASTER_PORT). LocalControlPlane: a world of
+// one without MPI (a lone agent, and tests of the supervisor logic).
 
 #include <memory>
 #include <optional>
@@ -35,8 +37,9 @@ class ControlPlane {
   [[nodiscard]] virtual bool PollDone() = 0;
   [[nodiscard]] virtual std::vector<std::string> EndAttempt() = 0;
 
-  // Ends every agent of the job at once (after this agent has written down why).
-  [[noreturn]] virtual void Abort(int code) = 0;
+  // Ends every agent of the job at once with `code` (after this agent has written down why;
+  // `reason` is that text, for the agents that cannot be ended from here and must learn it).
+  [[noreturn]] virtual void Abort(int code, const std::string& reason) = 0;
 };
 
 // Initialises MPI (MPI_Init_thread, FUNNELED). Throws common::CommunicationError on failure.

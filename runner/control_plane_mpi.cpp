@@ -172,7 +172,7 @@ class MpiControlPlane final : public ControlPlane {
     return late;
   }
 
-  [[noreturn]] void Abort(int code) override {
+  [[noreturn]] void Abort(int code, const std::string&) override {
     MPI_Abort(MPI_COMM_WORLD, code);
     std::_Exit(code);
   }
@@ -221,7 +221,7 @@ class LocalControlPlane final : public ControlPlane {
   void EnterDone() override { done_ = true; }
   bool PollDone() override { return done_; }
   std::vector<std::string> EndAttempt() override { return {}; }
-  [[noreturn]] void Abort(int code) override { std::_Exit(code); }
+  [[noreturn]] void Abort(int code, const std::string&) override { std::_Exit(code); }
 
  private:
   bool done_ = false;

@@ -102,6 +102,13 @@ void PlanRows(const LaunchEnvironment& env, const AgentPlan& plan, Table* table)
              plan.master_host.source + "; its agent hosts the c10d store");
   if (env.master_port)
     table->Row("master port", std::to_string(env.master_port->value), env.master_port->source);
+  if (env.scheduler == Scheduler::kTorchrun && env.agent_count.value > 1) {
+    table->Row("rendezvous",
+               "TCP at " + env.master_addr->value + ":" + std::to_string(env.master_port->value) +
+                   (env.agent_rank.value == 0 ? ", hosted by this agent" : ", node 0 hosts it"),
+               "no MPI: node 0's store, then the agents' control plane; each machine starts its "
+               "own runner");
+  }
   table->Row("restart", std::to_string(env.restart_count.value), env.restart_count.source);
   if (env.cpus_per_task)
     table->Row("cpus/task", std::to_string(env.cpus_per_task->value), env.cpus_per_task->source);

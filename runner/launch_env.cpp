@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cstdlib>
+#include <map>
 
 #include "common/errors.h"
 #include "common/worker_contract.h"
@@ -183,6 +184,66 @@ LaunchEnvironment DetectLaunchEnvironment(const common::Environment& environment
     DetectLocal(env, host, &out);
   }
   out.devices = DetectDevices(env, env.Has("SLURM_JOB_ID"), host);
+  return out;
+}
+
+LaunchEnvironment DetectLaunchEnvironment(const common::Environment& environment,
+                                          const HostFacts& host, const LaunchFlags& flags) {
+  if (!flags.nnodes && !flags.node_rank && !flags.master)
+    return DetectLaunchEnvironment(environment, host);
+  std::map<std::string, std::string> vars = environment.All();
+  if (flags.nnodes) vars["NNODES"] = *flags.nnodes;
+  if (flags.node_rank) vars["NODE_RANK"] = *flags.node_rank;
+  if (flags.master) {
+    const size_t colon = flags.master->rfind(':');
+    if (colon == std::string::npos || colon == 0 || colon + 1 == flags.master->size()) {
+      throw common::UsageError("--master '" + *flags.master +
+                               "' is not HOST:PORT; give node 0's address and a free port, like "
+                               "--master node0.example.org:29500");
+    }
+    vars["MASTER_ADDR"] = flags.master->substr(0, colon);
+    vars["MASTER_PORT"] = flags.master->substr(colon + 1);
+  }
+  // The flags say how this agent was started, even inside a Slurm allocation (srun --mpi=none
+  // where the site's PMIx is broken): only mpirun's own variables contradict them.
+  if (vars.count("OMPI_COMM_WORLD_SIZE") || vars.count("OMPI_COMM_WORLD_RANK")) {
+    throw common::UsageError(
+        "--nnodes, --node-rank and --master are for agents started by hand on each machine, but "
+        "this one was started by mpirun (OMPI_COMM_WORLD_SIZE is set), which says where every "
+        "agent is; drop the flags");
+  }
+  const common::MapEnvironment overlaid(vars);
+  EnvReader env(overlaid, "the runner's launch environment");
+  LaunchEnvironment out;
+  out.hostname = host.hostname;
+  out.online_cpus = host.online_cpus;
+  out.restart_count = {0, "unset: first attempt"};
+  try {
+    ReadSlurmJobFacts(env, &out);
+    DetectTorchrun(env, &out);
+  } catch (const common::EnvironmentError& e) {
+    throw common::EnvironmentError(std::string(e.what()) +
+                                   " (--nnodes, --node-rank and --master set NNODES, NODE_RANK, "
+                                   "MASTER_ADDR and MASTER_PORT)");
+  }
+  out.devices = DetectDevices(env, env.Has("SLURM_JOB_ID"), host);
+  if (flags.nnodes || flags.node_rank)
+    out.reason = "--nnodes/--node-rank given (torchrun-style launch)";
+  if (env.Has("SLURM_JOB_ID"))
+    out.reason += " inside Slurm job " + out.job_id.value + ": Slurm's own layout is not used";
+  auto mark = [](auto& sourced, const std::string& flag) { sourced.source = flag; };
+  if (flags.nnodes) {
+    mark(out.agent_count, "--nnodes");
+    mark(*out.node_count, "--nnodes");
+  }
+  if (flags.node_rank) {
+    mark(out.agent_rank, "--node-rank");
+    mark(*out.node_rank, "--node-rank");
+  }
+  if (flags.master) {
+    mark(*out.master_addr, "--master");
+    mark(*out.master_port, "--master");
+  }
   return out;
 }
 

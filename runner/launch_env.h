@@ -75,6 +75,20 @@ struct LaunchEnvironment {
 [[nodiscard]] LaunchEnvironment DetectLaunchEnvironment(const common::Environment& env,
                                                         const HostFacts& host);
 
+// The command line's torchrun-style flags: --nnodes N, --node-rank R, --master HOST:PORT.
+struct LaunchFlags {
+  std::optional<std::string> nnodes;
+  std::optional<std::string> node_rank;
+  std::optional<std::string> master;
+};
+
+// DetectLaunchEnvironment with the flags laid over NNODES, NODE_RANK, MASTER_ADDR and
+// MASTER_PORT; the values they gave name the flag as their source. Throws common::UsageError for
+// a --master without HOST:PORT, and for flags given to an agent srun or mpirun started.
+[[nodiscard]] LaunchEnvironment DetectLaunchEnvironment(const common::Environment& env,
+                                                        const HostFacts& host,
+                                                        const LaunchFlags& flags);
+
 // The real machine's facts (hostname, /dev/nvidia* count, online CPUs).
 [[nodiscard]] HostFacts ReadHostFacts();
 

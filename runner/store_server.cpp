@@ -91,6 +91,11 @@ class StoreServer::Impl {
     return state_.NumKeys();
   }
 
+  void SetAllow(StoreAllowList allow) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    options_.allow = std::move(allow);
+  }
+
   StoreServerStats Stats() const {
     std::lock_guard<std::mutex> lock(mutex_);
     StoreServerStats stats = stats_;
@@ -325,5 +330,6 @@ const std::string& StoreServer::address() const { return impl_->address(); }
 std::vector<std::string> StoreServer::DescribeWaits() const { return impl_->DescribeWaits(); }
 size_t StoreServer::NumKeys() const { return impl_->NumKeys(); }
 StoreServerStats StoreServer::Stats() const { return impl_->Stats(); }
+void StoreServer::SetAllowList(StoreAllowList allow) { impl_->SetAllow(std::move(allow)); }
 
 }  // namespace runner

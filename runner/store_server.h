@@ -81,6 +81,9 @@ class StoreServer {
   [[nodiscard]] std::vector<std::string> DescribeWaits() const;
   [[nodiscard]] size_t NumKeys() const;
   [[nodiscard]] StoreServerStats Stats() const;
+  // Who may connect from now on; connections already open stay. (The TCP rendezvous opens the
+  // store to any agent until they have met, then narrows it to the job's hosts.)
+  void SetAllowList(StoreAllowList allow);
 
   class Impl;
 

@@ -85,7 +85,7 @@ Sourced<std::string> MasterHost(const LaunchEnvironment& env) {
     case Scheduler::kSlurm:
       return {env.hosts->value.front(), "first host of " + env.hosts->source};
     case Scheduler::kTorchrun:
-      return {env.master_addr->value, "MASTER_ADDR"};
+      return {env.master_addr->value, env.master_addr->source};
     case Scheduler::kOpenMpi:
       return {"", "the host of MPI rank 0, learnt at rendezvous"};
     case Scheduler::kLocal:

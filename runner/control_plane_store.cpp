@@ -1,0 +1,229 @@
+// The store control plane's collectives, notices and abort (runner/control_plane_store.h has the
+// keys); the rendezvous and the liveness thread are in control_plane_store_join.cpp.
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdlib>
+
+#include "common/errors.h"
+#include "common/record.h"
+#include "runner/control_plane_store_detail.h"
+#include "runner/store_server.h"
+
+namespace runner {
+
+namespace store_plane {
+
+namespace {
+
+using namespace std::chrono_literals;
+
+int64_t ParseCount(const std::string& text) {
+  return text.empty() ? 0 : std::strtoll(text.c_str(), nullptr, 10);
+}
+
+}  // namespace
+
+StoreControlPlane::StoreControlPlane(const StoreControlPlaneOptions& options) : options_(options) {
+  what_ = "the job's store at " + options_.master_source + " = " + options_.master_addr + ":" +
+          std::to_string(options_.master_port);
+  Join();
+  live_thread_ = std::thread([this] { Live(); });
+}
+
+StoreControlPlane::~StoreControlPlane() {
+  // The others may still read the last collective from node 0's store: node 0 waits for their
+  // goodbyes (or their loss) before the store goes.
+  if (rank() == 0) {
+    WaitForGoodbyes(10);
+  } else {
+    SayGoodbye();
+  }
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stop_ = true;
+  }
+  wake_.notify_all();
+  if (live_thread_.joinable()) live_thread_.join();
+}
+
+std::string StoreControlPlane::Describe() const {
+  return "none: TCP through the job's store at " + options_.master_addr + ":" +
+         std::to_string(options_.master_port);
+}
+
+std::string StoreControlPlane::AttemptKey(const std::string& tail) const {
+  return Key("a" + std::to_string(attempt_) + "/" + tail);
+}
+
+void StoreControlPlane::CheckAlarms(const std::string& abort, const std::string& lost) {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (!live_error_.empty()) throw common::CommunicationError(live_error_);
+  }
+  if (!abort.empty()) {
+    const common::RecordReader in(abort, "abort record in the job's store");
+    const int from = in.Int32("node_rank", 0, size() - 1);
+    if (from != rank()) {
+      abort_seen_ = true;
+      throw common::Error(static_cast<common::ExitCode>(in.Int32("code", 1, 255)),
+                          "node rank " + std::to_string(from) + " (host " + in.String("host") +
+                              ") ended the job: " + in.String("reason"));
+    }
+  }
+  if (!lost.empty()) throw common::CommunicationError(lost);
+}
+
+// Polls until `key`'s counter reaches `target`: quickly at first, then every 50 ms.
+void StoreControlPlane::WaitCount(const std::string& key, int64_t target) {
+  auto pause = 1ms;
+  while (true) {
+    const std::vector<std::string> v = client_->MultiGet({key, Key("abort"), Key("lost")});
+    CheckAlarms(v[1], v[2]);
+    if (ParseCount(v[0]) >= target) return;
+    std::this_thread::sleep_for(pause);
+    pause = std::min<std::chrono::milliseconds>(pause * 2, 50ms);
+  }
+}
+
+std::vector<std::string> StoreControlPlane::Exchange(const std::string& mine, bool everyone_waits,
+                                                     bool root_only) {
+  const std::string base = "c" + std::to_string(++seq_);
+  client_->Set(RankKey(base, rank()), mine);
+  (void)client_->Add(Key(base + "/n"), 1);
+  if (!everyone_waits && rank() != 0) return {};
+  WaitCount(Key(base + "/n"), size());
+  if (root_only && rank() != 0) return {};
+  std::vector<std::string> keys;
+  for (int r = 0; r < size(); ++r) keys.push_back(RankKey(base, r));
+  return client_->MultiGet(keys);
+}
+
+std::vector<std::string> StoreControlPlane::AllGather(const std::string& mine) {
+  return Exchange(mine, /*everyone_waits=*/true, /*root_only=*/false);
+}
+
+std::vector<std::string> StoreControlPlane::Gather(const std::string& mine) {
+  return Exchange(mine, /*everyone_waits=*/false, /*root_only=*/true);
+}
+
+std::string StoreControlPlane::Broadcast(const std::string& from_root) {
+  const std::string base = "c" + std::to_string(++seq_);
+  if (rank() == 0) {
+    client_->Set(Key(base + "/v"), from_root);
+    (void)client_->Add(Key(base + "/n"), 1);
+    return from_root;
+  }
+  WaitCount(Key(base + "/n"), 1);
+  return client_->Get(Key(base + "/v"));
+}
+
+int StoreControlPlane::AllReduceMax(int value) {
+  int result = value;
+  for (const std::string& text : AllGather(std::to_string(value)))
+    result = std::max(result, static_cast<int>(ParseCount(text)));
+  return result;
+}
+
+void StoreControlPlane::BeginAttempt(int attempt) {
+  attempt_ = attempt;
+  seen_ = 0;
+  done_count_ = 0;
+  entered_done_ = false;
+  inbox_.clear();
+  last_fetch_ = {};
+}
+
+void StoreControlPlane::Notify(const std::string& notice) {
+  const int64_t n = client_->Add(AttemptKey("nn"), 1);
+  client_->Set(AttemptKey("n" + std::to_string(n)), std::to_string(rank()) + "\n" + notice);
+}
+
+// One poll: the notice count, the done count and the alarms in one request, then the new notices
+// (a notice counted but not yet written is read at the next poll).
+void StoreControlPlane::Fetch() {
+  last_fetch_ = Clock::now();
+  const std::vector<std::string> v =
+      client_->MultiGet({AttemptKey("nn"), AttemptKey("done"), Key("abort"), Key("lost")});
+  CheckAlarms(v[2], v[3]);
+  done_count_ = ParseCount(v[1]);
+  const int64_t count = ParseCount(v[0]);
+  if (count <= seen_) return;
+  std::vector<std::string> keys;
+  for (int64_t k = seen_ + 1; k <= count; ++k) keys.push_back(AttemptKey("n" + std::to_string(k)));
+  for (const std::string& value : client_->MultiGet(keys)) {
+    const size_t newline = value.find('\n');
+    if (newline == std::string::npos) break;
+    ++seen_;
+    if (value.substr(0, newline) != std::to_string(rank()))
+      inbox_.push_back(value.substr(newline + 1));
+  }
+}
+
+std::optional<std::string> StoreControlPlane::PollNotice() {
+  if (inbox_.empty() &&
+      Clock::now() - last_fetch_ >= std::chrono::duration<double>(options_.poll_s)) {
+    Fetch();
+  }
+  if (inbox_.empty()) return std::nullopt;
+  std::string notice = std::move(inbox_.front());
+  inbox_.pop_front();
+  return notice;
+}
+
+void StoreControlPlane::EnterDone() {
+  if (entered_done_) return;
+  (void)client_->Add(AttemptKey("done"), 1);
+  entered_done_ = true;
+}
+
+bool StoreControlPlane::PollDone() {
+  if (!entered_done_) return false;
+  if (done_count_ < size() &&
+      Clock::now() - last_fetch_ >= std::chrono::duration<double>(options_.poll_s)) {
+    Fetch();
+  }
+  return done_count_ >= size();
+}
+
+std::vector<std::string> StoreControlPlane::EndAttempt() {
+  // Once every agent is here nobody sends any more, and each wrote its notices before it came:
+  // the count is final and every counted notice is there.
+  (void)client_->Add(AttemptKey("end"), 1);
+  WaitCount(AttemptKey("end"), size());
+  Fetch();
+  std::vector<std::string> late(inbox_.begin(), inbox_.end());
+  inbox_.clear();
+  return late;
+}
+
+void StoreControlPlane::Abort(int code, const std::string& reason) {
+  try {
+    if (!abort_seen_ && client_->Get(Key("abort")).empty()) {
+      client_->Set(Key("abort"), common::RecordWriter()
+                                     .Add("code", code)
+                                     .Add("node_rank", rank())
+                                     .Add("host", options_.host)
+                                     .Add("reason", reason)
+                                     .str());
+    }
+    // Node 0's store must outlive the others' reading of the abort.
+    if (rank() == 0) {
+      WaitForGoodbyes(5);
+    } else {
+      SayGoodbye();
+    }
+  } catch (const std::exception&) {
+    // The store is gone: the others learn that from their own connections.
+  }
+  std::_Exit(code);
+}
+
+}  // namespace store_plane
+
+std::unique_ptr<ControlPlane> MakeStoreControlPlane(const StoreControlPlaneOptions& options) {
+  return std::make_unique<store_plane::StoreControlPlane>(options);
+}
+
+}  // namespace runner

@@ -1,0 +1,62 @@
+#pragma once
+// The control plane over the job's store (TCP), for agents started by hand on each machine the
+// torchrun way (NNODES, NODE_RANK, MASTER_ADDR, MASTER_PORT): no MPI. The node-0 agent hosts the
+// store on MASTER_ADDR:MASTER_PORT before anyone meets; every agent, node 0 included, is a
+// client of it (runner/store_client.h). Keys live under /runner/ (the workers' under /worker/).
+//
+//   rendezvous   /runner/nnodes (node 0's NNODES, set first), /runner/join/<r> (ADD: a second
+//                agent with the same NODE_RANK sees 2), /runner/agent/<r> (host, pid), then
+//                /runner/joined counted up to NNODES within launch.rendezvous_timeout_s
+//   collectives  /runner/c<seq>/<r> values and /runner/c<seq>/n arrivals; seq counts calls,
+//                the same on every agent because every agent calls them in the same order
+//   notices      /runner/a<attempt>/nn (ADD) and /runner/a<attempt>/n<k> = "<sender>\n<text>";
+//                /runner/a<attempt>/done (EnterDone), /runner/a<attempt>/end (EndAttempt: once
+//                every agent is there nobody sends, so nn is final)
+//   liveness     /runner/alive/<r> bumped every heartbeat by a thread of each agent; node 0's
+//                thread declares an agent whose counter stands still for lost_after_s lost
+//                (/runner/lost names it); /runner/bye/<r> when an agent ends normally
+//   abort        /runner/abort: code, node rank, host and reason; the others end with that code
+//
+// Requests per agent: about 1 / poll_s while workers run (one MULTI_GET per poll), 1 / heartbeat_s
+// for liveness (node 0: 2), and while waiting in a collective at most 1 / 50 ms after a short
+// ramp. Node 0's store serves NNODES times that.
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "runner/control_plane.h"
+
+namespace runner {
+
+class StoreServer;
+
+struct StoreControlPlaneOptions {
+  int rank = 0;  // NODE_RANK
+  int size = 1;  // NNODES
+  std::string host;
+  std::string master_addr;  // as given: a name or an address
+  int master_port = 0;
+  std::string master_source;  // "MASTER_ADDR:MASTER_PORT" or "--master"
+  double rendezvous_timeout_s = 300;
+  double heartbeat_s = 0.5;
+  double lost_after_s = 5;
+  double poll_s = 0.1;
+  double request_timeout_s = 30;
+  std::shared_ptr<StoreServer> hosted;  // node 0: the store, already listening
+};
+
+// Meets the other agents (blocks until all NNODES have joined). Throws common::EnvironmentError
+// (a second agent with this NODE_RANK, NNODES disagreeing) or common::CommunicationError (the
+// master unreachable, nodes missing at the timeout; the message names them).
+[[nodiscard]] std::unique_ptr<ControlPlane> MakeStoreControlPlane(
+    const StoreControlPlaneOptions& options);
+
+// Node 0: listens on MASTER_ADDR:MASTER_PORT. Throws common::CommunicationError naming the
+// address, port and what to do when the port is taken or the address is not this machine's.
+// Warnings (a loopback address in a multi-machine job) go to `warn`.
+[[nodiscard]] std::shared_ptr<StoreServer> HostJobStore(
+    const StoreControlPlaneOptions& options, const std::function<void(const std::string&)>& warn,
+    const std::function<void(const std::string&)>& store_log);
+
+}  // namespace runner

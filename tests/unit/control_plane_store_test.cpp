@@ -1,0 +1,277 @@
+// The control plane over the job's store (runner/control_plane_store.h) with agents as threads
+// over a real StoreServer on loopback: collectives, notices of any size, the done barrier, late
+// notices, an abort seen by the others with its code, a lost agent, and the rendezvous' failure
+// modes with their messages.
+
+#include "runner/control_plane_store.h"
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <functional>
+#include <future>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/errors.h"
+#include "common/record.h"
+#include "runner/store_client.h"
+#include "runner/store_server.h"
+
+namespace runner {
+namespace {
+
+using namespace std::chrono_literals;
+
+struct Job {
+  std::shared_ptr<StoreServer> store = std::make_shared<StoreServer>("127.0.0.1", 0);
+
+  StoreControlPlaneOptions Options(int rank, int size) const {
+    StoreControlPlaneOptions o;
+    o.rank = rank;
+    o.size = size;
+    o.host = "host" + std::to_string(rank);
+    o.master_addr = "127.0.0.1";
+    o.master_port = store->port();
+    o.master_source = "MASTER_ADDR:MASTER_PORT";
+    o.rendezvous_timeout_s = 10;
+    o.heartbeat_s = 0.05;
+    o.lost_after_s = 0.5;
+    o.poll_s = 0.01;
+    o.request_timeout_s = 5;
+    if (rank == 0) o.hosted = store;
+    return o;
+  }
+
+  // Runs `body` on `size` agents, each on its own thread, and returns what each returned.
+  template <typename T>
+  std::vector<T> Run(int size, const std::function<T(ControlPlane&)>& body) const {
+    std::vector<std::future<T>> futures;
+    for (int r = 0; r < size; ++r) {
+      futures.push_back(std::async(std::launch::async, [this, r, size, &body] {
+        std::unique_ptr<ControlPlane> plane = MakeStoreControlPlane(Options(r, size));
+        return body(*plane);
+      }));
+    }
+    std::vector<T> out;
+    for (auto& f : futures) out.push_back(f.get());
+    return out;
+  }
+};
+
+std::string What(const std::function<void()>& body) {
+  try {
+    body();
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+
+TEST(StoreControlPlaneTest, CollectivesGiveEveryAgentTheSameAnswers) {
+  Job job;
+  const auto results = job.Run<std::string>(3, [](ControlPlane& c) {
+    std::string out;
+    for (const std::string& v : c.AllGather("a" + std::to_string(c.rank()))) out += v + ",";
+    out += c.Broadcast(c.rank() == 0 ? "root says hi" : "ignored") + ",";
+    out += std::to_string(c.AllReduceMax(10 * c.rank())) + ",";
+    const std::vector<std::string> gathered = c.Gather(std::string(c.rank() * 5000, 'x'));
+    out += std::to_string(gathered.size());
+    if (c.rank() == 0) out += ":" + std::to_string(gathered[2].size());
+    return out;
+  });
+  EXPECT_EQ(results[0], "a0,a1,a2,root says hi,20,3:10000");
+  EXPECT_EQ(results[1], "a0,a1,a2,root says hi,20,0");
+  EXPECT_EQ(results[2], "a0,a1,a2,root says hi,20,0");
+}
+
+// Each agent sends a notice (one of 20 KiB), sees the others' and never its own; the barrier
+// completes once all are done; a notice sent just before the barrier is returned by EndAttempt
+// when it was not polled in time.
+TEST(StoreControlPlaneTest, NoticesOfAnySizeReachEveryOtherAgentAndLateOnesAreCollected) {
+  Job job;
+  const auto results = job.Run<std::string>(3, [](ControlPlane& c) {
+    std::multiset<std::string> got;
+    for (int attempt = 0; attempt < 2; ++attempt) {
+      c.BeginAttempt(attempt);
+      const std::string mine = "from " + std::to_string(c.rank()) + " attempt " +
+                               std::to_string(attempt) +
+                               (c.rank() == 1 ? std::string(20000, '.') : "");
+      c.Notify(mine);
+      (void)c.AllReduceMax(0);  // everyone has sent
+      c.EnterDone();
+      const auto deadline = std::chrono::steady_clock::now() + 5s;
+      while (!c.PollDone() && std::chrono::steady_clock::now() < deadline) {
+        while (std::optional<std::string> n = c.PollNotice()) got.insert(n->substr(0, 16));
+        std::this_thread::sleep_for(5ms);
+      }
+      for (const std::string& n : c.EndAttempt()) got.insert(n.substr(0, 16));
+    }
+    std::string out;
+    for (const std::string& n : got) out += n + ";";
+    return out;
+  });
+  EXPECT_EQ(results[0], "from 1 attempt 0;from 1 attempt 1;from 2 attempt 0;from 2 attempt 1;");
+  EXPECT_EQ(results[1], "from 0 attempt 0;from 0 attempt 1;from 2 attempt 0;from 2 attempt 1;");
+  EXPECT_EQ(results[2], "from 0 attempt 0;from 0 attempt 1;from 1 attempt 0;from 1 attempt 1;");
+}
+
+TEST(StoreControlPlaneTest, TheDoneBarrierWaitsForTheLastAgent) {
+  Job job;
+  const auto results = job.Run<int>(2, [](ControlPlane& c) {
+    c.BeginAttempt(0);
+    if (c.rank() == 1) std::this_thread::sleep_for(300ms);
+    c.EnterDone();
+    int polls_before = 0;
+    while (!c.PollDone()) {
+      ++polls_before;
+      std::this_thread::sleep_for(10ms);
+    }
+    (void)c.EndAttempt();
+    return polls_before;
+  });
+  EXPECT_GT(results[0], 5);  // node 0 waited for node 1
+}
+
+// An abort record from another agent ends every other agent with that agent's code and reason.
+TEST(StoreControlPlaneTest, AnAbortPostedByOneAgentEndsTheOthersWithItsCode) {
+  Job job;
+  const auto results = job.Run<std::string>(3, [&job](ControlPlane& c) {
+    c.BeginAttempt(0);
+    if (c.rank() == 2) {
+      (void)c.AllReduceMax(0);
+      StoreClient raw("127.0.0.1", job.store->port(), 1, 1, "test");
+      raw.Set("/runner/abort", common::RecordWriter()
+                                   .Add("code", 4)
+                                   .Add("node_rank", 2)
+                                   .Add("host", "host2")
+                                   .Add("reason", "cannot create the job directory")
+                                   .str());
+      return std::string("sent");
+    }
+    try {
+      (void)c.AllReduceMax(0);  // everyone is past the rendezvous
+      while (true) {
+        (void)c.PollNotice();
+        std::this_thread::sleep_for(5ms);
+      }
+    } catch (const common::Error& e) {
+      return std::to_string(e.code()) + " " + e.what();
+    }
+  });
+  EXPECT_EQ(results[0],
+            "4 node rank 2 (host host2) ended the job: cannot create the job directory");
+  EXPECT_EQ(results[1], results[0]);
+}
+
+// An agent that joined and then went silent without a goodbye (as a SIGKILL leaves it) is named
+// to the others by node 0 once lost_after_s has passed.
+TEST(StoreControlPlaneTest, AnAgentThatStopsAnsweringIsNamedToTheOthers) {
+  Job job;
+  StoreClient fake("127.0.0.1", job.store->port(), 1, 1, "test");
+  (void)fake.Add("/runner/join/1", 1);
+  fake.Set("/runner/agent/1",
+           common::RecordWriter().Add("host", "ghost").Add("pid", 42).Add("nnodes", 2).str());
+  (void)fake.Add("/runner/joined", 1);
+  std::unique_ptr<ControlPlane> node0 = MakeStoreControlPlane(job.Options(0, 2));
+  node0->BeginAttempt(0);
+  const auto start = std::chrono::steady_clock::now();
+  const std::string message = What([&] {
+    while (std::chrono::steady_clock::now() - start < 10s) {
+      (void)node0->PollNotice();
+      std::this_thread::sleep_for(5ms);
+    }
+  });
+  EXPECT_EQ(
+      message.rfind(
+          "node rank 1 (host ghost, pid 42) stopped answering: its agent gave no sign of life", 0),
+      0u)
+      << message;
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 5s);
+}
+
+// The rendezvous' failure modes, each with its message.
+TEST(StoreControlPlaneTest, NodesThatNeverArriveAreNamedAtTheTimeout) {
+  Job job;
+  StoreControlPlaneOptions o = job.Options(0, 3);
+  o.rendezvous_timeout_s = 0.3;
+  const std::string message = What([&] { (void)MakeStoreControlPlane(o); });
+  EXPECT_NE(message.find("timed out after 0.3 s (launch.rendezvous_timeout_s): node rank(s) 1, 2 "
+                         "of NNODES=3 never arrived (here: 0 on host0)"),
+            std::string::npos)
+      << message;
+}
+
+TEST(StoreControlPlaneTest, AnUnreachableMasterIsNamedWithItsAddressAndPort) {
+  uint16_t port = 0;
+  {
+    StoreServer closed("127.0.0.1", 0);
+    port = closed.port();
+  }
+  Job job;
+  StoreControlPlaneOptions o = job.Options(1, 2);
+  o.master_port = port;
+  o.rendezvous_timeout_s = 0.5;
+  const std::string message = What([&] { (void)MakeStoreControlPlane(o); });
+  EXPECT_EQ(message.rfind("cannot reach the job's store at MASTER_ADDR:MASTER_PORT = 127.0.0.1:" +
+                              std::to_string(port) + ": Connection refused (retried ",
+                          0),
+            0u)
+      << message;
+}
+
+TEST(StoreControlPlaneTest, ASecondAgentWithTheSameNodeRankIsRefusedNamingTheFirst) {
+  Job job;
+  auto agent = [&job](int rank) {
+    return std::async(std::launch::async, [&job, rank] {
+      std::unique_ptr<ControlPlane> plane = MakeStoreControlPlane(job.Options(rank, 2));
+      return plane->AllReduceMax(rank);
+    });
+  };
+  auto node0 = agent(0);
+  auto first = agent(1);
+  // The second tries once the first holds rank 1.
+  StoreClient raw("127.0.0.1", job.store->port(), 1, 1, "test");
+  while (raw.Get("/runner/agent/1").empty()) std::this_thread::sleep_for(5ms);
+  StoreControlPlaneOptions twin = job.Options(1, 2);
+  twin.host = "twin";
+  const std::string message = What([&] { (void)MakeStoreControlPlane(twin); });
+  EXPECT_NE(message.find("NODE_RANK=1 is taken: host host1 (pid "), std::string::npos) << message;
+  EXPECT_NE(message.find("every machine needs its own NODE_RANK, 0..1 for NNODES=2 (this is host "
+                         "twin)"),
+            std::string::npos)
+      << message;
+  EXPECT_EQ(node0.get(), 1);  // the job goes on with the first
+  EXPECT_EQ(first.get(), 1);
+}
+
+TEST(StoreControlPlaneTest, NodeCountsThatDisagreeEndEveryAgentWithBothNamed) {
+  Job job;
+  auto node0 = std::async(std::launch::async, [&job] {
+    return What([&job] { (void)MakeStoreControlPlane(job.Options(0, 2)); });
+  });
+  const std::string mine = What([&job] { (void)MakeStoreControlPlane(job.Options(1, 3)); });
+  const std::string expected =
+      "NNODES disagree: node rank 1 (host host1) has NNODES=3 but node rank 0 (host host0) has "
+      "NNODES=2; give every machine the same NNODES (and --nnodes)";
+  EXPECT_EQ(mine, expected);
+  EXPECT_EQ(node0.get(), "node rank 1 (host host1) ended the job: " + expected);
+}
+
+TEST(StoreControlPlaneTest, APortInUseOnTheMasterIsNamedWithTheFix) {
+  Job job;
+  StoreControlPlaneOptions o = job.Options(0, 2);  // the job's store holds the port already
+  o.host = "n0";
+  const std::string message = What([&] { (void)HostJobStore(o, nullptr, nullptr); });
+  EXPECT_EQ(message, "MASTER_ADDR:MASTER_PORT = 127.0.0.1:" + std::to_string(o.master_port) +
+                         " (127.0.0.1) is already in use on host n0, where node 0 must host the "
+                         "job's store: another job or program listens there (ss -ltnp 'sport = :" +
+                         std::to_string(o.master_port) +
+                         "' names it). Pick a free port and give every machine the same "
+                         "MASTER_PORT");
+}
+
+}  // namespace
+}  // namespace runner
