@@ -96,6 +96,19 @@ TEST(StoreServerAccess, PeerOffTheListIsRefusedAndLoggedWhileTheJobGoesOn) {
   EXPECT_EQ(stats.connections, 2u);
 }
 
+TEST(StoreServerAccess, AnOpenStoreNarrowedToTheJobKeepsItsOpenConnections) {
+  // The TCP rendezvous: any agent may join until they have met, then only the job's hosts.
+  LogSink sink;
+  runner::StoreServer server("127.0.0.1", 0, sink.Fn(), AllowOnly("any"));
+  auto joined = Accepted(server.port(), "127.0.0.2");
+  runner::StoreAllowList job;
+  job.AddList("127.0.0.1", "test");
+  server.SetAllowList(job);
+  EXPECT_TRUE(Refused("127.0.0.3", server.port()));
+  EXPECT_TRUE(Works(*joined, kV22, "ADD of the agent that joined before"));
+  auto worker = Accepted(server.port(), "127.0.0.1");
+}
+
 TEST(StoreServerAccess, DefaultOptionsAllowLoopbackOnly) {
   LogSink sink;
   runner::StoreServer server("127.0.0.1", 0, sink.Fn());
