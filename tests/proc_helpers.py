@@ -52,3 +52,33 @@ def wait_for(predicate, timeout, what, interval=0.02):
             described = what() if callable(what) else what
             raise AssertionError(f"timed out after {timeout} s waiting for {described}")
         time.sleep(interval)
+
+
+class DrainedProcess:
+    """subprocess.Popen whose merged stdout+stderr is read all along by a thread, so a chatty
+    child (the runner mirrors rank 0's output) never blocks on a full pipe while a test waits for
+    something else. communicate() returns what it printed, like Popen's."""
+
+    def __init__(self, args, **kwargs):
+        import subprocess
+        import threading
+        self._proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                      text=True, **kwargs)
+        self._chunks = []
+        self._reader = threading.Thread(target=self._drain, daemon=True)
+        self._reader.start()
+
+    def _drain(self):
+        for line in self._proc.stdout:
+            self._chunks.append(line)
+
+    def communicate(self, timeout=None):
+        self._proc.wait(timeout=timeout)
+        self._reader.join(timeout=10)
+        return "".join(self._chunks), None
+
+    def output_so_far(self):
+        return "".join(self._chunks)
+
+    def __getattr__(self, name):  # pid, poll, send_signal, kill, returncode, ...
+        return getattr(self._proc, name)

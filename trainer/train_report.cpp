@@ -132,11 +132,24 @@ void TrainReporter::LogWindow(int64_t step_number, int64_t epoch, double mean_lo
                          .str());
 }
 
+// A rank is warned about once it has been over the margin for consecutive intervals covering at
+// least this many steps: persistently slow, not one noisy short interval (train.log_every 1).
+constexpr int64_t kPersistentSteps = 10;
+
 void TrainReporter::WarnStragglers(int64_t step_number, const RankTimes& ranks) {
   if (!progress_) return;
   const double margin = options_.straggler_margin;
-  const int64_t first = step_number - window_steps_ + 1;
-  for (const Straggler& s : FindStragglers(ranks, margin).stragglers) {
+  const std::vector<Straggler> stragglers = FindStragglers(ranks, margin).stragglers;
+  std::vector<int64_t> slow(ranks.compute_ms.size(), 0);
+  for (const Straggler& s : stragglers) {
+    const auto r = static_cast<size_t>(s.rank);
+    slow[r] = (r < slow_steps_.size() ? slow_steps_[r] : 0) + window_steps_;
+  }
+  slow_steps_ = slow;
+  for (const Straggler& s : stragglers) {
+    const int64_t streak = slow_steps_[static_cast<size_t>(s.rank)];
+    if (streak < kPersistentSteps) continue;
+    const int64_t first = step_number - std::min(streak, window_steps_) + 1;
     Say(StragglerWarning(s, first, step_number, margin));
     Event(common::JsonObject()
               .Add("event", "straggler")

@@ -99,6 +99,8 @@ class TrainReporter {
   std::chrono::steady_clock::time_point window_start_;
   int64_t window_steps_ = 0;
   StepTimes window_times_;
+  // Per rank: the steps of the consecutive intervals it has been over the straggler margin.
+  std::vector<int64_t> slow_steps_;
 };
 
 }  // namespace trainer

@@ -15,7 +15,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from proc_helpers import clean_env, read_text, wait_for  # noqa: E402
+from proc_helpers import DrainedProcess, clean_env, read_text, wait_for  # noqa: E402
 
 RUNNER = os.environ.get("RUNNER_BIN", "")
 CLEAN_ENV = clean_env("TRAINER_")
@@ -37,9 +37,8 @@ class CheckpointTest(unittest.TestCase):
         self.tmp.cleanup()
 
     def start(self, name, *args, env=None, root=None):
-        return subprocess.Popen([RUNNER, "--log-root", root or self.root, "--job-name", name, *JOB, *args],
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                env=dict(CLEAN_ENV, **(env or {})), cwd=self.tmp.name)
+        return DrainedProcess([RUNNER, "--log-root", root or self.root, "--job-name", name, *JOB, *args],
+                              env=dict(CLEAN_ENV, **(env or {})), cwd=self.tmp.name)
 
     def run_job(self, name, *args, env=None, root=None):
         proc = self.start(name, *args, env=env, root=root)

@@ -16,7 +16,7 @@ import unittest
 import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from proc_helpers import clean_env, processes_with, wait_for  # noqa: E402
+from proc_helpers import DrainedProcess, clean_env, processes_with, wait_for  # noqa: E402
 
 RUNNER = os.environ.get("RUNNER_BIN", "")
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -99,8 +99,7 @@ class HangTest(unittest.TestCase):
         for i, host in enumerate(["nodeA", "nodeB"]):
             cmd += ([":"] if i else []) + ["-np", "1", "-x", f"RUNNER_HOSTNAME={host}", "-x",
                                            "PYTHONPATH"] + self.args() + self.python_worker()
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                env=self.env, cwd=self.tmp.name)
+        proc = DrainedProcess(cmd, env=self.env, cwd=self.tmp.name)
         try:
             rank3 = wait_for(lambda: (lambda p: p if p and p.get("step", 0) >= 3 else None)(
                 self.progress_of(3)), timeout=90, what="rank 3 at step 3 in the progress files")
@@ -223,12 +222,11 @@ class HangTest(unittest.TestCase):
     def test_the_collective_timeout_still_ends_a_job_with_the_watchdog_off(self):
         timeout = 4
         smoke = os.path.join(HERE, "..", "..", "configs", "smoke.yaml")
-        proc = subprocess.Popen(self.args("--config", smoke, "train.epochs=1000",
-                                          "train.fault_inject=1:data:600@3",
-                                          f"train.collective_timeout_s={timeout}", hang=0,
-                                          grace=1),  # the sleeping rank ignores SIGTERM
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                env=self.env, cwd=self.tmp.name)
+        proc = DrainedProcess(self.args("--config", smoke, "train.epochs=1000",
+                                        "train.fault_inject=1:data:600@3",
+                                        f"train.collective_timeout_s={timeout}", hang=0,
+                                        grace=1),  # the sleeping rank ignores SIGTERM
+                              env=self.env, cwd=self.tmp.name)
         try:
             wait_for(lambda: (lambda p: p and p.get("step") == 3 and p.get("phase") == "data")(
                 self.progress_of(1)), timeout=90, what="rank 1 asleep in phase data at step 3")

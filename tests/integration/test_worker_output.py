@@ -17,8 +17,10 @@ from proc_helpers import clean_env  # noqa: E402
 
 RUNNER = os.environ.get("RUNNER_BIN", "")
 
-HOSTILE = ("printf 'surrogate \\355\\240\\200 overlong \\300\\257 c1 \\302\\233 esc \\033[2J\\033]0;title\\007\\n'; "
-           "head -c 3000 /dev/urandom; echo; ")
+# Random bytes first (their newlines are random too), then the known hostile line, so that it is
+# always among the last lines outcome.json keeps.
+HOSTILE = ("head -c 3000 /dev/urandom; echo; "
+           "printf 'surrogate \\355\\240\\200 overlong \\300\\257 c1 \\302\\233 esc \\033[2J\\033]0;title\\007\\n'; ")
 
 
 class WorkerOutputTest(unittest.TestCase):
