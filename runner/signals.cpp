@@ -69,10 +69,18 @@ void InstallSignalHandlers() {
   SetHandlers();
 }
 
-int StopSignalReceived() { return g_terminate; }
+int StopSignalReceived() {
+  if (g_terminate) return g_terminate;
+  // Blocked (the agent's discipline) and not yet taken by the wait loop.
+  sigset_t pending;
+  if (sigpending(&pending) != 0) return 0;
+  for (int sig : {SIGTERM, SIGINT, SIGHUP, SIGQUIT})
+    if (sigismember(&pending, sig) == 1) return sig;
+  return 0;
+}
 
 void StopIfRequested(const char* phase) {
-  const int sig = g_terminate;
+  const int sig = StopSignalReceived();
   if (sig == 0) return;
   throw common::Error(common::kExitStopped,
                       "stopped by " + SignalName(sig) + " " + phase + "; no worker was started");

@@ -22,9 +22,10 @@ struct PendingSignals {
 void InstallStartupSignalHandlers();
 // The supervision's discipline: blocks the handled signals (see WaitMask).
 void InstallSignalHandlers();
-// The stop signal received so far (0: none); does not clear it.
+// The stop signal received so far, or pending while blocked (0: none); does not clear it.
 [[nodiscard]] int StopSignalReceived();
-// Throws common::Error(kExitStopped) naming the signal and `phase` when a stop signal came.
+// Throws common::Error(kExitStopped) naming the signal and `phase` when a stop signal came. The
+// waits before the supervision loop (the TCP rendezvous) call it, so a stop ends them at once.
 void StopIfRequested(const char* phase);
 // The mask to sleep with: the original mask without the handled signals.
 [[nodiscard]] const sigset_t& WaitMask();

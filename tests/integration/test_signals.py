@@ -8,6 +8,7 @@ Environment: RUNNER_BIN (the runner executable). Every wait is bounded.
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -69,6 +70,7 @@ class SignalsTest(unittest.TestCase):
         os.mkfifo(fifo)
         # `sleep 15 | runner --config /dev/stdin`: a pipe that stays open for 15 s.
         sleeper = subprocess.Popen(["sleep", "15"], stdout=subprocess.PIPE)
+        self.addCleanup(sleeper.stdout.close)
         self.addCleanup(sleeper.wait)
         self.addCleanup(sleeper.kill)
         # (the path given, what it is, the runner's stdin)
@@ -110,6 +112,34 @@ class SignalsTest(unittest.TestCase):
                 self.assertEqual(proc.returncode, code, proc.stderr)
                 self.assertIn(said, proc.stderr)
                 self.assertFalse(os.path.exists(started), "a worker was started")
+
+    def test_a_stop_signal_during_the_rendezvous_ends_the_runner(self):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        # (node rank started alone of two, the signal, the line that says it is waiting, the phase)
+        cases = [
+            (0, signal.SIGTERM, "meeting the other 1 agent(s)", "waiting for the other agents"),
+            (1, signal.SIGINT, "meeting the other 1 agent(s)", "trying to reach node 0"),
+        ]
+        for node, sig, waiting, phase in cases:
+            with self.subTest(node=node, signal=sig.name):
+                env = dict(CLEAN_ENV, NNODES="2", NODE_RANK=str(node), MASTER_ADDR="127.0.0.1",
+                           MASTER_PORT=str(port))
+                err_path = os.path.join(self.tmp.name, f"stderr-{node}")
+                with open(err_path, "w") as err:
+                    proc = subprocess.Popen(self.args("launch.rendezvous_timeout_s=120"),
+                                            stdout=subprocess.DEVNULL, stderr=err, env=env,
+                                            cwd=self.tmp.name)
+                try:
+                    wait_for(lambda: waiting in read_text(err_path), 20, "the rendezvous to begin")
+                    proc.send_signal(sig)
+                    proc.wait(timeout=20)  # not the 120 s of launch.rendezvous_timeout_s
+                finally:
+                    proc.kill()
+                said = read_text(err_path)
+                self.assertEqual(proc.returncode, 10, said)
+                self.assertIn(f"stopped by {sig.name} while {phase} at the rendezvous", said)
 
     def test_sigquit_stops_like_sigterm_and_leaves_the_outcome(self):
         proc = subprocess.Popen(self.args(worker="touch started; sleep 60"),
