@@ -1,5 +1,6 @@
 #include "common/config.h"
 
+#include <sys/stat.h>
 #include <yaml-cpp/yaml.h>
 
 #include <cerrno>
@@ -176,7 +177,29 @@ std::string UnknownKey(const std::string& where, const std::string& path, bool i
          (is_section ? "; the sections are " + sections : "; configs/README.md lists every key");
 }
 
+// What `mode` is, for a config path that is not a regular file.
+const char* FileKind(mode_t mode) {
+  if (S_ISDIR(mode)) return "a directory";
+  if (S_ISFIFO(mode)) return "a pipe (fifo)";
+  if (S_ISCHR(mode)) return "a character device";
+  if (S_ISBLK(mode)) return "a block device";
+  if (S_ISSOCK(mode)) return "a socket";
+  return "not a regular file";
+}
+
+// Only a regular file: reading a pipe or a device could block for ever (a signal could not end
+// the runner while it waits), a directory cannot be read at all.
+void RequireRegularFile(const std::string& file) {
+  struct stat st {};
+  if (stat(file.c_str(), &st) != 0 || S_ISREG(st.st_mode)) return;  // the open below says why
+  throw ConfigError("config file '" + file + "' is " + FileKind(st.st_mode) +
+                    ", not a regular file; fix: give --config (or RUNNER_CONFIG) the path of a "
+                    "YAML file; to use generated text or a pipe, write it to a file first "
+                    "(e.g. cmd > job.yaml; runner --config job.yaml)");
+}
+
 void LoadFile(const std::string& file, Config* config) {
+  RequireRegularFile(file);
   std::ifstream probe(file);
   if (!probe) {
     throw ConfigError("config file '" + file + "' cannot be read: " + std::strerror(errno) +

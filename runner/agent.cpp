@@ -77,6 +77,7 @@ int RunAgent(const AgentRequest& request) {
   CheckLaunchBeforeMpi(*request.env, launch);
   umask(027);  // the job directory is not world-readable
   InstallSignalHandlers();
+  StopIfRequested("before the agent started");
   const double started_at = common::UnixSeconds();
 
   auto log = common::MakeConsoleLogger("runner " + launch.hostname +

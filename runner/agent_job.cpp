@@ -236,6 +236,19 @@ void AgentJob::BeginAttemptLog(int attempt) {
   dir_->AppendEvent(Event("attempt_started", attempt)
                         .Add("world_size", layout.world_size)
                         .Add("pid", static_cast<int>(getpid())));
+  // Every attempt that ends, ends with its outcome.json: without one, its agents died without a
+  // word (SIGKILL, the OOM killer, a node failure).
+  if (meeting_.me != 0 || attempt == 0 || dir_->HasOutcome(attempt - 1)) return;
+  const std::string previous = layout::AttemptDirName(attempt - 1);
+  const std::string message =
+      previous + " ended without a record (no " + previous + "/" + layout::kOutcome +
+      "): its agents died without a word (SIGKILL, the OOM killer or a node failure?); its "
+      "last lines are in " +
+      previous + "/";
+  log_.warn("{}", message);
+  dir_->AppendEvent(Event("previous_attempt_unrecorded", attempt)
+                        .Add("previous_attempt", attempt - 1)
+                        .Add("message", message));
 }
 
 // Every agent learns the job's code (the highest); node 0 writes outcome.json from every agent's

@@ -10,6 +10,7 @@
 #include "runner/cli.h"
 #include "runner/dry_run.h"
 #include "runner/operator_cli.h"
+#include "runner/signals.h"
 #include "runner/topology.h"
 
 namespace runner {
@@ -32,6 +33,7 @@ int RunRunner(const std::vector<std::string>& args, const common::Environment& e
       return common::kExitOk;
     }
     common::Config config = common::LoadConfig({options.config_file, &env, options.overrides});
+    StopIfRequested("while the config was read");
     if (options.print_config) {
       out << config.ToYaml(/*with_origins=*/true);
       return common::kExitOk;
@@ -46,6 +48,7 @@ int RunRunner(const std::vector<std::string>& args, const common::Environment& e
       out << FormatDryRun(launch, plan, config);
       return common::kExitOk;
     }
+    StopIfRequested("while the environment was checked");
     AgentRequest request{&config, &env, launch, plan, host, options.command, nullptr};
     return RunAgent(request);
   } catch (const common::Error& e) {

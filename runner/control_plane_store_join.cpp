@@ -13,6 +13,7 @@
 #include "common/errors.h"
 #include "common/record.h"
 #include "runner/control_plane_store_detail.h"
+#include "runner/signals.h"
 #include "runner/store_server.h"
 
 namespace runner {
@@ -56,10 +57,11 @@ void StoreControlPlane::Join() {
       Clock::now() + std::chrono::duration_cast<Clock::duration>(
                          std::chrono::duration<double>(options_.rendezvous_timeout_s));
   const bool host = rank() == 0 && options_.hosted;
-  client_ = std::make_unique<StoreClient>(host ? options_.hosted->address() : options_.master_addr,
-                                          host ? options_.hosted->port() : options_.master_port,
-                                          options_.rendezvous_timeout_s, options_.request_timeout_s,
-                                          what_);
+  client_ = std::make_unique<StoreClient>(
+      host ? options_.hosted->address() : options_.master_addr,
+      host ? options_.hosted->port() : options_.master_port, options_.rendezvous_timeout_s,
+      options_.request_timeout_s, what_,
+      [] { StopIfRequested("while trying to reach node 0 at the rendezvous"); });
   const std::string me = common::RecordWriter()
                              .Add("host", options_.host)
                              .Add("pid", static_cast<int>(getpid()))
@@ -81,8 +83,10 @@ void StoreControlPlane::Join() {
 void StoreControlPlane::CheckNodeCount(Clock::time_point deadline) {
   if (rank() == 0) return;
   std::string record;
-  while ((record = client_->Get(Key("nnodes"))).empty() && Clock::now() < deadline)
+  while ((record = client_->Get(Key("nnodes"))).empty() && Clock::now() < deadline) {
+    StopIfRequested("while waiting for node 0 at the rendezvous");
     std::this_thread::sleep_for(20ms);
+  }
   if (record.empty()) {
     throw common::CommunicationError(what_ + " answers but node 0 never registered in it within " +
                                      Seconds(options_.rendezvous_timeout_s) +
@@ -130,6 +134,7 @@ void StoreControlPlane::WaitForEveryone(Clock::time_point deadline) {
     CheckAlarms(v[1], "");
     if (ParseCount(v[0]) >= size()) return;
     if (Clock::now() >= deadline) break;
+    StopIfRequested("while waiting for the other agents at the rendezvous");
     std::this_thread::sleep_for(pause);
     pause = std::min<std::chrono::milliseconds>(pause * 2, 100ms);
   }

@@ -79,6 +79,11 @@ int JobDir::NextAttempt() const {
   return next;
 }
 
+bool JobDir::HasOutcome(int attempt) const {
+  struct stat st {};
+  return stat((AttemptPath(attempt) + "/" + layout::kOutcome).c_str(), &st) == 0;
+}
+
 void JobDir::BeginAttempt(int attempt) const {
   MakeDirs(AttemptPath(attempt));
   const std::string link = path_ + "/" + layout::kCurrent;

@@ -31,6 +31,8 @@ class JobDir {
   [[nodiscard]] std::string AttemptPath(int attempt) const;
   // The attempt number after the newest attempt-<k> already there (0 for a new job).
   [[nodiscard]] int NextAttempt() const;
+  // Whether attempt-<k>/ holds its outcome.json (an attempt whose agents were killed has none).
+  [[nodiscard]] bool HasOutcome(int attempt) const;
   // Creates attempt-<k>/ and points `current` at it (atomically: symlink, then rename).
   void BeginAttempt(int attempt) const;
 

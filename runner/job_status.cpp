@@ -94,11 +94,33 @@ void SilentAgents(const JobSnapshot& s, double now, JobSummary& out) {
   }
   for (const AgentProgress& p : s.progress) {
     const double age = now - p.unix;
-    if (p.state != "ended" && age > kProgressStaleS) {
-      out.warnings.push_back("no update from agent " + std::to_string(p.agent) + " (" + p.host +
-                             ") for " + FormatDuration(age) + ": is it alive?");
+    if (p.state == "ended" || age <= kProgressStaleS) continue;
+    const std::string who = "agent " + std::to_string(p.agent) + " (" + p.host + ")";
+    if (age > kProgressDeadS) {
+      out.warnings.push_back(who + " has written nothing for " + FormatDuration(age) + " and " +
+                             common::job_layout::AttemptDirName(*s.attempt) + " has no " +
+                             common::job_layout::kOutcome +
+                             ": it appears to have died without a word (SIGKILL, the OOM killer "
+                             "or a node failure?)");
+    } else {
+      out.warnings.push_back("no update from " + who + " for " + FormatDuration(age) +
+                             ": is it alive?");
     }
   }
+}
+
+// Every agent silent for longer than kProgressDeadS and no outcome: nothing more will happen.
+void Died(const JobSnapshot& s, double now, JobSummary& out) {
+  if (s.progress.empty() || out.state == "hung") return;
+  for (const AgentProgress& p : s.progress)
+    if (p.state == "ended" || now - p.unix <= kProgressDeadS) return;
+  out.state = "died";
+  out.over = true;
+  out.headline = "died without a record, " + AttemptText(s) + ": no agent has written for over " +
+                 FormatDuration(kProgressDeadS) + " and there is no " +
+                 common::job_layout::kOutcome +
+                 " (SIGKILL, the OOM killer or a node failure?); a new start in this job "
+                 "directory begins the next attempt";
 }
 
 void Slowest(const JobSnapshot& s, double now, bool live, JobSummary& out) {
@@ -131,6 +153,7 @@ JobSummary Summarize(const JobSnapshot& s, double now) {
   } else {
     Running(s, now, out);
     SilentAgents(s, now, out);
+    Died(s, now, out);
   }
   const bool live = s.attempt && !s.outcome;
   if (s.attempt && out.state != "restarting") Slowest(s, now, live, out);

@@ -15,10 +15,14 @@ namespace runner {
 // older than kProgressStaleS (three refreshes missed) means its agent may be gone.
 inline constexpr double kProgressRefreshS = 2.0;
 inline constexpr double kProgressStaleS = 3 * kProgressRefreshS;
+// Older than this without an outcome.json: the agent died without a word (SIGKILL, the OOM killer,
+// a node failure); an agent that ends, even on SIGTERM or SIGQUIT, writes its outcome.
+inline constexpr double kProgressDeadS = 60.0;
 
 struct JobSummary {
   // starting (no attempt yet), running, hung, ended (succeeded or failed), stopped, requeued,
-  // restarting (an attempt failed and the next one is on its way).
+  // restarting (an attempt failed and the next one is on its way), died (every agent's progress
+  // file older than kProgressDeadS and no outcome.json).
   std::string state;
   std::string headline;              // "running, attempt 1, for 5m03s (job started 12m ago)"
   std::vector<std::string> details;  // the hang verdict, the first failure, the reason

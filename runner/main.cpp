@@ -16,8 +16,10 @@ int main(int argc, char** argv) {
   // The operator's commands (runner status, runner logs) end on Ctrl-C like any command.
   const bool agent = !runner::IsOperatorCommand(args);
   // From the first moment: a SIGTERM that srun --kill-on-bad-exit sends while this runner is still
-  // checking its config or environment must not end it as 143 and hide the real error (3, 4, ...).
-  if (agent) runner::InstallSignalHandlers();
+  // checking its config or environment must not end it as 143 and hide the real error (3, 4, ...);
+  // without such an error the stop ends it right after the check (10, RunRunner). Nothing is
+  // blocked until the agent supervises (RunAgent), so Ctrl-C always reaches the runner.
+  if (agent) runner::InstallStartupSignalHandlers();
   common::ProcessEnvironment env;
   const int code = runner::RunRunner(args, env, runner::ReadHostFacts(), std::cout, std::cerr);
   // Under srun with several runners each finds the same usage, config or environment error, but

@@ -23,7 +23,8 @@ namespace runner {
 namespace {
 
 // Signals the agent handles; a child must start with their default action and none blocked.
-constexpr int kHandledSignals[] = {SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2, SIGCHLD, SIGPIPE};
+constexpr int kHandledSignals[] = {SIGTERM, SIGINT,  SIGHUP,  SIGQUIT,
+                                   SIGUSR1, SIGUSR2, SIGCHLD, SIGPIPE};
 
 std::vector<char*> CStrings(std::vector<std::string>& items) {
   std::vector<char*> out;

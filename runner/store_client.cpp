@@ -83,7 +83,8 @@ std::string ResolveIpv4(const std::string& host) {
 }
 
 StoreClient::StoreClient(const std::string& host, int port, double connect_timeout_s,
-                         double request_timeout_s, std::string what)
+                         double request_timeout_s, std::string what,
+                         const std::function<void()>& between_tries)
     : request_timeout_s_(request_timeout_s), what_(std::move(what)) {
   const Clock::time_point start = Clock::now();
   std::string error;
@@ -110,6 +111,7 @@ StoreClient::StoreClient(const std::string& host, int port, double connect_timeo
           ", launch.rendezvous_timeout_s). Is the runner of node 0 started on that machine with "
           "the same MASTER_ADDR/MASTER_PORT, and can this machine reach that port (firewall)?");
     }
+    if (between_tries) between_tries();
     std::this_thread::sleep_for(std::chrono::milliseconds(250));
   }
   std::string hello(1, static_cast<char>(kValidate));

@@ -7,6 +7,7 @@
 // thread.
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -17,9 +18,10 @@ class StoreClient {
   // Connects to `host:port` (a name or an IPv4 literal), retrying refused or unreachable
   // connections until `connect_timeout_s` has passed. `what` names the store in errors (for
   // example "the job's store at MASTER_ADDR:MASTER_PORT = 10.0.0.1:29500"); `request_timeout_s`
-  // bounds every later call.
+  // bounds every later call. `between_tries` runs before each pause between tries (it may throw
+  // to give up early: the rendezvous ends on a stop signal that way).
   StoreClient(const std::string& host, int port, double connect_timeout_s, double request_timeout_s,
-              std::string what);
+              std::string what, const std::function<void()>& between_tries = {});
   ~StoreClient();
   StoreClient(const StoreClient&) = delete;
   StoreClient& operator=(const StoreClient&) = delete;

@@ -17,7 +17,7 @@ namespace {
 
 // A worker that died of a stop signal (or exited 128+signal, as shells do).
 bool EndedByStopSignal(int status) {
-  for (int sig : {SIGTERM, SIGINT, SIGHUP}) {
+  for (int sig : {SIGTERM, SIGINT, SIGHUP, SIGQUIT}) {
     if ((WIFSIGNALED(status) && WTERMSIG(status) == sig) ||
         (WIFEXITED(status) && WEXITSTATUS(status) == 128 + sig)) {
       return true;

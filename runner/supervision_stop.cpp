@@ -1,5 +1,5 @@
 // SupervisionPolicy's answer to the stop requests that reach this agent itself (SIGTERM, SIGINT,
-// SIGHUP), once and again (runner/supervision_policy.h has the rules).
+// SIGHUP, SIGQUIT), once and again (runner/supervision_policy.h has the rules).
 
 #include <csignal>
 

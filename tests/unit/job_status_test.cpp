@@ -79,6 +79,30 @@ TEST(JobStatusTest, RunningWithAnAgentGoneSilent) {
   EXPECT_EQ(Status(fresh).find("warning:"), std::string::npos) << Status(fresh);
 }
 
+// SIGKILL, the OOM killer, a node failure: no outcome.json, and progress files that stopped.
+TEST(JobStatusTest, AgentsThatDiedWithoutAWord) {
+  JobFixture one;
+  Running(one, kNow - 90);
+  const std::string text = Status(one);
+  EXPECT_TRUE(HasLine(text, "state: running, attempt 0, for 3m20s")) << text;
+  EXPECT_TRUE(HasLine(text,
+                      "warning: agent 1 (n2) has written nothing for 1m30s and attempt-0 has no "
+                      "outcome.json: it appears to have died without a word (SIGKILL, the OOM "
+                      "killer or a node failure?)"));
+  JobFixture all;
+  all.BeginAttempt(0);
+  all.Progress(0, 0, kNow - 90, "running", JobFixture::Rank(0, 1200, "data", 0.4));
+  all.Progress(0, 1, kNow - 61, "running", JobFixture::Rank(2, 1200, "data", 0.4));
+  const JobSummary died = Summarize(ReadJobSnapshot(all.dir()), kNow);
+  EXPECT_EQ(died.state, "died");
+  EXPECT_TRUE(died.over);
+  EXPECT_EQ(died.headline,
+            "died without a record, attempt 0: no agent has written for over 1m00s and there is "
+            "no outcome.json (SIGKILL, the OOM killer or a node failure?); a new start in this "
+            "job directory begins the next attempt");
+  EXPECT_EQ(died.warnings.size(), 2u);
+}
+
 TEST(JobStatusTest, RunningWithAnAgentThatNeverWrote) {
   JobFixture job;
   Running(job);
