@@ -103,6 +103,7 @@ class AgentJob {
   Meeting meeting_;
   std::string job_name_;
   std::optional<JobDir> dir_;
+  std::optional<JobLock> lock_;  // node 0 only: no second run in the same job directory
   int max_restarts_ = 0;
 };
 
@@ -140,6 +141,7 @@ void AgentJob::Meet() {
     mine_session.job_id =
         launch_.job_id.value.empty() ? LocalJobId() : SafeName(launch_.job_id.value);
     const JobDir dir(config_.GetString("job.log_root"), job_name_, mine_session.job_id);
+    lock_.emplace(dir.path(), launch_.hostname);  // before anything is written into it
     meeting_.store = request_.store;  // torchrun-style: on MASTER_ADDR:MASTER_PORT already
     if (!meeting_.store) {
       const std::string addr = ChooseStoreAddress(meeting_.agents, meeting_.layout,

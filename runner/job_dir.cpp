@@ -2,10 +2,12 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstring>
 #include <optional>
 
 #include "common/atomic_file.h"
@@ -175,6 +177,35 @@ void RankLog::WriteLine(const std::string& line, bool note) {
     (void)!write(STDERR_FILENO, mirrored.data(), mirrored.size());
   }
   if (observer_ && !note) observer_(stamp, text);
+}
+
+JobLock::JobLock(const std::string& job_dir, const std::string& host) {
+  const std::string path = job_dir + "/.runner.lock";
+  fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+  if (fd_ < 0) {
+    throw common::EnvironmentError("cannot open '" + path + "': " + std::strerror(errno) +
+                                   "; check that job.log_root is on a writable filesystem");
+  }
+  if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
+    char holder[256] = {};
+    const ssize_t n = ::pread(fd_, holder, sizeof holder - 1, 0);
+    std::string who = n > 0 ? std::string(holder, static_cast<size_t>(n)) : "another runner";
+    while (!who.empty() && who.back() == '\n') who.pop_back();
+    ::close(fd_);
+    fd_ = -1;
+    throw common::EnvironmentError(
+        "the job directory " + job_dir + " is in use by a running job (" + who +
+        "): two runs share its job name and id (the runner started twice in one batch script, or "
+        "a SLURM_JOB_ID or TORCHELASTIC_RUN_ID reused); fix: give this run another --job-name, "
+        "or wait for that one to end");
+  }
+  const std::string mine = "host " + host + " pid " + std::to_string(::getpid()) + " since " +
+                           common::Timestamp() + "\n";
+  if (::ftruncate(fd_, 0) == 0) (void)!::pwrite(fd_, mine.data(), mine.size(), 0);
+}
+
+JobLock::~JobLock() {
+  if (fd_ >= 0) ::close(fd_);  // closing releases the lock
 }
 
 }  // namespace runner

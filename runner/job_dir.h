@@ -45,6 +45,23 @@ class JobDir {
   std::string path_;
 };
 
+// Held by the node-0 agent for the whole job: a second set of agents on the same job directory (a
+// batch script that starts the runner twice, a job id reused) is refused instead of mixing its
+// files with the first's. flock on <dir>/.runner.lock (released by the kernel when the holder
+// dies, so a requeue or a start after a crash gets it), holding "host <h> pid <p> since <time>".
+class JobLock {
+ public:
+  // Throws common::EnvironmentError naming the directory and the holder when another runner
+  // holds it.
+  JobLock(const std::string& job_dir, const std::string& host);
+  ~JobLock();
+  JobLock(const JobLock&) = delete;
+  JobLock& operator=(const JobLock&) = delete;
+
+ private:
+  int fd_ = -1;
+};
+
 // The fields every events.jsonl line starts with: time, event, attempt, agent, host, node.
 [[nodiscard]] common::JsonObject EventHeader(const std::string& name, int attempt, int agent,
                                              const std::string& host, int node);

@@ -158,6 +158,35 @@ class SignalsTest(unittest.TestCase):
         signals = [e.get("signal") for e in self.events() if e["event"] == "signal"]
         self.assertIn("SIGQUIT", signals)
 
+    def test_a_second_run_on_the_same_job_directory_is_refused_naming_the_first(self):
+        # A batch script that starts the runner twice with one job id: one job directory.
+        env = dict(CLEAN_ENV, NNODES="1", NODE_RANK="0", MASTER_ADDR="127.0.0.1",
+                   MASTER_PORT="29998", TORCHELASTIC_RUN_ID="twice")
+        first = subprocess.Popen(self.args(worker="touch started; sleep 60"),
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
+                                 cwd=self.tmp.name)
+        try:
+            wait_for(lambda: os.path.exists(os.path.join(self.tmp.name, "started")), 20,
+                     "the first run's worker to start")
+            second = subprocess.run(self.args(worker="echo second"), capture_output=True,
+                                    text=True, env=env, cwd=self.tmp.name, timeout=30)
+            self.assertEqual(second.returncode, 4, second.stderr)
+            self.assertIn("is in use by a running job (host ", second.stderr)
+            self.assertIn(f" pid {first.pid} since ", second.stderr)
+            self.assertIn("fix: give this run another --job-name", second.stderr)
+            self.assertIsNone(first.poll(), "the first run did not survive the second")
+            first.send_signal(signal.SIGTERM)
+            self.assertEqual(first.wait(timeout=30), 10)
+        finally:
+            first.kill()
+        self.assertEqual(sorted(d for d in os.listdir(self.job_dir()) if d.startswith("attempt-")),
+                         ["attempt-0"])
+        # Once the first has ended, a run with the same id gets the next attempt.
+        third = subprocess.run(self.args(worker="echo third"), capture_output=True, text=True,
+                               env=env, cwd=self.tmp.name, timeout=30)
+        self.assertEqual(third.returncode, 0, third.stderr)
+        self.assertTrue(os.path.isdir(os.path.join(self.job_dir(), "attempt-1")))
+
     def test_an_agent_killed_without_a_word_is_named_by_the_next_start(self):
         # The same job id (as a requeue under Slurm): the same job directory, the next attempt.
         env = dict(CLEAN_ENV, NNODES="1", NODE_RANK="0", MASTER_ADDR="127.0.0.1",
