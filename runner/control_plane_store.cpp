@@ -7,6 +7,7 @@
 #include <cstdlib>
 
 #include "common/errors.h"
+#include "common/parse_int.h"
 #include "common/record.h"
 #include "runner/control_plane_store_detail.h"
 #include "runner/store_server.h"
@@ -19,11 +20,15 @@ namespace {
 
 using namespace std::chrono_literals;
 
-int64_t ParseCount(const std::string& text) {
-  return text.empty() ? 0 : std::strtoll(text.c_str(), nullptr, 10);
-}
-
 }  // namespace
+
+int64_t ParseCount(const std::string& text, const std::string& what) {
+  if (text.empty()) return 0;  // a counter nobody has added to yet
+  if (std::optional<int64_t> n = common::ParseInt64(text)) return *n;
+  throw common::CommunicationError("the job's store holds '" + text + "' for " + what +
+                                   ", which the agents write as a counter: another program wrote "
+                                   "into the job's store (see launch.store_allow)");
+}
 
 StoreControlPlane::StoreControlPlane(const StoreControlPlaneOptions& options) : options_(options) {
   what_ = "the job's store at " + options_.master_source + " = " + options_.master_addr + ":" +
@@ -81,7 +86,7 @@ void StoreControlPlane::WaitCount(const std::string& key, int64_t target) {
   while (true) {
     const std::vector<std::string> v = client_->MultiGet({key, Key("abort"), Key("lost")});
     CheckAlarms(v[1], v[2]);
-    if (ParseCount(v[0]) >= target) return;
+    if (ParseCount(v[0], key) >= target) return;
     std::this_thread::sleep_for(pause);
     pause = std::min<std::chrono::milliseconds>(pause * 2, 50ms);
   }
@@ -122,7 +127,7 @@ std::string StoreControlPlane::Broadcast(const std::string& from_root) {
 int StoreControlPlane::AllReduceMax(int value) {
   int result = value;
   for (const std::string& text : AllGather(std::to_string(value)))
-    result = std::max(result, static_cast<int>(ParseCount(text)));
+    result = std::max(result, static_cast<int>(ParseCount(text, "an agent's value to agree on")));
   return result;
 }
 
@@ -147,8 +152,8 @@ void StoreControlPlane::Fetch() {
   const std::vector<std::string> v =
       client_->MultiGet({AttemptKey("nn"), AttemptKey("done"), Key("abort"), Key("lost")});
   CheckAlarms(v[2], v[3]);
-  done_count_ = ParseCount(v[1]);
-  const int64_t count = ParseCount(v[0]);
+  done_count_ = ParseCount(v[1], AttemptKey("done"));
+  const int64_t count = ParseCount(v[0], AttemptKey("nn"));
   if (count <= seen_) return;
   std::vector<std::string> keys;
   for (int64_t k = seen_ + 1; k <= count; ++k) keys.push_back(AttemptKey("n" + std::to_string(k)));

@@ -27,6 +27,10 @@ inline std::string RankKey(const std::string& what, int rank) {
   return Key(what + "/" + std::to_string(rank));
 }
 
+// A counter kept in the store (ADD); "" (never added to) is 0. Strict: anything else throws
+// common::CommunicationError naming `what` and the raw text.
+[[nodiscard]] int64_t ParseCount(const std::string& text, const std::string& what);
+
 // What one agent told the others when it joined.
 struct Member {
   std::string host;

@@ -24,10 +24,6 @@ namespace {
 
 using namespace std::chrono_literals;
 
-int64_t ParseCount(const std::string& text) {
-  return text.empty() ? 0 : std::strtoll(text.c_str(), nullptr, 10);
-}
-
 std::string Seconds(double s) {
   std::string text = std::to_string(static_cast<int64_t>(s * 10 + 0.5) / 10.0);
   text.erase(text.find_last_not_of('0') + 1);
@@ -132,7 +128,7 @@ void StoreControlPlane::WaitForEveryone(Clock::time_point deadline) {
   while (true) {
     const std::vector<std::string> v = client_->MultiGet({Key("joined"), Key("abort")});
     CheckAlarms(v[1], "");
-    if (ParseCount(v[0]) >= size()) return;
+    if (ParseCount(v[0], Key("joined")) >= size()) return;
     if (Clock::now() >= deadline) break;
     StopIfRequested("while waiting for the other agents at the rendezvous");
     std::this_thread::sleep_for(pause);
@@ -215,7 +211,8 @@ void StoreControlPlane::CheckLiveness(const std::vector<std::string>& values,
   std::lock_guard<std::mutex> lock(mutex_);
   for (size_t r = 1; r < n; ++r) {
     if (!values[n + r].empty() || lost_ranks_.count(static_cast<int>(r))) continue;
-    const int64_t count = ParseCount(values[r]);
+    const int64_t count =
+        ParseCount(values[r], "agent " + std::to_string(r) + "'s liveness counter");
     if (count != last[r]) {
       last[r] = count;
       changed[r] = now;

@@ -17,6 +17,7 @@
 
 #include "common/errors.h"
 #include "common/record.h"
+#include "runner/control_plane_store_detail.h"
 #include "runner/store_client.h"
 #include "runner/store_server.h"
 
@@ -271,6 +272,21 @@ TEST(StoreControlPlaneTest, APortInUseOnTheMasterIsNamedWithTheFix) {
                          std::to_string(o.master_port) +
                          "' names it). Pick a free port and give every machine the same "
                          "MASTER_PORT");
+}
+
+TEST(StoreControlPlaneCounters, AreReadStrictlyAndGarbageIsNamed) {
+  EXPECT_EQ(store_plane::ParseCount("", "/runner/joined"), 0);
+  EXPECT_EQ(store_plane::ParseCount("12", "/runner/joined"), 12);
+  for (const char* bad : {"12abc", " 3", "x", "0x10"}) {
+    try {
+      (void)store_plane::ParseCount(bad, "/runner/joined");
+      ADD_FAILURE() << bad << " was accepted";
+    } catch (const common::CommunicationError& e) {
+      EXPECT_NE(std::string(e.what()).find(std::string("holds '") + bad + "' for /runner/joined"),
+                std::string::npos)
+          << e.what();
+    }
+  }
 }
 
 }  // namespace
