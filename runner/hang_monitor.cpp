@@ -10,8 +10,6 @@ namespace {
 
 constexpr double kProgressEvery = 2;  // seconds between progress files
 
-std::string Whole(double seconds) { return std::to_string(std::llround(seconds)); }
-
 }  // namespace
 
 HangMonitor::HangMonitor(HangOptions options, int attempt, int agent, int agents, int node,
@@ -60,8 +58,9 @@ void HangMonitor::Tick(WorkerProbe& probe, double steady_now, double unix_now, b
   const std::vector<RankView> views = watch_.Views(steady_now);
   if (!warned_) {
     warned_ = true;
-    sink.Warn("no rank on this node has advanced for " + Whole(stall) + " s (hang verdict at " +
-              Whole(limit) + " s if no rank of the job advances): " + LocalSummary(views));
+    sink.Warn("no rank on this node has advanced for " + WholeSeconds(stall) +
+              " s (hang verdict at " + WholeSeconds(limit) +
+              " s if no rank of the job advances): " + LocalSummary(views));
     sink.Event("hang_warning", common::JsonObject()
                                    .Add("stalled_s", stall)
                                    .Add("limit_s", limit)
@@ -71,7 +70,7 @@ void HangMonitor::Tick(WorkerProbe& probe, double steady_now, double unix_now, b
     suspected_ = true;
     suspects_[agent_] = views;
     if (agents_ > 1) {
-      sink.Info("no rank on this node has advanced for " + Whole(stall) +
+      sink.Info("no rank on this node has advanced for " + WholeSeconds(stall) +
                 " s: asking the other agents whether theirs have");
     }
     sink.Send(HangMessage{HangMessage::Kind::kSuspect, agent_, host_, views}.Serialize());

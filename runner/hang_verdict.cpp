@@ -20,8 +20,6 @@ bool Abnormal(const RankView& v) {
 
 std::tuple<int64_t, int64_t> Position(const RankView& v) { return {v.step, v.collective}; }
 
-std::string Whole(double seconds) { return std::to_string(std::llround(seconds)); }
-
 std::string Cpu(double seconds) {
   char text[32];
   std::snprintf(text, sizeof text, "%.1f", seconds);
@@ -40,7 +38,7 @@ std::string Named(const RankView& v) {
   } else {
     text += ", publishes no heartbeat";
   }
-  return text + " for " + Whole(v.stalled_s) + " s";
+  return text + " for " + WholeSeconds(v.stalled_s) + " s";
 }
 
 // All in the same collective by number but not by name: a collective skipped or added on some
@@ -131,8 +129,8 @@ std::vector<std::string> WaitingLines(const std::vector<RankView>& waiting) {
 std::string Detail(const RankView& v) {
   std::string text = "rank " + std::to_string(v.rank) + " on " + v.host + ": " + v.State() + ", " +
                      Cpu(v.cpu_window_s) + " s CPU while stalled";
-  text +=
-      v.output_age_s < 0 ? ", no output yet" : ", last output " + Whole(v.output_age_s) + " s ago";
+  text += v.output_age_s < 0 ? ", no output yet"
+                             : ", last output " + WholeSeconds(v.output_age_s) + " s ago";
   return text + "; stack in diagnosis/rank-" + std::to_string(v.rank) + ".txt";
 }
 
@@ -180,8 +178,8 @@ HangVerdict JudgeHang(std::vector<RankView> views, double timeout_s) {
         "weak evidence: the named ranks publish no heartbeat (RUNNER_HEARTBEAT_FILE), so this is "
         "read from their output and CPU time only");
   }
-  verdict.lines.push_back("no rank advanced for " + Whole(verdict.stalled_s) +
-                          " s (launch.hang_timeout_s " + Whole(timeout_s) + ")");
+  verdict.lines.push_back("no rank advanced for " + WholeSeconds(verdict.stalled_s) +
+                          " s (launch.hang_timeout_s " + WholeSeconds(timeout_s) + ")");
   return verdict;
 }
 

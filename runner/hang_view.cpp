@@ -1,5 +1,7 @@
 #include "runner/hang_view.h"
 
+#include <cmath>
+
 #include "common/heartbeat.h"
 #include "common/json.h"
 #include "common/record.h"
@@ -121,6 +123,8 @@ std::optional<HangMessage> HangMessage::Parse(const std::string& text) {
   }
   return message;
 }
+
+std::string WholeSeconds(double seconds) { return std::to_string(std::llround(seconds)); }
 
 std::string FormatRanks(const std::vector<int>& ranks) {
   std::string out;

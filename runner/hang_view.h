@@ -64,6 +64,9 @@ struct HangMessage {
   [[nodiscard]] static std::optional<HangMessage> Parse(const std::string& text);
 };
 
+// "312": seconds rounded to a whole number, as the watchdog's lines show them.
+[[nodiscard]] std::string WholeSeconds(double seconds);
+
 // "0-2,5,7-8" for sorted, distinct ranks.
 [[nodiscard]] std::string FormatRanks(const std::vector<int>& ranks);
 

@@ -34,6 +34,7 @@ std::optional<std::string> FindInPath(const std::string& tool) {
 struct Capture {
   const StackRequest* request = nullptr;
   std::optional<ChildProcess> child;
+  std::string tool;  // the stack tool's name, as the result line says it
   std::string output;
   std::string result;  // set once done
 };
@@ -50,6 +51,7 @@ void Start(Capture& c, const std::map<std::string, std::string>& env) {
     c.result = "no stack tool: install elfutils (eu-stack) or gdb";
     return;
   }
+  c.tool = command.front().substr(command.front().rfind('/') + 1);
   try {
     c.child.emplace(ChildProcess::Spawn({command, env, ""}));
   } catch (const common::Error& e) {
@@ -105,7 +107,6 @@ std::vector<std::string> CaptureStacks(const std::vector<StackRequest>& requests
   Collect(captures, timeout_s);
   std::vector<std::string> results;
   for (Capture& c : captures) {
-    const std::string tool = StackCommand(0).empty() ? "" : StackCommand(0).front();
     if (c.child) {
       int status = 0;
       bool ended = c.child->TryReap(&status);
@@ -115,8 +116,8 @@ std::vector<std::string> CaptureStacks(const std::vector<StackRequest>& requests
         ended = c.child->TryReap(&status);
       }
       if (!ended) c.output += "\n(the stack tool did not finish within the time allowed)\n";
-      c.result = std::to_string(CountLines(c.output)) + " lines from " +
-                 tool.substr(tool.rfind('/') + 1) + (ended ? "" : " (timed out)");
+      c.result = std::to_string(CountLines(c.output)) + " lines from " + c.tool +
+                 (ended ? "" : " (timed out)");
       c.child.reset();  // kills and reaps what is left
     }
     const std::string text = c.request->header + "\n\n" + c.output;
