@@ -1,6 +1,7 @@
 #include "runner/hang_verdict.h"
 
 #include <algorithm>
+#include <climits>
 #include <cmath>
 #include <map>
 #include <tuple>
@@ -62,11 +63,21 @@ void NameMismatched(const std::vector<RankView>& views, const std::vector<size_t
 std::vector<bool> PickLaggards(const std::vector<RankView>& views) {
   std::vector<bool> named(views.size(), false);
   std::vector<size_t> publishing;
+  bool any_abnormal = false;
   for (size_t i = 0; i < views.size(); ++i) {
-    if (Abnormal(views[i])) named[i] = true;
+    if (Abnormal(views[i])) named[i] = any_abnormal = true;
     if (views[i].published && !views[i].ended) publishing.push_back(i);
   }
-  if (!publishing.empty()) {
+  if (any_abnormal) {
+    // A stopped, stuck-in-D or ended rank is the cause; ranks inside a collective are waiting
+    // for it (a rank stopped mid-all-reduce leaves its ring neighbours behind in that one too).
+    // Only ranks behind outside any collective are named beside it.
+    std::tuple<int64_t, int64_t> highest{INT64_MIN, INT64_MIN};
+    for (size_t i : publishing) highest = std::max(highest, Position(views[i]));
+    for (size_t i : publishing) {
+      if (!views[i].in_collective && Position(views[i]) < highest) named[i] = true;
+    }
+  } else if (!publishing.empty()) {
     auto lowest = Position(views[publishing.front()]);
     auto highest = lowest;
     bool all_inside = true;
@@ -81,7 +92,7 @@ std::vector<bool> PickLaggards(const std::vector<RankView>& views) {
       if (behind || outside) named[i] = true;
     }
     if (lowest == highest && all_inside) NameMismatched(views, publishing, named);
-  } else if (std::find(named.begin(), named.end(), true) == named.end()) {
+  } else {
     // No heartbeat anywhere: the ranks that used (almost) no CPU while stalled.
     for (size_t i = 0; i < views.size(); ++i) named[i] = views[i].cpu_window_s < 1.0;
   }

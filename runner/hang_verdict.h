@@ -4,7 +4,10 @@
 // agree without another exchange.
 //
 // Who is named (the "laggards"):
-// - every rank whose process is stopped (T, t), uninterruptible (D), a zombie, or has ended;
+// - every rank whose process is stopped (T, t), uninterruptible (D), a zombie, or has ended; when
+//   there is one, the ranks inside a collective are waiting for it (a rank stopped mid-all-reduce
+//   leaves its ring neighbours in that collective too), and only ranks behind outside any
+//   collective are named beside it; otherwise:
 // - among ranks that publish heartbeats, those furthest behind by (step, collective), unless
 //   every one of them is at the same point; then those not inside that collective (a rank that
 //   never entered it); when all wait in the collective of the same number but under different

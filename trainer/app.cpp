@@ -133,9 +133,7 @@ int RunTrainer(const std::vector<std::string>& args, const common::Environment& 
     const TrainContext context = MakeContext(config, contract, env);
     InstallStopHandlers(config.GetString("launch.preempt_signal").c_str());
     const TrainResult result = Train(config, *comm, context, heartbeat);
-    // The work is saved; what is left is tearing down. The runner spares a worker in this phase
-    // from the SIGKILL of a second stop signal (runner/supervision_policy.h).
-    heartbeat.Phase(common::kPhaseExiting);
+    // Train has published kPhaseExiting (its work is saved); what is left is tearing down.
     // A test knob: widen the window between saving and exiting that a second stop signal can hit.
     if (std::optional<std::string> delay = env.Get("TRAINER_TEST_EXIT_DELAY_MS"))
       std::this_thread::sleep_for(std::chrono::milliseconds(std::atoi(delay->c_str())));

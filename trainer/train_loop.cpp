@@ -160,6 +160,10 @@ TrainResult TrainingRun::Run() {
     EvaluateEpoch(epoch);
   }
   if (!stopped && step_ > steps_at_start) SaveCheckpoint(step_, next_, "end of training");
+  // Every collective is behind this rank and its work is saved: from here it only reports and
+  // tears down, so a second stop signal must not kill it (runner/supervision_policy.h). Said
+  // before "done:" reaches train.log, which is what people (and tests) watch for.
+  phases_.writer().Phase(common::kPhaseExiting);
   Finish(start, steps_at_start);
   return result_;
 }

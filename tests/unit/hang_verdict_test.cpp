@@ -68,6 +68,12 @@ TEST(HangVerdict, NamesTheRanksBehindAndGroupsTheWaitingOnes) {
        "HANG at step 1200: rank 3 (n2, pid 1003) stopped (T) in phase data at step 1200 for 312 s; "
        "ranks 0-2 waiting in all-reduce #4812 (bucket 2/3)",
        {3}},
+      {"a rank stopped inside an all-reduce leaves its neighbours in it: only it is named",
+       {Rank(0, 36, 37, true, "all-reduce"), Rank(1, 37, 38, true, "all-reduce"),
+        Rank(2, 36, 37, true, "all-reduce"), Rank(3, 36, 37, true, "all-reduce", 'T')},
+       "HANG at step 36: rank 3 (n2, pid 1003) stopped (T) in all-reduce #37 at step 36 for 312 "
+       "s; ranks 0,2 waiting in all-reduce #37; rank 1 waiting in all-reduce #38",
+       {3}},
       {"a rank behind in a collective of a lower number",
        {Rank(0, 7, 20, true, "all-reduce"), Rank(1, 7, 19, true, "all-reduce")},
        "HANG at step 7: rank 1 (n1, pid 1001) sleeping (S) in all-reduce #19 at step 7 for 312 s; "
