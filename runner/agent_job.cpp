@@ -20,6 +20,7 @@
 #include "runner/agent_support.h"
 #include "runner/control_plane.h"
 #include "runner/job_dir.h"
+#include "runner/net_interface.h"
 #include "runner/outcome.h"
 #include "runner/process.h"
 #include "runner/rendezvous.h"
@@ -104,6 +105,7 @@ class AgentJob {
   std::string job_name_;
   std::optional<JobDir> dir_;
   std::optional<JobLock> lock_;  // node 0 only: no second run in the same job directory
+  WorkerNetwork network_;        // the interface this node's workers use, chosen after meeting
   int max_restarts_ = 0;
 };
 
@@ -176,7 +178,12 @@ void AgentJob::WriteManifest(const std::vector<std::string>& worker_command) {
       .Add("pid", static_cast<int>(getpid()))
       .Add("first_rank", layout.first_rank_of_agent[static_cast<size_t>(me)])
       .Add("workers", request_.plan.nproc.value)
-      .Add("devices", request_.plan.devices.value);
+      .Add("devices", request_.plan.devices.value)
+      .AddRaw("network", common::JsonObject()
+                             .Add("interface", network_.interface)
+                             .Add("address", network_.address)
+                             .Add("chosen", network_.chosen_by)
+                             .str());
   const std::vector<std::string> agent_facts = control_.Gather(agent_json.str());
   if (me != 0) return;
   dir_->WriteFile(layout::kJobConfig, config_.ToYaml(/*with_origins=*/true));
@@ -235,6 +242,7 @@ void AgentJob::BeginAttemptLog(int attempt) {
       devices.empty() ? "cpu" : devices, meeting_.session.store_addr, meeting_.session.store_port);
   for (const std::string& warning : launch_.warnings) log_.warn("{}", warning);
   log_.info("{}", TimeoutsLine(config_));
+  log_.info("{}", DescribeWorkerNetwork(network_));
   dir_->AppendEvent(Event("attempt_started", attempt)
                         .Add("world_size", layout.world_size)
                         .Add("pid", static_cast<int>(getpid())));
@@ -307,7 +315,13 @@ int AgentJob::AgreeAndRecord(int attempt, int restarts, const AttemptOutcome& ou
 
 int AgentJob::Run() {
   CheckWorld(control_, launch_);
+  std::map<std::string, std::string> worker_env = request_.env->All();
+  CheckInterfaceVariables(worker_env, ListInterfaces(), launch_.hostname);
   Meet();
+  network_ =
+      ChooseWorkerNetwork(worker_env, ListInterfaces(), meeting_.session.store_addr,
+                          static_cast<uint16_t>(meeting_.session.store_port), SourceAddressTo);
+  worker_env.insert(network_.env.begin(), network_.env.end());
   max_restarts_ = static_cast<int>(config_.GetInt("launch.max_restarts"));
   const std::string config_path = dir_->path() + "/" + layout::kJobConfig;
   std::vector<std::string> worker_command = request_.command;
@@ -337,8 +351,7 @@ int AgentJob::Run() {
     supervisor.SetAttemptDir(dir.AttemptPath(attempt));
     ProcessWorkerRunner runner(SelfExecutable());
     const double attempt_started_at = common::UnixSeconds();
-    const AttemptOutcome outcome =
-        supervisor.RunAttempt(attempt, launches, request_.env->All(), runner);
+    const AttemptOutcome outcome = supervisor.RunAttempt(attempt, launches, worker_env, runner);
     const int agreed = AgreeAndRecord(attempt, restarts, outcome, attempt_started_at);
     if (agreed != kRestart) {
       log_.info("job {}-{} {} with exit code {} ({}); logs in {}", job_name_,
