@@ -38,6 +38,7 @@ def readme_helper():
 
 
 class HangTest(unittest.TestCase):
+    LAUNCHER = MPIRUN  # starts the agents of the two-agent cases
     def setUp(self):
         self.assertTrue(RUNNER, "RUNNER_BIN is not set")
         self.tmp = tempfile.TemporaryDirectory(prefix="runner-hang-")
@@ -95,7 +96,7 @@ class HangTest(unittest.TestCase):
             return json.load(f)
 
     def test_a_stopped_worker_of_four_under_two_agents_is_named_with_every_stack(self):
-        cmd = list(MPIRUN)
+        cmd = list(self.LAUNCHER)
         for i, host in enumerate(["nodeA", "nodeB"]):
             cmd += ([":"] if i else []) + ["-np", "1", "-x", f"RUNNER_HOSTNAME={host}", "-x",
                                            "PYTHONPATH"] + self.args() + self.python_worker()
@@ -173,7 +174,7 @@ class HangTest(unittest.TestCase):
     def test_twelve_silent_workers_on_each_of_two_agents_are_judged_together(self):
         # Each agent's suspicion carries its 12 ranks' views (several KiB): the notice channel
         # must carry messages of any size.
-        cmd = list(MPIRUN)
+        cmd = list(self.LAUNCHER)
         for i, host in enumerate(["nodeA", "nodeB"]):
             cmd += ([":"] if i else []) + ["-np", "1", "-x", f"RUNNER_HOSTNAME={host}"] + \
                 self.args(nproc=12, first_step=HANG_TIMEOUT) + \
@@ -250,6 +251,11 @@ class HangTest(unittest.TestCase):
                               timeout=60)
         self.assertEqual(proc.returncode, 0, proc.stdout + proc.stderr)
         self.assertIn("hang watchdog off", proc.stderr)
+
+
+class HangTcpTest(HangTest):
+    """The two-agent cases with the agents meeting over TCP at node 0's store, no MPI."""
+    LAUNCHER = [PYTHON, os.path.join(HERE, "tcp_launch.py")]
 
 
 if __name__ == "__main__":

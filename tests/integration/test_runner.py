@@ -1,5 +1,6 @@
 """The runner with real processes: workers are small shell or Python programs, agents are real
 MPI processes (singleton, or two under mpirun acting as two nodes through RUNNER_HOSTNAME).
+RunnerTcpTest runs the two-agent cases again with the agents meeting over TCP (tcp_launch.py).
 
 Environment: RUNNER_BIN (the runner executable). Every wait is bounded.
 """
@@ -27,6 +28,9 @@ CLEAN_ENV = clean_env()
 
 
 class RunnerTest(unittest.TestCase):
+    LAUNCHER = MPIRUN  # starts the agents of the two-node cases
+    ABORT = "MPI_Abort"  # how an agent that cannot go on ends the others
+
     def setUp(self):
         self.assertTrue(RUNNER, "RUNNER_BIN is not set")
         self.tmp = tempfile.TemporaryDirectory(prefix="runner-test-")
@@ -82,8 +86,8 @@ class RunnerTest(unittest.TestCase):
             return json.load(f)
 
     def mpirun_two_nodes(self, extra_per_node):
-        """mpirun with two agents acting as nodes 'nodeA' and 'nodeB'."""
-        cmd = list(MPIRUN)
+        """mpirun (or tcp_launch.py) with two agents acting as nodes 'nodeA' and 'nodeB'."""
+        cmd = list(self.LAUNCHER)
         for i, host in enumerate(["nodeA", "nodeB"]):
             if i:
                 cmd.append(":")
@@ -165,7 +169,7 @@ class RunnerTest(unittest.TestCase):
         self.assertLess(took, 10)
         self.assertEqual(proc.returncode, 4, proc.stdout + proc.stderr)
         self.assertIn("job directory: cannot create '/proc/no-such-dir'", proc.stderr)
-        self.assertIn("ending every agent of the job (MPI_Abort)", proc.stderr)
+        self.assertIn(f"ending every agent of the job ({self.ABORT})", proc.stderr)
 
     def _two_nodes_then_sigterm_both(self, script):
         """Two agents (mpirun) x 1 worker running `script`; SIGTERM to agent 0, then 0.3 s later to
@@ -368,6 +372,12 @@ class RunnerTest(unittest.TestCase):
         for rank in (0, 1):
             with open(os.path.join(attempt, f"rank-{rank}.log")) as f:
                 self.assertIn(f"rank {rank}/2: all_reduce sum 3.0 (expected 3.0)", f.read())
+
+
+class RunnerTcpTest(RunnerTest):
+    """The two-agent cases with the agents meeting over TCP at node 0's store, no MPI."""
+    LAUNCHER = ["/usr/bin/python3", os.path.join(HERE, "tcp_launch.py")]
+    ABORT = "an abort through the job's store"
 
 
 if __name__ == "__main__":
