@@ -45,7 +45,7 @@ int RunRunner(const std::vector<std::string>& args, const common::Environment& e
         PlanAgent(launch, nproc ? std::optional<int>(static_cast<int>(*nproc)) : std::nullopt,
                   config.GetString("launch.backend"));
     if (options.dry_run) {
-      out << FormatDryRun(launch, plan, config);
+      out << FormatDryRun(launch, plan, config, env.All());
       return common::kExitOk;
     }
     StopIfRequested("while the environment was checked");

@@ -3,7 +3,9 @@
 #include <iomanip>
 #include <sstream>
 
+#include "common/errors.h"
 #include "runner/hostlist.h"
+#include "runner/net_interface.h"
 
 namespace runner {
 
@@ -120,16 +122,46 @@ void PlanRows(const LaunchEnvironment& env, const AgentPlan& plan, Table* table)
   }
 }
 
+// The workers' interface (runner/net_interface.h); chosen now when the master is known.
+void NetworkRow(const LaunchEnvironment& env, const std::map<std::string, std::string>& vars,
+                Table* table, std::vector<std::string>* warnings) {
+  const std::vector<NetInterface> interfaces = ListInterfaces();
+  try {
+    CheckInterfaceVariables(vars, interfaces, env.hostname);
+  } catch (const common::Error& e) {
+    warnings->push_back(e.what());
+    table->Row("network", "invalid (see the warning below)",
+               "GLOO_SOCKET_IFNAME, NCCL_SOCKET_IFNAME");
+    return;
+  }
+  const bool master_known = env.master_addr && env.master_port;
+  if (!master_known && !vars.count("GLOO_SOCKET_IFNAME")) {
+    table->Row("network", "(chosen at start)",
+               "the interface on this node's route to the store; GLOO_SOCKET_IFNAME overrides");
+    return;
+  }
+  const WorkerNetwork network = ChooseWorkerNetwork(
+      vars, interfaces, master_known ? env.master_addr->value : "",
+      master_known ? static_cast<uint16_t>(env.master_port->value) : 0, SourceAddressTo);
+  std::string value = network.interface.empty() ? "(none found)" : network.interface;
+  if (!network.address.empty()) value += " (" + network.address + ")";
+  for (const auto& [name, setting] : network.env) value += " " + name + "=" + setting;
+  table->Row("network", value, network.chosen_by);
+}
+
 }  // namespace
 
 std::string FormatDryRun(const LaunchEnvironment& env, const AgentPlan& plan,
-                         const common::Config& config) {
+                         const common::Config& config,
+                         const std::map<std::string, std::string>& vars) {
   std::ostringstream out;
   Table table(&out);
   out << "runner --dry-run: nothing is started\n";
   JobRows(env, config, &table);
   LayoutRows(env, &table);
   PlanRows(env, plan, &table);
+  std::vector<std::string> warnings = env.warnings;
+  NetworkRow(env, vars, &table, &warnings);
   out << "workers this agent would start:\n";
   for (const WorkerSpec& worker : plan.workers) {
     out << "  rank " << worker.global_rank << "  local_rank " << worker.local_rank
@@ -138,7 +170,7 @@ std::string FormatDryRun(const LaunchEnvironment& env, const AgentPlan& plan,
         << (worker.device.empty() ? "cpu" : "cuda:0 (CUDA_VISIBLE_DEVICES=" + worker.device + ")")
         << "\n";
   }
-  for (const std::string& warning : env.warnings) out << "warning: " << warning << "\n";
+  for (const std::string& warning : warnings) out << "warning: " << warning << "\n";
   return out.str();
 }
 

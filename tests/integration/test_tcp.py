@@ -228,6 +228,12 @@ class TcpTest(unittest.TestCase):
         self.assertIn("agents        2 (per node: 1,1)   (NNODES,", out)
         self.assertIn("master        127.0.0.1   (MASTER_ADDR;", out)
         self.assertIn("rendezvous    TCP at 127.0.0.1:29500, node 0 hosts it", out)
+        self.assertIn("network       lo (127.0.0.1) GLOO_SOCKET_IFNAME=lo NCCL_SOCKET_IFNAME==lo   "
+                      "(on the route to the store 127.0.0.1:29500)", out)
+        env["GLOO_SOCKET_IFNAME"] = "^lo"
+        out = subprocess.run([RUNNER, "--dry-run", "--node-rank", "1"], env=env, text=True,
+                             capture_output=True, timeout=30, check=True).stdout
+        self.assertIn("warning: GLOO_SOCKET_IFNAME=^lo: Gloo takes interface names", out)
 
 
 if __name__ == "__main__":
