@@ -25,6 +25,7 @@
 #include "runner/process.h"
 #include "runner/rendezvous.h"
 #include "runner/slurm_requeue.h"
+#include "runner/startup_record.h"
 #include "runner/store_job.h"
 #include "runner/store_server.h"
 #include "runner/supervisor.h"
@@ -82,7 +83,8 @@ class AgentJob {
         launch_(request.launch),
         control_(control),
         log_(log),
-        started_at_(started_at) {}
+        started_at_(started_at),
+        startup_(started_at) {}
 
   int Run();
 
@@ -101,6 +103,7 @@ class AgentJob {
   ControlPlane& control_;
   spdlog::logger& log_;
   double started_at_;
+  StartupRecord startup_;  // logged with the first attempt of this run
   Meeting meeting_;
   std::string job_name_;
   std::optional<JobDir> dir_;
@@ -125,6 +128,7 @@ void AgentJob::Meet() {
       launch_.node_rank && launch_.scheduler != Scheduler::kLocal ? launch_.node_rank->value : -1;
   mine.devices = request_.plan.devices.value;
   mine.addresses = LocalAddresses();
+  startup_.Mark("control plane", common::UnixSeconds());
   const std::vector<std::string> reports = control_.AllGather(mine.Serialize());
   for (size_t i = 0; i < reports.size(); ++i) {
     meeting_.agents.push_back(AgentInfo::Parse(reports[i], static_cast<int>(i)));
@@ -163,7 +167,11 @@ void AgentJob::Meet() {
     mine_session.store_port = meeting_.store->port();
     session = mine_session.Serialize();
   }
-  meeting_.session = JobSession::Parse(control_.Broadcast(session));
+  session = control_.Broadcast(session);
+  meeting_.session = JobSession::Parse(session);
+  startup_.Mark("rendezvous", common::UnixSeconds(),
+                StartupRecord::Moved("allgather", reports) + "; broadcast " +
+                    std::to_string(session.size()) + " B");
   dir_.emplace(config_.GetString("job.log_root"), job_name_, meeting_.session.job_id);
 }
 
@@ -185,7 +193,10 @@ void AgentJob::WriteManifest(const std::vector<std::string>& worker_command) {
                              .Add("chosen", network_.chosen_by)
                              .str());
   const std::vector<std::string> agent_facts = control_.Gather(agent_json.str());
-  if (me != 0) return;
+  const std::string moved = me == 0
+                                ? StartupRecord::Moved("gather", agent_facts)
+                                : "gather: sent " + std::to_string(agent_json.str().size()) + " B";
+  if (me != 0) return startup_.Mark("job files", common::UnixSeconds(), moved);
   dir_->WriteFile(layout::kJobConfig, config_.ToYaml(/*with_origins=*/true));
   std::vector<std::string> nodes;
   for (size_t n = 0; n < layout.hosts.size(); ++n) {
@@ -213,6 +224,7 @@ void AgentJob::WriteManifest(const std::vector<std::string>& worker_command) {
       .Add("worker_command", worker_command)
       .AddRaw("environment", EnvironmentJson(request_.env->All()));
   dir_->WriteFile(layout::kManifest, manifest.str() + "\n");
+  startup_.Mark("job files", common::UnixSeconds(), moved);
 }
 
 std::string AgentJob::RunnerLogName() const {
@@ -243,9 +255,13 @@ void AgentJob::BeginAttemptLog(int attempt) {
   for (const std::string& warning : launch_.warnings) log_.warn("{}", warning);
   log_.info("{}", TimeoutsLine(config_));
   log_.info("{}", DescribeWorkerNetwork(network_));
-  dir_->AppendEvent(Event("attempt_started", attempt)
-                        .Add("world_size", layout.world_size)
-                        .Add("pid", static_cast<int>(getpid())));
+  common::JsonObject started = Event("attempt_started", attempt);
+  started.Add("world_size", layout.world_size).Add("pid", static_cast<int>(getpid()));
+  if (attempt == meeting_.session.attempt) {
+    log_.info("{}", startup_.Line());
+    started.AddRaw("startup", startup_.Json());
+  }
+  dir_->AppendEvent(started);
   // Every attempt that ends, ends with its outcome.json: without one, its agents died without a
   // word (SIGKILL, the OOM killer, a node failure).
   if (meeting_.me != 0 || attempt == 0 || dir_->HasOutcome(attempt - 1)) return;

@@ -14,6 +14,7 @@
 #include "runner/agent.h"
 #include "runner/job_dir.h"
 #include "runner/rendezvous.h"
+#include "runner/startup_record.h"
 #include "runner/worker_env.h"
 #include "tests/unit/temp_dir.h"
 #include "tests/unit/test_helpers.h"
@@ -322,6 +323,29 @@ TEST(RankLogTest, TimestampsLinesKeepsTailAndFlushesPartials) {
   for (std::string line; std::getline(in, line);) lines.push_back(line.substr(line.find(' ') + 1));
   EXPECT_EQ(lines, (std::vector<std::string>{"one", "two", "[runner] worker exited with code 0",
                                              "three"}));
+}
+
+}  // namespace
+}  // namespace runner
+
+namespace runner {
+namespace {
+
+TEST(StartupRecord, StepsAddUpWithWhatEachMoved) {
+  StartupRecord record(100.0);
+  record.Mark("control plane", 100.25);
+  record.Mark("rendezvous", 100.75,
+              StartupRecord::Moved("allgather", {std::string(100, 'a'), std::string(20000, 'b')}) +
+                  "; broadcast 90 B");
+  record.Mark("job files", 101.0, StartupRecord::Moved("gather", {}));
+  EXPECT_EQ(record.Line(),
+            "start-up 1.000 s: control plane 0.250 s, rendezvous 0.500 s (allgather 2 records, "
+            "20 KiB; broadcast 90 B), job files 0.250 s (gather 0 records, 0 B)");
+  EXPECT_EQ(
+      record.Json(),
+      R"({"total_s":1,"steps":[{"step":"control plane","s":0.25},)"
+      R"({"step":"rendezvous","s":0.5,"moved":"allgather 2 records, 20 KiB; broadcast 90 B"},)"
+      R"({"step":"job files","s":0.25,"moved":"gather 0 records, 0 B"}]})");
 }
 
 }  // namespace

@@ -1,0 +1,169 @@
+#!/usr/bin/python3
+"""Start-up of a job as the number of agents grows, on one machine (oversubscribed).
+
+For N agents (each acting as a machine through RUNNER_HOSTNAME, one `sleep 1` worker each),
+started by mpirun (MPI control plane) and by hand the torchrun way (TCP control plane at node 0's
+store), prints: the wall time from launch to the last worker started (events.jsonl), the whole
+run, and each agent's start-up steps as the agents record them (attempt_started's `startup`:
+control plane up, rendezvous, job files; median and max over the agents) with the bytes each
+collective moved. Rounds are interleaved (N and launcher alternate within a round). Writes an SVG
+plot of time against agents.
+
+    bench/rendezvous.py build/runner/runner [--agents 16,64,256] [--rounds 2] [--svg out.svg]
+"""
+import argparse
+import glob
+import json
+import os
+import socket
+import statistics
+import subprocess
+import tempfile
+import time
+
+MPIRUN = ["mpirun", "--allow-run-as-root", "--oversubscribe", "--bind-to", "none",
+          "--mca", "btl_tcp_if_include", "lo", "--mca", "oob_tcp_if_include", "lo"]
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def agent_args(runner, root):
+    return [runner, "--log-root", root, "--job-name", "b", "--nproc-per-node", "1",
+            "launch.rendezvous_timeout_s=600", "--", "sleep", "1"]
+
+
+def run_mpi(runner, n, root):
+    cmd = MPIRUN + ["-np", str(n), "sh", "-c",
+                    'RUNNER_HOSTNAME=n$OMPI_COMM_WORLD_RANK exec "$@"', "sh",
+                    *agent_args(runner, root)]
+    subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True,
+                   timeout=900)
+
+
+def run_tcp(runner, n, root):
+    port = free_port()
+    procs = []
+    for r in range(n):
+        env = dict(os.environ, RUNNER_HOSTNAME=f"n{r}", NNODES=str(n), NODE_RANK=str(r),
+                   MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+        procs.append(subprocess.Popen(agent_args(runner, root), env=env,
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    codes = [p.wait(timeout=900) for p in procs]
+    if any(codes):
+        raise RuntimeError(f"tcp launch of {n} agents: exit codes {sorted(set(codes))}")
+
+
+def measure(runner, launcher, n):
+    with tempfile.TemporaryDirectory(prefix="bench-rdv-") as tmp:
+        root = os.path.join(tmp, "logs")
+        t0 = time.time()
+        (run_mpi if launcher == "mpi" else run_tcp)(runner, n, root)
+        wall = time.time() - t0
+        events = []
+        for path in glob.glob(os.path.join(root, "b-*", "events.jsonl")):
+            with open(path) as f:
+                events += [json.loads(line) for line in f if line.strip()]
+    started = [e for e in events if e["event"] == "worker_started"]
+    stamps = [e for e in events if e["event"] == "attempt_started" and "startup" in e]
+    if len(started) != n or len(stamps) != n:
+        raise RuntimeError(f"{launcher} {n}: {len(started)} workers started, {len(stamps)} "
+                           "start-up records")
+    last_worker = max(parse_time(e["time"]) for e in started) - t0
+    steps = {}
+    for e in stamps:
+        for s in e["startup"]["steps"]:
+            steps.setdefault(s["step"], []).append(s["s"])
+    agent0 = next(e for e in stamps if e["agent"] == 0)
+    moved = {s["step"]: s.get("moved", "") for s in agent0["startup"]["steps"]}
+    return {"last_worker": last_worker, "wall": wall, "steps": steps, "moved": moved}
+
+
+def parse_time(text):
+    # "2026-12-03T04:18:31.843+00:00"
+    from datetime import datetime
+    return datetime.fromisoformat(text).timestamp()
+
+
+def svg_plot(results, agents, path):
+    width, height, left, bottom = 640, 360, 60, 40
+    series = {}
+    for launcher in ("mpi", "tcp"):
+        series[f"{launcher}: launch to last worker"] = [
+            statistics.median(r["last_worker"] for r in results[(launcher, n)]) for n in agents]
+        series[f"{launcher}: rendezvous + job files (max agent)"] = [
+            statistics.median(max(r["steps"]["rendezvous"]) + max(r["steps"]["job files"])
+                              for r in results[(launcher, n)]) for n in agents]
+    top = max(max(v) for v in series.values()) * 1.1 or 1
+    xs = [left + (width - left - 20) * i / max(1, len(agents) - 1) for i in range(len(agents))]
+    colors = ["#1f77b4", "#aec7e8", "#d62728", "#ff9896"]
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+           f'font-family="sans-serif" font-size="11">',
+           f'<rect width="{width}" height="{height}" fill="white"/>',
+           f'<line x1="{left}" y1="{height - bottom}" x2="{width - 20}" y2="{height - bottom}" '
+           'stroke="black"/>',
+           f'<line x1="{left}" y1="20" x2="{left}" y2="{height - bottom}" stroke="black"/>',
+           f'<text x="{width / 2}" y="{height - 5}" text-anchor="middle">agents (log scale '
+           'spacing)</text>',
+           f'<text x="14" y="{height / 2}" transform="rotate(-90 14 {height / 2})" '
+           'text-anchor="middle">seconds</text>']
+    for x, n in zip(xs, agents):
+        out.append(f'<text x="{x}" y="{height - bottom + 14}" text-anchor="middle">{n}</text>')
+    for k in range(5):
+        v = top * k / 4
+        y = height - bottom - (height - bottom - 20) * k / 4
+        out.append(f'<text x="{left - 4}" y="{y + 4}" text-anchor="end">{v:.1f}</text>')
+    for i, (name, values) in enumerate(series.items()):
+        points = " ".join(f"{x:.1f},{height - bottom - (height - bottom - 20) * v / top:.1f}"
+                          for x, v in zip(xs, values))
+        out.append(f'<polyline points="{points}" fill="none" stroke="{colors[i]}" '
+                   'stroke-width="2"/>')
+        out.append(f'<text x="{left + 10}" y="{30 + 14 * i}" fill="{colors[i]}">{name}</text>')
+    out.append("</svg>")
+    with open(path, "w") as f:
+        f.write("\n".join(out) + "\n")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("runner")
+    parser.add_argument("--agents", default="16,64,256")
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--svg", default="")
+    args = parser.parse_args()
+    agents = [int(n) for n in args.agents.split(",")]
+    results = {}
+    for _ in range(args.rounds):
+        for n in agents:
+            for launcher in ("mpi", "tcp"):
+                results.setdefault((launcher, n), []).append(measure(args.runner, launcher, n))
+    print("| launcher | agents | launch to last worker (med, min-max) | whole run (med) | "
+          "control plane (med / max agent) | rendezvous (med / max) | job files (med / max) |")
+    print("|---|---|---|---|---|---|---|")
+    for launcher in ("mpi", "tcp"):
+        for n in agents:
+            rs = results[(launcher, n)]
+            lw = [r["last_worker"] for r in rs]
+            cells = []
+            for step in ("control plane", "rendezvous", "job files"):
+                cells.append(f"{statistics.median(statistics.median(r['steps'][step]) for r in rs):.3f}"
+                             f" / {statistics.median(max(r['steps'][step]) for r in rs):.3f}")
+            print(f"| {launcher} | {n} | {statistics.median(lw):.2f} s ({min(lw):.2f}-{max(lw):.2f}) "
+                  f"| {statistics.median(r['wall'] for r in rs):.2f} s | " + " | ".join(cells) + " |")
+    print()
+    print("What the collectives moved (agent 0's record, last round):")
+    for launcher in ("mpi", "tcp"):
+        for n in agents:
+            moved = results[(launcher, n)][-1]["moved"]
+            print(f"- {launcher} {n}: rendezvous {moved.get('rendezvous')}; "
+                  f"job files {moved.get('job files')}")
+    if args.svg:
+        svg_plot(results, agents, args.svg)
+        print(f"\nplot: {args.svg}")
+
+
+if __name__ == "__main__":
+    main()
