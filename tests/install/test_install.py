@@ -34,6 +34,7 @@ proc module-whatis {args} {}
 proc conflict {args} {}
 proc setenv {name value} { puts "setenv $name $value" }
 proc prepend-path {name value} { puts "prepend-path $name $value" }
+proc append-path {name value} { puts "append-path $name $value" }
 if {[catch {source $ModulesCurrentModulefile} message]} { puts "error: $message"; exit 1 }
 ModulesHelp
 """
@@ -136,8 +137,9 @@ class InstallTest(unittest.TestCase, InstalledChecks):
     def test_modulefile_serves_its_prefix_or_the_site_layout(self):
         installed = os.path.join(self.prefix, "share/cluster-runner/modulefiles/cluster-runner",
                                  VERSION)
-        rc, out = self.module(installed, "load", CLUSTER_RUNNER_ROOT="")
+        rc, out = self.module(installed, "load", CLUSTER_RUNNER_ROOT="", MANPATH="")
         self.assertEqual(rc, 0, out)
+        self.assertIn("append-path MANPATH \n", out, "man's default places must stay searched")
         self.assertIn(f"prepend-path PATH {self.prefix}/bin\n", out)
         self.assertIn(f"prepend-path MANPATH {self.prefix}/share/man\n", out)
         self.assertIn(f"setenv CLUSTER_RUNNER_ROOT {self.prefix}\n", out)
