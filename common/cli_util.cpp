@@ -45,8 +45,8 @@ std::string ExitCodeHelp() {
   std::ostringstream out;
   out << "Exit codes:\n";
   for (int code : {kExitOk, kExitUsage, kExitConfig, kExitEnvironment, kExitRendezvous,
-                   kExitDiverged, kExitStopped, kExitRequeued, kExitCollateral, kExitWorkerFailed,
-                   kExitWorkerSignaled, kExitInternal}) {
+                   kExitDiverged, kExitStopped, kExitRequeued, kExitCollateral, kExitHung,
+                   kExitWorkerFailed, kExitWorkerSignaled, kExitInternal}) {
     out << "  " << (code < 10 ? " " : "") << code << "  " << ExitCodeName(code) << "\n";
   }
   return out.str();

@@ -130,7 +130,7 @@ std::string RunnerHelp() {
       << "  train.hidden_sizes=[512,256]. Environment overrides: RUNNER_<SECTION>__<KEY>, like\n"
       << "  RUNNER_TRAIN__LR=3e-4. Precedence: defaults < --config file < environment < command\n"
       << "  line (flags such as --nproc-per-node first, then key.path=value arguments).\n"
-      << "  configs/README.md documents every key.\n\n"
+      << "  configs/README.md (man 5 runner-config) documents every key.\n\n"
       << OperatorCommandsHelp() << "\n"
       << common::ExitCodeHelp();
   return out.str();
