@@ -36,12 +36,27 @@ def agent_args(runner, root):
             "launch.rendezvous_timeout_s=600", "--", "sleep", "1"]
 
 
+MPIRUN_QUIRKS = []  # runs where mpirun failed although every agent recorded success
+
+
 def run_mpi(runner, n, root):
     cmd = MPIRUN + ["-np", str(n), "sh", "-c",
                     'RUNNER_HOSTNAME=n$OMPI_COMM_WORLD_RANK exec "$@"', "sh",
                     *agent_args(runner, root)]
-    subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True,
-                   timeout=900)
+    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                          timeout=900)
+    if proc.returncode == 0:
+        return
+    # OpenMPI 4.1's mpirun, oversubscribed with 256 processes on one node, now and then reports
+    # "process rank R with PID 0 ... exiting improperly" after every process finalized (a
+    # trivial MPI_Init/MPI_Finalize program does it too); the job's own record decides.
+    outcome = glob.glob(os.path.join(root, "b-*", "outcome.json"))
+    if "exiting improperly" in proc.stdout and outcome:
+        with open(outcome[0]) as f:
+            if json.load(f)["status"] == "succeeded":
+                MPIRUN_QUIRKS.append(n)
+                return
+    raise RuntimeError(f"mpirun with {n} agents: exit {proc.returncode}\n{proc.stdout[-3000:]}")
 
 
 def run_tcp(runner, n, root):
@@ -160,6 +175,9 @@ def main():
             moved = results[(launcher, n)][-1]["moved"]
             print(f"- {launcher} {n}: rendezvous {moved.get('rendezvous')}; "
                   f"job files {moved.get('job files')}")
+    if MPIRUN_QUIRKS:
+        print(f"\nmpirun exited 1 ('exiting improperly', PID 0) although the job succeeded, at "
+              f"{MPIRUN_QUIRKS} agents")
     if args.svg:
         svg_plot(results, agents, args.svg)
         print(f"\nplot: {args.svg}")
