@@ -80,25 +80,29 @@ void StoreControlPlane::CheckAlarms(const std::string& abort, const std::string&
   if (!lost.empty()) throw common::CommunicationError(lost);
 }
 
-// Polls until `key`'s counter reaches `target`: quickly at first, then every 50 ms.
-void StoreControlPlane::WaitCount(const std::string& key, int64_t target) {
-  auto pause = 1ms;
-  while (true) {
-    const std::vector<std::string> v = client_->MultiGet({key, Key("abort"), Key("lost")});
-    CheckAlarms(v[1], v[2]);
-    if (ParseCount(v[0], key) >= target) return;
-    std::this_thread::sleep_for(pause);
-    pause = std::min<std::chrono::milliseconds>(pause * 2, 50ms);
+// Blocks at the store until `key` exists (WAIT: the store answers when it is set, no polling),
+// in slices of kWaitSlice so an abort or a lost agent is seen between them.
+void StoreControlPlane::WaitKey(const std::string& key) {
+  constexpr double kWaitSlice = 0.5;
+  while (!client_->Wait({key}, kWaitSlice)) {
+    const std::vector<std::string> v = client_->MultiGet({Key("abort"), Key("lost")});
+    CheckAlarms(v[0], v[1]);
   }
+}
+
+// Counts this agent in at `prefix`/n; the last to arrive sets `prefix`/go, which the others wait
+// for.
+void StoreControlPlane::Arrive(const std::string& prefix) {
+  if (client_->Add(prefix + "/n", 1) == size()) client_->Set(prefix + "/go", "1");
 }
 
 std::vector<std::string> StoreControlPlane::Exchange(const std::string& mine, bool everyone_waits,
                                                      bool root_only) {
   const std::string base = "c" + std::to_string(++seq_);
   client_->Set(RankKey(base, rank()), mine);
-  (void)client_->Add(Key(base + "/n"), 1);
+  Arrive(Key(base));
   if (!everyone_waits && rank() != 0) return {};
-  WaitCount(Key(base + "/n"), size());
+  WaitKey(Key(base + "/go"));
   if (root_only && rank() != 0) return {};
   std::vector<std::string> keys;
   for (int r = 0; r < size(); ++r) keys.push_back(RankKey(base, r));
@@ -117,10 +121,9 @@ std::string StoreControlPlane::Broadcast(const std::string& from_root) {
   const std::string base = "c" + std::to_string(++seq_);
   if (rank() == 0) {
     client_->Set(Key(base + "/v"), from_root);
-    (void)client_->Add(Key(base + "/n"), 1);
     return from_root;
   }
-  WaitCount(Key(base + "/n"), 1);
+  WaitKey(Key(base + "/v"));
   return client_->Get(Key(base + "/v"));
 }
 
@@ -195,8 +198,8 @@ bool StoreControlPlane::PollDone() {
 std::vector<std::string> StoreControlPlane::EndAttempt() {
   // Once every agent is here nobody sends any more, and each wrote its notices before it came:
   // the count is final and every counted notice is there.
-  (void)client_->Add(AttemptKey("end"), 1);
-  WaitCount(AttemptKey("end"), size());
+  Arrive(AttemptKey("end"));
+  WaitKey(AttemptKey("end/go"));
   Fetch();
   std::vector<std::string> late(inbox_.begin(), inbox_.end());
   inbox_.clear();

@@ -7,19 +7,22 @@
 //   rendezvous   /runner/nnodes (node 0's NNODES, set first), /runner/join/<r> (ADD: a second
 //                agent with the same NODE_RANK sees 2), /runner/agent/<r> (host, pid), then
 //                /runner/joined counted up to NNODES within launch.rendezvous_timeout_s
-//   collectives  /runner/c<seq>/<r> values and /runner/c<seq>/n arrivals; seq counts calls,
-//                the same on every agent because every agent calls them in the same order
+//   collectives  /runner/c<seq>/<r> values and /runner/c<seq>/n arrivals; the last to arrive
+//                sets /runner/c<seq>/go, which the others WAIT for at the store (a broadcast:
+//                /runner/c<seq>/v); seq counts calls, the same on every agent because every
+//                agent calls them in the same order
 //   notices      /runner/a<attempt>/nn (ADD) and /runner/a<attempt>/n<k> = "<sender>\n<text>";
-//                /runner/a<attempt>/done (EnterDone), /runner/a<attempt>/end (EndAttempt: once
-//                every agent is there nobody sends, so nn is final)
+//                /runner/a<attempt>/done (EnterDone), /runner/a<attempt>/end/{n,go}
+//                (EndAttempt: once every agent is there nobody sends, so nn is final)
 //   liveness     /runner/alive/<r> bumped every heartbeat by a thread of each agent; node 0's
 //                thread declares an agent whose counter stands still for lost_after_s lost
 //                (/runner/lost names it); /runner/bye/<r> when an agent ends normally
 //   abort        /runner/abort: code, node rank, host and reason; the others end with that code
 //
 // Requests per agent: about 1 / poll_s while workers run (one MULTI_GET per poll), 1 / heartbeat_s
-// for liveness (node 0: 2), and while waiting in a collective at most 1 / 50 ms after a short
-// ramp. Node 0's store serves NNODES times that.
+// for liveness (node 0: 2), and while waiting in a collective one WAIT per 0.5 s (the store
+// answers it the moment the key is set; between two, the abort and lost keys are read). Node 0's
+// store serves NNODES times that.
 
 #include <functional>
 #include <memory>

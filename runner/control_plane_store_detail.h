@@ -76,7 +76,8 @@ class StoreControlPlane final : public ControlPlane {
   // control_plane_store.cpp
   // Throws what another agent or the liveness thread reported: an abort, a lost agent.
   void CheckAlarms(const std::string& abort, const std::string& lost);
-  void WaitCount(const std::string& key, int64_t target);
+  void WaitKey(const std::string& key);
+  void Arrive(const std::string& prefix);
   void Fetch();
   [[nodiscard]] std::string AttemptKey(const std::string& tail) const;
   [[nodiscard]] std::vector<std::string> Exchange(const std::string& mine, bool everyone_waits,

@@ -26,7 +26,10 @@ using Clock = std::chrono::steady_clock;
 namespace proto = store_protocol;
 
 // Query bytes of the PyTorch >= 2.2 dialect.
-constexpr uint8_t kValidate = 0, kSet = 1, kGet = 3, kAdd = 4, kCheck = 5, kMultiGet = 10;
+constexpr uint8_t kValidate = 0, kSet = 1, kGet = 3, kAdd = 4, kCheck = 5, kWait = 6,
+                  kMultiGet = 10, kCancelWait = 12;
+// WAIT's answers.
+constexpr uint8_t kStopWaiting = 0, kWaitCanceled = 1;
 
 double SecondsSince(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
@@ -147,11 +150,17 @@ void StoreClient::Send(const std::string& bytes) {
 }
 
 std::string StoreClient::Read(size_t n) {
+  std::string out = ReadWithin(n, request_timeout_s_);
+  if (out.size() < n) Fail("no answer for " + ShortSeconds(request_timeout_s_));
+  return out;
+}
+
+std::string StoreClient::ReadWithin(size_t n, double timeout_s) {
   std::string out;
   const Clock::time_point start = Clock::now();
   while (out.size() < n) {
-    const double left = request_timeout_s_ - SecondsSince(start);
-    if (left <= 0) Fail("no answer for " + ShortSeconds(request_timeout_s_));
+    const double left = timeout_s - SecondsSince(start);
+    if (left <= 0) break;
     pollfd p{fd_, POLLIN, 0};
     const int ready = poll(&p, 1, static_cast<int>(left * 1000) + 1);
     if (ready < 0 && errno != EINTR) Fail(std::string("poll failed: ") + std::strerror(errno));
@@ -202,6 +211,25 @@ int64_t StoreClient::Add(const std::string& key, int64_t delta) {
   int64_t value = 0;
   std::memcpy(&value, raw.data(), sizeof(value));
   return value;
+}
+
+bool StoreClient::Wait(const std::vector<std::string>& keys, double timeout_s) {
+  std::string request(1, static_cast<char>(kWait));
+  proto::Writer out(&request);
+  out.Scalar<uint64_t>(keys.size());
+  for (const std::string& key : keys) out.Bytes(key);
+  Send(request);
+  std::string answer = ReadWithin(1, timeout_s);
+  if (answer.empty()) {
+    // Cancelled; the keys may have come in between: then STOP_WAITING comes first.
+    Send(std::string(1, static_cast<char>(kCancelWait)));
+    answer = Read(1);
+    if (static_cast<uint8_t>(answer[0]) == kWaitCanceled) return false;
+    if (static_cast<uint8_t>(Read(1)[0]) != kWaitCanceled) Fail("it did not cancel a wait");
+  }
+  if (static_cast<uint8_t>(answer[0]) != kStopWaiting)
+    Fail("it answered a wait with " + std::to_string(static_cast<int>(answer[0])));
+  return true;
 }
 
 bool StoreClient::Check(const std::vector<std::string>& keys) {

@@ -32,11 +32,16 @@ class StoreClient {
   [[nodiscard]] bool Check(const std::vector<std::string>& keys);
   // One value per key, "" for a missing one.
   [[nodiscard]] std::vector<std::string> MultiGet(const std::vector<std::string>& keys);
+  // Blocks at the store until every key exists (true), at most `timeout_s` (false: the wait is
+  // cancelled with CANCEL_WAIT). The store answers when the last key is set: no polling.
+  [[nodiscard]] bool Wait(const std::vector<std::string>& keys, double timeout_s);
   [[nodiscard]] const std::string& what() const { return what_; }
 
  private:
   void Send(const std::string& bytes);
   [[nodiscard]] std::string Read(size_t n);
+  // Up to `n` bytes within `timeout_s`: fewer (possibly none) when the time is up.
+  [[nodiscard]] std::string ReadWithin(size_t n, double timeout_s);
   [[nodiscard]] std::string ReadBytes();
   [[noreturn]] void Fail(const std::string& why) const;
 

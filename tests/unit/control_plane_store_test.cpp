@@ -289,5 +289,33 @@ TEST(StoreControlPlaneCounters, AreReadStrictlyAndGarbageIsNamed) {
   }
 }
 
+// The blocking WAIT the collectives use: answered the moment the key is set, cancelled cleanly
+// at its timeout (the connection stays usable), at once for a key that exists.
+TEST(StoreClientWait, AnsweredWhenSetCancelledAtItsTimeout) {
+  StoreServer store("127.0.0.1", 0);
+  StoreClient waiter("127.0.0.1", store.port(), 5, 5, "the store");
+  StoreClient setter("127.0.0.1", store.port(), 5, 5, "the store");
+  const auto start = std::chrono::steady_clock::now();
+  EXPECT_FALSE(waiter.Wait({"/k"}, 0.2));
+  EXPECT_GE(std::chrono::steady_clock::now() - start, 200ms);
+  EXPECT_EQ(waiter.Get("/k"), "");  // after a cancelled wait the next answer is its own
+  std::thread later([&setter] {
+    std::this_thread::sleep_for(100ms);  // the scenario: the key comes while the wait blocks
+    setter.Set("/k", "v");
+  });
+  EXPECT_TRUE(waiter.Wait({"/k"}, 10));
+  later.join();
+  EXPECT_TRUE(waiter.Wait({"/k"}, 0.01));
+  EXPECT_EQ(waiter.Add("/count", 2), 2);
+  // Set just as the wait times out: either answer is right, and the connection stays in step.
+  for (int i = 0; i < 20; ++i) {
+    const std::string key = "/race" + std::to_string(i);
+    std::thread racer([&setter, &key] { setter.Set(key, "x"); });
+    (void)waiter.Wait({key}, 0.0005);
+    racer.join();
+    EXPECT_EQ(waiter.Get(key), "x");
+  }
+}
+
 }  // namespace
 }  // namespace runner
