@@ -10,6 +10,7 @@ collective moved. Rounds are interleaved (N and launcher alternate within a roun
 plot of time against agents.
 
     bench/rendezvous.py build/runner/runner [--agents 16,64,256] [--rounds 2] [--svg out.svg]
+                        [--launchers mpi,tcp]
 """
 import argparse
 import glob
@@ -103,10 +104,10 @@ def parse_time(text):
     return datetime.fromisoformat(text).timestamp()
 
 
-def svg_plot(results, agents, path):
+def svg_plot(results, agents, path, launchers):
     width, height, left, bottom = 640, 360, 60, 40
     series = {}
-    for launcher in ("mpi", "tcp"):
+    for launcher in launchers:
         series[f"{launcher}: launch to last worker"] = [
             statistics.median(r["last_worker"] for r in results[(launcher, n)]) for n in agents]
         series[f"{launcher}: rendezvous + job files (max agent)"] = [
@@ -148,17 +149,18 @@ def main():
     parser.add_argument("--agents", default="16,64,256")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--svg", default="")
+    parser.add_argument("--launchers", default="mpi,tcp")
     args = parser.parse_args()
     agents = [int(n) for n in args.agents.split(",")]
     results = {}
     for _ in range(args.rounds):
         for n in agents:
-            for launcher in ("mpi", "tcp"):
+            for launcher in args.launchers.split(","):
                 results.setdefault((launcher, n), []).append(measure(args.runner, launcher, n))
     print("| launcher | agents | launch to last worker (med, min-max) | whole run (med) | "
           "control plane (med / max agent) | rendezvous (med / max) | job files (med / max) |")
     print("|---|---|---|---|---|---|---|")
-    for launcher in ("mpi", "tcp"):
+    for launcher in args.launchers.split(","):
         for n in agents:
             rs = results[(launcher, n)]
             lw = [r["last_worker"] for r in rs]
@@ -170,7 +172,7 @@ def main():
                   f"| {statistics.median(r['wall'] for r in rs):.2f} s | " + " | ".join(cells) + " |")
     print()
     print("What the collectives moved (agent 0's record, last round):")
-    for launcher in ("mpi", "tcp"):
+    for launcher in args.launchers.split(","):
         for n in agents:
             moved = results[(launcher, n)][-1]["moved"]
             print(f"- {launcher} {n}: rendezvous {moved.get('rendezvous')}; "
@@ -179,7 +181,7 @@ def main():
         print(f"\nmpirun exited 1 ('exiting improperly', PID 0) although the job succeeded, at "
               f"{MPIRUN_QUIRKS} agents")
     if args.svg:
-        svg_plot(results, agents, args.svg)
+        svg_plot(results, agents, args.svg, args.launchers.split(","))
         print(f"\nplot: {args.svg}")
 
 

@@ -174,10 +174,14 @@ void StoreControlPlane::Live() {
     try {
       if (!beat) {
         const bool host = rank() == 0 && options_.hosted;
+        // A store slow to answer is not a lost one: on a loaded node 0 its thread can wait
+        // seconds for a core (256 agents on 2 cores: 5 s, and a healthy job ended). A store that
+        // is gone closes the connection at once; only a machine cut off takes this long.
+        const double request_timeout_s = 3 * options_.lost_after_s;
         beat =
             std::make_unique<StoreClient>(host ? options_.hosted->address() : options_.master_addr,
                                           host ? options_.hosted->port() : options_.master_port,
-                                          options_.lost_after_s, options_.lost_after_s, what_);
+                                          options_.lost_after_s, request_timeout_s, what_);
       }
       (void)beat->Add(RankKey("alive", rank()), 1);
       if (rank() == 0) {
