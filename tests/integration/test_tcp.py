@@ -174,6 +174,23 @@ class TcpTest(unittest.TestCase):
         self.assertIn("node rank 1 (host node1) ended the job: job directory: cannot create "
                       "'/proc/no-such-dir", out0)
 
+    def test_a_failure_restarts_every_machine_into_the_next_attempt(self):
+        script = ('echo attempt $TORCHELASTIC_RESTART_COUNT; '
+                  'if [ "$TORCHELASTIC_RESTART_COUNT" = 0 ] && [ "$RANK" = 1 ]; then exit 1; fi')
+        procs = [self.start(n, "launch.max_restarts=1", *self.sh(script)) for n in (0, 1)]
+        for proc in procs:
+            code, out = self.finish(proc)
+            self.assertEqual(code, 0, out)
+        job = os.path.join(self.root, os.listdir(self.root)[0])
+        self.assertEqual(os.readlink(os.path.join(job, "current")), "attempt-1")
+        with open(os.path.join(job, "attempt-0", "outcome.json")) as f:
+            first = json.load(f)
+        self.assertEqual((first["status"], first["first_failure"]["rank"],
+                          first["first_failure"]["host"]), ("restarting", 1, "node1"))
+        for rank in (0, 1):
+            self.assertIn("attempt 1", read_text(os.path.join(job, "attempt-1", f"rank-{rank}.log")))
+        self.assertEqual(self.outcome()["status"], "succeeded")
+
     # --- the rendezvous' failure modes ---------------------------------------------------------
 
     def test_an_unreachable_master_is_named(self):
