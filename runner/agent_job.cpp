@@ -133,16 +133,13 @@ void AgentJob::Meet() {
   meeting_.layout = BuildLayout(meeting_.agents);
   meeting_.me = control_.rank();
   meeting_.node = meeting_.layout.node_of_agent[static_cast<size_t>(meeting_.me)];
-  job_name_ = config_.GetString("job.name");
-  if (job_name_.empty()) {
-    job_name_ = SafeName(launch_.job_name.value.empty() ? "job" : launch_.job_name.value)
-                    .substr(0, layout::kMaxJobNameLength);
-  }
+  const JobDirNames names = ResolveJobDirNames(config_.GetString("job.name"),
+                                               launch_.job_name.value, launch_.job_id.value);
+  job_name_ = names.name;
   std::string session;
   if (meeting_.me == 0) {
     JobSession mine_session;
-    mine_session.job_id =
-        launch_.job_id.value.empty() ? LocalJobId() : SafeName(launch_.job_id.value);
+    mine_session.job_id = names.id.empty() ? LocalJobId() : names.id;
     const JobDir dir(config_.GetString("job.log_root"), job_name_, mine_session.job_id);
     lock_.emplace(dir.path(), launch_.hostname);  // before anything is written into it
     meeting_.store = request_.store;  // torchrun-style: on MASTER_ADDR:MASTER_PORT already
