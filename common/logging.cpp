@@ -24,8 +24,8 @@ constexpr const char* kPattern = "%Y-%m-%dT%H:%M:%S.%e%z %-5l [%n] %v";
 // (never through the logger: this sink is inside it).
 class AgentFileSink : public spdlog::sinks::base_sink<std::mutex> {
  public:
-  AgentFileSink(std::string path, LogWriteErrors* errors)
-      : path_(std::move(path)), errors_(errors) {
+  AgentFileSink(std::string path, std::shared_ptr<LogWriteErrors> errors)
+      : path_(std::move(path)), errors_(std::move(errors)) {
     fd_ = open(path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
     if (fd_ < 0)
       throw EnvironmentError("cannot open log file '" + path_ + "': " + std::strerror(errno) +
@@ -63,7 +63,7 @@ class AgentFileSink : public spdlog::sinks::base_sink<std::mutex> {
     (void)!write(STDERR_FILENO, text.data(), text.size());
   }
   std::string path_;
-  LogWriteErrors* errors_;
+  std::shared_ptr<LogWriteErrors> errors_;
   int fd_ = -1;
   bool said_ = false;
 };
@@ -79,8 +79,9 @@ std::shared_ptr<spdlog::logger> MakeConsoleLogger(const std::string& who) {
   return logger;
 }
 
-void SetFileSink(spdlog::logger& logger, const std::string& path, LogWriteErrors* errors) {
-  auto sink = std::make_shared<AgentFileSink>(path, errors);
+void SetFileSink(spdlog::logger& logger, const std::string& path,
+                 std::shared_ptr<LogWriteErrors> errors) {
+  auto sink = std::make_shared<AgentFileSink>(path, std::move(errors));
   sink->set_pattern(kPattern);
   auto& sinks = logger.sinks();
   sinks.erase(std::remove_if(sinks.begin(), sinks.end(),

@@ -19,7 +19,8 @@ namespace common {
 // per line. Throws common::EnvironmentError naming the path when it cannot be opened. A line that
 // cannot be written (a full disk) is dropped and counted in `errors` (when given); the file's
 // first failure is said on stderr.
-void SetFileSink(spdlog::logger& logger, const std::string& path, LogWriteErrors* errors = nullptr);
+void SetFileSink(spdlog::logger& logger, const std::string& path,
+                 std::shared_ptr<LogWriteErrors> errors = nullptr);
 
 // The timestamp format every file of the job directory uses (RFC 3339, milliseconds, local zone).
 [[nodiscard]] std::string Timestamp();

@@ -83,6 +83,10 @@ class AgentJob {
         log_(log),
         started_at_(started_at) {}
 
+  ~AgentJob() { write_errors_->SetReporter(nullptr); }  // it logs through this job
+  AgentJob(const AgentJob&) = delete;
+  AgentJob& operator=(const AgentJob&) = delete;
+
   int Run();
 
  private:
@@ -106,7 +110,9 @@ class AgentJob {
   std::optional<JobLock> lock_;  // node 0 only: no second run in the same job directory
   int max_restarts_ = 0;
   // This attempt's lines that the logs could not take (a full disk), and the job's last ones.
-  common::LogWriteErrors write_errors_;
+  // Shared with the agent log's file sink, which outlives this job (the caller's logger).
+  std::shared_ptr<common::LogWriteErrors> write_errors_ =
+      std::make_shared<common::LogWriteErrors>();
   std::vector<common::LogWriteError> job_write_errors_;
 };
 
@@ -163,8 +169,8 @@ void AgentJob::Meet() {
   }
   meeting_.session = JobSession::Parse(control_.Broadcast(session));
   dir_.emplace(config_.GetString("job.log_root"), job_name_, meeting_.session.job_id);
-  dir_->set_write_errors(&write_errors_);
-  write_errors_.SetReporter([this](const std::string& line) { log_.error("{}", line); });
+  dir_->set_write_errors(write_errors_.get());
+  write_errors_->SetReporter([this](const std::string& line) { log_.error("{}", line); });
 }
 
 // Per-agent facts gathered at the node-0 agent, which writes job.yaml and manifest.json.
@@ -221,8 +227,8 @@ std::string AgentJob::RunnerLogName() const {
 void AgentJob::BeginAttemptLog(int attempt) {
   if (meeting_.me == 0) dir_->BeginAttempt(attempt);
   (void)control_.AllReduceMax(0);  // the attempt directory exists before anyone writes into it
-  write_errors_.Clear();
-  common::SetFileSink(log_, dir_->AttemptPath(attempt) + "/" + RunnerLogName(), &write_errors_);
+  write_errors_->Clear();
+  common::SetFileSink(log_, dir_->AttemptPath(attempt) + "/" + RunnerLogName(), write_errors_);
   const Layout& layout = meeting_.layout;
   const int first = layout.first_rank_of_agent[static_cast<size_t>(meeting_.me)];
   std::string devices;
@@ -262,7 +268,7 @@ int AgentJob::AgreeAndRecord(int attempt, int restarts, const AttemptOutcome& ou
                              double attempt_started_at) {
   int agreed = control_.AllReduceMax(outcome.code);
   const AgentView mine{meeting_.me, launch_.hostname, meeting_.node, outcome,
-                       write_errors_.Snapshot()};
+                       write_errors_->Snapshot()};
   // Every agent reads every view: the restart decision depends on the root cause, the code on
   // whether any agent's logs lost lines.
   const std::vector<AgentView> views = ParseViews(control_.AllGather(mine.Serialize()));
@@ -346,7 +352,7 @@ int AgentJob::Run() {
     for (WorkerLaunch& launch : launches)
       launch.heartbeat_path = heartbeats.RankFile(launch.contract.rank);
     supervisor.SetAttemptDir(dir.AttemptPath(attempt));
-    ProcessWorkerRunner runner(SelfExecutable(), &write_errors_);
+    ProcessWorkerRunner runner(SelfExecutable(), write_errors_.get());
     const double attempt_started_at = common::UnixSeconds();
     const AttemptOutcome outcome =
         supervisor.RunAttempt(attempt, launches, request_.env->All(), runner);
