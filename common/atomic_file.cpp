@@ -58,8 +58,14 @@ std::optional<FileError> AppendEventLine(const std::string& path, const JsonObje
   int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, mode);
   if (fd < 0) return FileError{"open", path, errno};
   const std::string line = event.str() + "\n";
-  (void)!write(fd, line.data(), line.size());
+  ssize_t n = 0;
+  do {
+    n = write(fd, line.data(), line.size());
+  } while (n < 0 && errno == EINTR);
+  // A short write is a full disk met mid-line: the next write would say ENOSPC.
+  const int error = n < 0 ? errno : ENOSPC;
   close(fd);
+  if (n != static_cast<ssize_t>(line.size())) return FileError{"write", path, error};
   return std::nullopt;
 }
 

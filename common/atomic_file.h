@@ -35,9 +35,9 @@ struct FileError {
                                                        mode_t mode = 0640);
 
 // Appends `event` as one line to `path` (events.jsonl), created with `mode`, with one write(2) on
-// an O_APPEND descriptor, so lines from several processes never interleave. Only a failed open
-// is reported (step "open"): events are a record for people, and a short write of one must not
-// stop a job.
+// an O_APPEND descriptor, so lines from several processes never interleave. A failed open (step
+// "open") and a failed or short write (step "write": a full disk) are returned; callers count a
+// lost line rather than stop a job for it.
 [[nodiscard]] std::optional<FileError> AppendEventLine(const std::string& path,
                                                        const JsonObject& event, mode_t mode = 0640);
 

@@ -44,9 +44,9 @@ void ThrowUsage(const boost::program_options::options_description& options,
 std::string ExitCodeHelp() {
   std::ostringstream out;
   out << "Exit codes:\n";
-  for (int code : {kExitOk, kExitUsage, kExitConfig, kExitEnvironment, kExitRendezvous,
-                   kExitDiverged, kExitStopped, kExitRequeued, kExitCollateral, kExitHung,
-                   kExitWorkerFailed, kExitWorkerSignaled, kExitInternal}) {
+  for (int code : {kExitOk, kExitLogsIncomplete, kExitUsage, kExitConfig, kExitEnvironment,
+                   kExitRendezvous, kExitDiverged, kExitStopped, kExitRequeued, kExitCollateral,
+                   kExitHung, kExitWorkerFailed, kExitWorkerSignaled, kExitInternal}) {
     out << "  " << (code < 10 ? " " : "") << code << "  " << ExitCodeName(code) << "\n";
   }
   return out.str();

@@ -6,6 +6,8 @@ const char* ExitCodeName(int code) {
   switch (code) {
     case kExitOk:
       return "success";
+    case kExitLogsIncomplete:
+      return "succeeded, but the logs are incomplete (a log write failed)";
     case kExitUsage:
       return "usage error";
     case kExitConfig:

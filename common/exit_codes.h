@@ -10,6 +10,11 @@ namespace common {
 
 enum ExitCode : int {
   kExitOk = 0,
+  // Every worker succeeded, but lines of the job's logs could not be written (a full or failing
+  // disk under job.log_root; outcome.json's log_write_errors says which files and how much). The
+  // lowest code: anything else that went wrong outranks it, and it is given only when the agreed
+  // code would have been 0. Not 0, so a pipeline that checks the code learns the logs have gaps.
+  kExitLogsIncomplete = 1,
   kExitUsage = 2,          // bad command line: unknown flag, malformed key=value override
   kExitConfig = 3,         // bad job config: file, environment override or command-line override
   kExitEnvironment = 4,    // scheduler environment missing, malformed or contradictory

@@ -1,11 +1,16 @@
 #include "common/logging.h"
 
-#include <spdlog/sinks/basic_file_sink.h>
+#include <fcntl.h>
+#include <spdlog/sinks/base_sink.h>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <sys/time.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <ctime>
+#include <mutex>
 
 #include "common/errors.h"
 
@@ -13,6 +18,56 @@ namespace common {
 
 namespace {
 constexpr const char* kPattern = "%Y-%m-%dT%H:%M:%S.%e%z %-5l [%n] %v";
+
+// The agent's log file: one write(2) per line on an O_APPEND descriptor. A line that cannot be
+// written (a full disk) is counted in `errors` and dropped; the first failure is said on stderr
+// (never through the logger: this sink is inside it).
+class AgentFileSink : public spdlog::sinks::base_sink<std::mutex> {
+ public:
+  AgentFileSink(std::string path, std::shared_ptr<LogWriteErrors> errors)
+      : path_(std::move(path)), errors_(std::move(errors)) {
+    fd_ = open(path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+    if (fd_ < 0)
+      throw EnvironmentError("cannot open log file '" + path_ + "': " + std::strerror(errno) +
+                             "; check that job.log_root is on a writable filesystem");
+  }
+  ~AgentFileSink() override { close(fd_); }
+  AgentFileSink(const AgentFileSink&) = delete;
+  AgentFileSink& operator=(const AgentFileSink&) = delete;
+
+ protected:
+  void sink_it_(const spdlog::details::log_msg& msg) override {
+    spdlog::memory_buf_t line;
+    formatter_->format(msg, line);
+    size_t done = 0;
+    while (done < line.size()) {
+      const ssize_t n = write(fd_, line.data() + done, line.size() - done);
+      if (n > 0) {
+        done += static_cast<size_t>(n);
+      } else if (n < 0 && errno == EINTR) {
+        continue;
+      } else {
+        Lost(n < 0 ? errno : ENOSPC, line.size() - done);
+        return;
+      }
+    }
+  }
+  void flush_() override {}
+
+ private:
+  void Lost(int error, size_t bytes) {
+    const bool first = errors_ == nullptr || errors_->Record(path_, error, bytes, 1, -1, false);
+    if (!first || said_) return;
+    said_ = true;
+    const std::string text = Timestamp() + " error " + DescribeFirstWriteError(path_, error) + "\n";
+    (void)!write(STDERR_FILENO, text.data(), text.size());
+  }
+  std::string path_;
+  std::shared_ptr<LogWriteErrors> errors_;
+  int fd_ = -1;
+  bool said_ = false;
+};
+
 }  // namespace
 
 std::shared_ptr<spdlog::logger> MakeConsoleLogger(const std::string& who) {
@@ -24,22 +79,17 @@ std::shared_ptr<spdlog::logger> MakeConsoleLogger(const std::string& who) {
   return logger;
 }
 
-void SetFileSink(spdlog::logger& logger, const std::string& path) {
-  try {
-    auto sink = std::make_shared<spdlog::sinks::basic_file_sink_mt>(path, /*truncate=*/false);
-    sink->set_pattern(kPattern);
-    auto& sinks = logger.sinks();
-    sinks.erase(std::remove_if(sinks.begin(), sinks.end(),
-                               [](const spdlog::sink_ptr& s) {
-                                 return dynamic_cast<spdlog::sinks::basic_file_sink_mt*>(s.get()) !=
-                                        nullptr;
-                               }),
-                sinks.end());
-    sinks.push_back(sink);
-  } catch (const spdlog::spdlog_ex& e) {
-    throw EnvironmentError("cannot open log file '" + path + "': " + e.what() +
-                           "; check that job.log_root is on a writable filesystem");
-  }
+void SetFileSink(spdlog::logger& logger, const std::string& path,
+                 std::shared_ptr<LogWriteErrors> errors) {
+  auto sink = std::make_shared<AgentFileSink>(path, std::move(errors));
+  sink->set_pattern(kPattern);
+  auto& sinks = logger.sinks();
+  sinks.erase(std::remove_if(sinks.begin(), sinks.end(),
+                             [](const spdlog::sink_ptr& s) {
+                               return dynamic_cast<AgentFileSink*>(s.get()) != nullptr;
+                             }),
+              sinks.end());
+  sinks.push_back(sink);
 }
 
 std::string Timestamp() {

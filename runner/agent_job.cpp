@@ -86,6 +86,10 @@ class AgentJob {
         started_at_(started_at),
         startup_(started_at) {}
 
+  ~AgentJob() { write_errors_->SetReporter(nullptr); }  // it logs through this job
+  AgentJob(const AgentJob&) = delete;
+  AgentJob& operator=(const AgentJob&) = delete;
+
   int Run();
 
  private:
@@ -110,6 +114,11 @@ class AgentJob {
   std::optional<JobLock> lock_;  // node 0 only: no second run in the same job directory
   WorkerNetwork network_;        // the interface this node's workers use, chosen after meeting
   int max_restarts_ = 0;
+  // This attempt's lines that the logs could not take (a full disk), and the job's last ones.
+  // Shared with the agent log's file sink, which outlives this job (the caller's logger).
+  std::shared_ptr<common::LogWriteErrors> write_errors_ =
+      std::make_shared<common::LogWriteErrors>();
+  std::vector<common::LogWriteError> job_write_errors_;
 };
 
 common::JsonObject AgentJob::Event(const std::string& name, int attempt) const {
@@ -136,16 +145,13 @@ void AgentJob::Meet() {
   meeting_.layout = BuildLayout(meeting_.agents);
   meeting_.me = control_.rank();
   meeting_.node = meeting_.layout.node_of_agent[static_cast<size_t>(meeting_.me)];
-  job_name_ = config_.GetString("job.name");
-  if (job_name_.empty()) {
-    job_name_ = SafeName(launch_.job_name.value.empty() ? "job" : launch_.job_name.value)
-                    .substr(0, layout::kMaxJobNameLength);
-  }
+  const JobDirNames names = ResolveJobDirNames(config_.GetString("job.name"),
+                                               launch_.job_name.value, launch_.job_id.value);
+  job_name_ = names.name;
   std::string session;
   if (meeting_.me == 0) {
     JobSession mine_session;
-    mine_session.job_id =
-        launch_.job_id.value.empty() ? LocalJobId() : SafeName(launch_.job_id.value);
+    mine_session.job_id = names.id.empty() ? LocalJobId() : names.id;
     const JobDir dir(config_.GetString("job.log_root"), job_name_, mine_session.job_id);
     lock_.emplace(dir.path(), launch_.hostname);  // before anything is written into it
     meeting_.store = request_.store;  // torchrun-style: on MASTER_ADDR:MASTER_PORT already
@@ -173,6 +179,8 @@ void AgentJob::Meet() {
                 StartupRecord::Moved("allgather", reports) + "; broadcast " +
                     std::to_string(session.size()) + " B");
   dir_.emplace(config_.GetString("job.log_root"), job_name_, meeting_.session.job_id);
+  dir_->set_write_errors(write_errors_.get());
+  write_errors_->SetReporter([this](const std::string& line) { log_.error("{}", line); });
 }
 
 // Per-agent facts gathered at the node-0 agent, which writes job.yaml and manifest.json.
@@ -238,7 +246,8 @@ std::string AgentJob::RunnerLogName() const {
 void AgentJob::BeginAttemptLog(int attempt) {
   if (meeting_.me == 0) dir_->BeginAttempt(attempt);
   (void)control_.AllReduceMax(0);  // the attempt directory exists before anyone writes into it
-  common::SetFileSink(log_, dir_->AttemptPath(attempt) + "/" + RunnerLogName());
+  write_errors_->Clear();
+  common::SetFileSink(log_, dir_->AttemptPath(attempt) + "/" + RunnerLogName(), write_errors_);
   const Layout& layout = meeting_.layout;
   const int first = layout.first_rank_of_agent[static_cast<size_t>(meeting_.me)];
   std::string devices;
@@ -282,9 +291,17 @@ void AgentJob::BeginAttemptLog(int attempt) {
 int AgentJob::AgreeAndRecord(int attempt, int restarts, const AttemptOutcome& outcome,
                              double attempt_started_at) {
   int agreed = control_.AllReduceMax(outcome.code);
-  const AgentView mine{meeting_.me, launch_.hostname, meeting_.node, outcome};
-  // Every agent reads every view: the restart decision depends on the root cause.
+  const AgentView mine{meeting_.me, launch_.hostname, meeting_.node, outcome,
+                       write_errors_->Snapshot()};
+  // Every agent reads every view: the restart decision depends on the root cause, the code on
+  // whether any agent's logs lost lines.
   const std::vector<AgentView> views = ParseViews(control_.AllGather(mine.Serialize()));
+  agreed = CodeWithLogs(agreed, views);
+  job_write_errors_.clear();
+  for (const AgentView& view : views) {
+    job_write_errors_.insert(job_write_errors_.end(), view.log_write_errors.begin(),
+                             view.log_write_errors.end());
+  }
   if (agreed == common::kExitRequeued) {
     const RequeueRequest requeue{config_.GetBool("launch.requeue"), RequeueTarget(launch_),
                                  meeting_.me == 0,
@@ -365,14 +382,19 @@ int AgentJob::Run() {
     for (WorkerLaunch& launch : launches)
       launch.heartbeat_path = heartbeats.RankFile(launch.contract.rank);
     supervisor.SetAttemptDir(dir.AttemptPath(attempt));
-    ProcessWorkerRunner runner(SelfExecutable());
+    ProcessWorkerRunner runner(SelfExecutable(), write_errors_.get());
     const double attempt_started_at = common::UnixSeconds();
     const AttemptOutcome outcome = supervisor.RunAttempt(attempt, launches, worker_env, runner);
     const int agreed = AgreeAndRecord(attempt, restarts, outcome, attempt_started_at);
     if (agreed != kRestart) {
-      log_.info("job {}-{} {} with exit code {} ({}); logs in {}", job_name_,
-                meeting_.session.job_id, StatusWord(agreed), agreed, common::ExitCodeName(agreed),
-                dir.path());
+      log_.log(job_write_errors_.empty() ? spdlog::level::info : spdlog::level::warn,
+               "job {}-{} {} with exit code {} ({}); logs in {}{}", job_name_,
+               meeting_.session.job_id, StatusWord(agreed), agreed, common::ExitCodeName(agreed),
+               dir.path(),
+               job_write_errors_.empty()
+                   ? std::string()
+                   : "; logs incomplete, " + common::SummarizeWriteErrors(job_write_errors_) +
+                         " (outcome.json: log_write_errors)");
       meeting_.store.reset();
       return agreed;
     }

@@ -7,6 +7,7 @@
 #include <ctime>
 
 #include "common/errors.h"
+#include "common/job_layout.h"
 #include "common/json.h"
 #include "runner/agent.h"
 #include "runner/process.h"
@@ -43,8 +44,20 @@ std::string SafeName(const std::string& name) {
   for (char c : name)
     out +=
         (std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-') ? c : '_';
-  if (out.empty() || out == "." || out == "..") out = "job";
+  if (out.empty()) return "job";
+  if (out[0] == '.') out[0] = '_';
   return out;
+}
+
+JobDirNames ResolveJobDirNames(const std::string& configured_name,
+                               const std::string& scheduler_name, const std::string& scheduler_id) {
+  namespace layout = common::job_layout;
+  JobDirNames names;
+  names.name = !configured_name.empty()
+                   ? configured_name
+                   : SafeName(scheduler_name).substr(0, layout::kMaxJobNameLength);
+  if (!scheduler_id.empty()) names.id = SafeName(scheduler_id).substr(0, layout::kMaxJobIdLength);
+  return names;
 }
 
 std::string TrainerPath() {

@@ -13,8 +13,22 @@ namespace runner {
 [[nodiscard]] std::string RandomHex(size_t bytes);
 // A job id when the scheduler gives none: sortable local time plus randomness.
 [[nodiscard]] std::string LocalJobId();
-// A name safe for a directory: what is not [A-Za-z0-9._-] becomes '_'.
+// A name safe for a directory: what is not [A-Za-z0-9._-] becomes '_', and so does a leading '.'
+// (no hidden directory, never "." or ".."); "" becomes "job".
 [[nodiscard]] std::string SafeName(const std::string& name);
+
+// The job directory's <name> and <id> (<log_root>/<name>-<id>), one rule for `--dry-run` and the
+// run itself: `configured_name` (job.name, checked when the config loaded) when set, else the
+// scheduler's name (SLURM_JOB_NAME) made safe (SafeName) and cut to kMaxJobNameLength bytes, else
+// "job"; the scheduler's id (SLURM_JOB_ID, TORCHELASTIC_RUN_ID) made safe and cut to
+// kMaxJobIdLength bytes, "" when there is none (the node-0 agent picks one at the rendezvous).
+struct JobDirNames {
+  std::string name;
+  std::string id;
+};
+[[nodiscard]] JobDirNames ResolveJobDirNames(const std::string& configured_name,
+                                             const std::string& scheduler_name,
+                                             const std::string& scheduler_id);
 // The trainer next to the runner (installed) or in the build tree. Throws
 // common::EnvironmentError naming both places when neither has it.
 [[nodiscard]] std::string TrainerPath();

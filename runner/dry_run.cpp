@@ -4,6 +4,9 @@
 #include <sstream>
 
 #include "common/errors.h"
+#include "common/job_layout.h"
+#include "common/json.h"
+#include "runner/agent_support.h"
 #include "runner/hostlist.h"
 #include "runner/net_interface.h"
 
@@ -41,16 +44,20 @@ void JobRows(const LaunchEnvironment& env, const common::Config& config, Table* 
   table->Row("scheduler", SchedulerName(env.scheduler), env.reason);
   table->Row("job id", env.job_id.value.empty() ? "(not yet known)" : env.job_id.value,
              env.job_id.source);
-  std::string name = config.GetString("job.name");
+  // The run's own rule (ResolveJobDirNames), so the directory shown is the one the run creates.
+  const JobDirNames names =
+      ResolveJobDirNames(config.GetString("job.name"), env.job_name.value, env.job_id.value);
   std::string name_source = "job.name from " + config.Origin("job.name");
-  if (name.empty()) {
-    name = env.job_name.value.empty() ? "job" : env.job_name.value;
+  if (config.GetString("job.name").empty()) {
     name_source = env.job_name.value.empty() ? "default" : env.job_name.source;
+    if (!env.job_name.value.empty() && names.name != env.job_name.value)
+      name_source += " " + common::JsonQuote(env.job_name.value) + ", made safe for a directory";
   }
-  table->Row("job name", name, name_source);
+  table->Row("job name", names.name, name_source);
   table->Row("job directory",
-             config.GetString("job.log_root") + "/" + name + "-" +
-                 (env.job_id.value.empty() ? "<id>" : env.job_id.value) + "/",
+             config.GetString("job.log_root") + "/" +
+                 common::job_layout::JobDirName(names.name, names.id.empty() ? "<id>" : names.id) +
+                 "/",
              "job.log_root from " + config.Origin("job.log_root"));
 }
 

@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <optional>
@@ -100,7 +101,28 @@ void JobDir::WriteFile(const std::string& relative, const std::string& content) 
 }
 
 void JobDir::AppendEvent(const common::JsonObject& event) const {
-  Check(common::AppendEventLine(path_ + "/" + layout::kEvents, event, kFileMode));
+  std::optional<common::FileError> error =
+      common::AppendEventLine(path_ + "/" + layout::kEvents, event, kFileMode);
+  if (error && error->step == "write") {
+    if (write_errors_) write_errors_->Record(error->path, error->error, event.str().size() + 1, 1);
+    return;
+  }
+  Check(error);
+}
+
+void WriteToConsole(const std::string& text, common::LogWriteErrors* errors) {
+  size_t done = 0;
+  while (done < text.size()) {
+    const ssize_t n = write(STDERR_FILENO, text.data() + done, text.size() - done);
+    if (n > 0) {
+      done += static_cast<size_t>(n);
+    } else if (n < 0 && errno == EINTR) {
+      continue;
+    } else {
+      if (errors) errors->Record("console (stderr)", n < 0 ? errno : ENOSPC, text.size() - done, 1);
+      return;
+    }
+  }
 }
 
 common::JsonObject EventHeader(const std::string& name, int attempt, int agent,
@@ -115,14 +137,26 @@ common::JsonObject EventHeader(const std::string& name, int attempt, int agent,
   return e;
 }
 
-RankLog::RankLog(const std::string& path, size_t tail_lines, std::string mirror_prefix)
-    : tail_lines_(tail_lines), mirror_prefix_(std::move(mirror_prefix)) {
+RankLog::RankLog(const std::string& path, size_t tail_lines, std::string mirror_prefix,
+                 common::LogWriteErrors* errors, int rank)
+    : path_(path),
+      errors_(errors),
+      rank_(rank),
+      tail_lines_(tail_lines),
+      mirror_prefix_(std::move(mirror_prefix)) {
   fd_ = open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, kFileMode);
   if (fd_ < 0) Fail("open", path);
 }
 
 RankLog::RankLog(RankLog&& other) noexcept
     : fd_(other.fd_),
+      path_(std::move(other.path_)),
+      errors_(other.errors_),
+      rank_(other.rank_),
+      gap_lines_(other.gap_lines_),
+      gap_bytes_(other.gap_bytes_),
+      gap_error_(other.gap_error_),
+      cut_(other.cut_),
       partial_(std::move(other.partial_)),
       tail_(std::move(other.tail_)),
       tail_lines_(other.tail_lines_),
@@ -169,14 +203,48 @@ void RankLog::WriteLine(const std::string& line, bool note) {
   tail_.push_back(text);
   if (tail_.size() > tail_lines_) tail_.pop_front();
   const std::string stamp = common::Timestamp();
-  const std::string out = stamp + " " + text + "\n";
-  (void)!write(fd_, out.data(), out.size());
+  Append(stamp, stamp + " " + text + "\n");
   if (!mirror_prefix_.empty()) {
     // The console is a terminal (or Slurm's .out file read with one): no escapes from workers.
-    const std::string mirrored = stamp + " " + mirror_prefix_ + common::PrintableText(text) + "\n";
-    (void)!write(STDERR_FILENO, mirrored.data(), mirrored.size());
+    WriteToConsole(stamp + " " + mirror_prefix_ + common::PrintableText(text) + "\n", errors_);
   }
   if (observer_ && !note) observer_(stamp, text);
+}
+
+// One line to the file; after lines were lost, a note of the gap goes first (and a newline ends a
+// line the disk cut short). Never waits: a full disk fails at once.
+void RankLog::Append(const std::string& stamp, const std::string& out) {
+  std::string bytes;
+  if (gap_lines_ > 0) {
+    bytes = (cut_ ? "\n" : "") + stamp + " [runner] " + std::to_string(gap_lines_) + " lines (" +
+            std::to_string(gap_bytes_) + " bytes) of this log were lost here" +
+            (cut_ ? ", the line above among them (cut short)" : "") +
+            ": cannot write: " + std::strerror(gap_error_) + "\n";
+  }
+  bytes += out;
+  size_t done = 0;
+  while (done < bytes.size()) {
+    const ssize_t n = write(fd_, bytes.data() + done, bytes.size() - done);
+    if (n > 0) {
+      done += static_cast<size_t>(n);
+    } else if (n < 0 && errno == EINTR) {
+      continue;
+    } else {
+      const int error = n < 0 ? errno : ENOSPC;
+      const size_t note = bytes.size() - out.size();
+      const uint64_t lost = std::min<uint64_t>(bytes.size() - done, out.size());
+      if (note > 0 && done >= note) gap_lines_ = gap_bytes_ = 0;  // the note made it
+      if (done > 0) cut_ = done != note;  // the file ends inside what was written now
+      if (gap_lines_ == 0) gap_error_ = error;
+      ++gap_lines_;
+      gap_bytes_ += lost;
+      if (errors_) errors_->Record(path_, error, lost, 1, rank_);
+      return;
+    }
+  }
+  gap_lines_ = 0;
+  gap_bytes_ = 0;
+  cut_ = false;
 }
 
 JobLock::JobLock(const std::string& job_dir, const std::string& host) {

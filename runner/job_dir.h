@@ -18,6 +18,7 @@
 #include <string>
 
 #include "common/json.h"
+#include "common/log_write_errors.h"
 
 namespace runner {
 
@@ -38,11 +39,14 @@ class JobDir {
 
   // Writes `content` to `relative` atomically (temporary file, fsync, rename).
   void WriteFile(const std::string& relative, const std::string& content) const;
-  // Appends one JSON line to events.jsonl (one write(2) call, O_APPEND).
+  // Appends one JSON line to events.jsonl (one write(2) call, O_APPEND). A line the disk has
+  // no room for is counted in the write errors (set_write_errors), not thrown: the job goes on.
   void AppendEvent(const common::JsonObject& event) const;
+  void set_write_errors(common::LogWriteErrors* errors) { write_errors_ = errors; }
 
  private:
   std::string path_;
+  common::LogWriteErrors* write_errors_ = nullptr;
 };
 
 // Held by the node-0 agent for the whole job: a second set of agents on the same job directory (a
@@ -66,13 +70,20 @@ class JobLock {
 [[nodiscard]] common::JsonObject EventHeader(const std::string& name, int attempt, int agent,
                                              const std::string& host, int node);
 
+// Writes `text` to the agent's console (stderr); what cannot be written is counted in `errors`
+// (when given) as "console (stderr)".
+void WriteToConsole(const std::string& text, common::LogWriteErrors* errors);
+
 // A worker's output turned into timestamped lines of its rank-<R>.log; keeps the last lines for
-// outcome.json. Partial lines wait for their newline (or Finish).
+// outcome.json. Partial lines wait for their newline (or Finish). A line the disk has no room for
+// is dropped and counted in `errors` (the worker never waits for its log); when writing works
+// again a "[runner] N lines (B bytes) of this log were lost here" line marks the gap.
 class RankLog {
  public:
   // mirror_prefix non-empty: every line also goes to stderr with that prefix (the agent's console
   // shows global rank 0 that way, so `runner` and Slurm's .out file show progress).
-  RankLog(const std::string& path, size_t tail_lines = 20, std::string mirror_prefix = "");
+  RankLog(const std::string& path, size_t tail_lines = 20, std::string mirror_prefix = "",
+          common::LogWriteErrors* errors = nullptr, int rank = -1);
   RankLog(RankLog&& other) noexcept;
   RankLog& operator=(RankLog&&) = delete;
   RankLog(const RankLog&) = delete;
@@ -91,7 +102,15 @@ class RankLog {
 
  private:
   void WriteLine(const std::string& line, bool note = false);
+  void Append(const std::string& stamp, const std::string& out);
   int fd_ = -1;
+  std::string path_;
+  common::LogWriteErrors* errors_ = nullptr;
+  int rank_ = -1;
+  uint64_t gap_lines_ = 0;  // lines lost since the last one written
+  uint64_t gap_bytes_ = 0;
+  int gap_error_ = 0;
+  bool cut_ = false;  // the file ends in a line cut short (no newline)
   std::string partial_;
   std::deque<std::string> tail_;
   size_t tail_lines_;

@@ -1,5 +1,7 @@
 #include "runner/outcome.h"
 
+#include <cstring>
+
 #include "common/exit_codes.h"
 #include "common/json.h"
 #include "common/record.h"
@@ -44,6 +46,50 @@ WorkerFailure ReadFailure(const common::RecordReader& in) {
   return f;
 }
 
+void WriteLogErrors(common::RecordWriter& out, const std::vector<common::LogWriteError>& errors) {
+  out.Add("log_errors", static_cast<int>(errors.size()));
+  for (size_t i = 0; i < errors.size(); ++i) {
+    const std::string prefix = "log_error." + std::to_string(i) + ".";
+    out.Add(prefix + "file", errors[i].file)
+        .Add(prefix + "rank", errors[i].rank)
+        .Add(prefix + "errno", errors[i].error)
+        .Add(prefix + "bytes", static_cast<int64_t>(errors[i].bytes_lost))
+        .Add(prefix + "lines", static_cast<int64_t>(errors[i].lines_lost));
+  }
+}
+
+std::vector<common::LogWriteError> ReadLogErrors(const common::RecordReader& in) {
+  std::vector<common::LogWriteError> errors;
+  const int count = in.Int32("log_errors", 0, 1 << 20);
+  for (int i = 0; i < count; ++i) {
+    const std::string prefix = "log_error." + std::to_string(i) + ".";
+    errors.push_back({in.String(prefix + "file"), in.Int32(prefix + "rank", -1),
+                      in.Int32(prefix + "errno", 0),
+                      static_cast<uint64_t>(in.Int(prefix + "bytes", 0)),
+                      static_cast<uint64_t>(in.Int(prefix + "lines", 0))});
+  }
+  return errors;
+}
+
+std::string LogWriteErrorJson(const common::LogWriteError& e, const AgentView* view) {
+  common::JsonObject out;
+  if (view) out.Add("agent", view->agent).Add("host", view->host);
+  out.Add("file", e.file);
+  if (e.rank >= 0) out.Add("rank", e.rank);
+  return out.Add("errno", e.error)
+      .Add("error", std::string(std::strerror(e.error)))
+      .Add("bytes_lost", static_cast<int64_t>(e.bytes_lost))
+      .Add("lines_lost", static_cast<int64_t>(e.lines_lost))
+      .str();
+}
+
+std::string LogWriteErrorsJson(const std::vector<common::LogWriteError>& errors,
+                               const AgentView* view) {
+  std::vector<std::string> items;
+  for (const common::LogWriteError& e : errors) items.push_back(LogWriteErrorJson(e, view));
+  return common::JsonArray(items);
+}
+
 }  // namespace
 
 std::string AgentView::Serialize() const {
@@ -64,6 +110,7 @@ std::string AgentView::Serialize() const {
   out.Add("hang", static_cast<int>(outcome.hang.size()));
   for (size_t i = 0; i < outcome.hang.size(); ++i)
     out.Add("hang." + std::to_string(i), outcome.hang[i]);
+  WriteLogErrors(out, log_write_errors);
   return out.str();
 }
 
@@ -85,6 +132,7 @@ AgentView AgentView::Parse(const std::string& text, int from_agent) {
   const int hang = in.Int32("hang", 0, 1000);
   for (int i = 0; i < hang; ++i)
     view.outcome.hang.push_back(in.String("hang." + std::to_string(i)));
+  view.log_write_errors = ReadLogErrors(in);
   return view;
 }
 
@@ -126,9 +174,18 @@ RestartDecision DecideRestart(int agreed_code, const std::optional<WorkerFailure
   return {true, ""};
 }
 
+int CodeWithLogs(int agreed_code, const std::vector<AgentView>& views) {
+  if (agreed_code != common::kExitOk) return agreed_code;
+  for (const AgentView& view : views) {
+    if (!view.log_write_errors.empty()) return common::kExitLogsIncomplete;
+  }
+  return agreed_code;
+}
+
 std::string StatusWord(int code) {
   switch (code) {
     case common::kExitOk:
+    case common::kExitLogsIncomplete:
       return "succeeded";
     case common::kExitStopped:
       return "stopped";
@@ -169,6 +226,7 @@ std::string AgentViewJson(const AgentView& view) {
       .Add("failure_time", failure ? failure->time : 0.0)
       .AddRaw("failure", failure ? FailureJson(*failure) : "null")
       .AddRaw("workers", common::JsonArray(workers))
+      .AddRaw("log_write_errors", LogWriteErrorsJson(view.log_write_errors, nullptr))
       .str();
 }
 
@@ -176,9 +234,12 @@ std::string OutcomeJson(const JobOutcome& o) {
   const std::optional<WorkerFailure> first = FirstFailure(o.agents);
   std::vector<std::string> agents;
   std::vector<std::string> hang;
+  std::vector<std::string> log_errors;
   for (const AgentView& view : o.agents) {
     agents.push_back(AgentViewJson(view));
     if (hang.empty()) hang = view.outcome.hang;
+    for (const common::LogWriteError& e : view.log_write_errors)
+      log_errors.push_back(LogWriteErrorJson(e, &view));
   }
   common::JsonObject out;
   out.Add("job", o.job)
@@ -196,6 +257,8 @@ std::string OutcomeJson(const JobOutcome& o) {
                                          : "null")
       .AddRaw("first_failure", first ? FailureJson(*first) : "null");
   if (!hang.empty()) out.Add("hang", hang);
+  out.Add("logs_complete", log_errors.empty())
+      .AddRaw("log_write_errors", common::JsonArray(log_errors));
   return out.Add("started_at", o.started_at)
       .Add("ended_at", o.ended_at)
       .Add("duration_s", o.ended_at - o.started_at)

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "common/log_write_errors.h"
 #include "runner/saved_checkpoint.h"
 #include "runner/supervision_policy.h"
 
@@ -17,6 +18,9 @@ struct AgentView {
   std::string host;
   int node = 0;
   AttemptOutcome outcome;
+  // Lines this agent could not write to its logs (rank logs, events.jsonl, its own log, the
+  // console) during the attempt: a full or failing disk under job.log_root.
+  std::vector<common::LogWriteError> log_write_errors;
 
   [[nodiscard]] std::string Serialize() const;
   // Throws common::CommunicationError naming the field when `text` is not a view.
@@ -45,7 +49,13 @@ struct RestartDecision {
                                             const std::optional<WorkerFailure>& root_cause,
                                             int restarts_done, int max_restarts);
 
-// "succeeded", "stopped", "requeued", "hung" or "failed" for a job exit code.
+// The job's code once the logs are counted: a success (0) whose logs lost lines on any agent
+// becomes common::kExitLogsIncomplete; every other code stands (outcome.json still lists the
+// losses). Every agent computes it from the same views, so all end with the same code.
+[[nodiscard]] int CodeWithLogs(int agreed_code, const std::vector<AgentView>& views);
+
+// "succeeded" (also for common::kExitLogsIncomplete: the work succeeded), "stopped",
+// "requeued", "hung" or "failed" for a job exit code.
 [[nodiscard]] std::string StatusWord(int code);
 
 [[nodiscard]] std::string FailureJson(const WorkerFailure& failure);

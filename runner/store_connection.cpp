@@ -15,6 +15,23 @@ void Log(const LogFn& log, const std::string& line) {
   if (log) log(line);
 }
 
+constexpr char kOldPyTorchHint[] =
+    "; is the worker's PyTorch 2.0 or 2.1? Those send no handshake, as 1.13 does, but number the "
+    "queries differently from 7 on, and are not supported: use PyTorch 1.13 or >= 2.2";
+
+// The line for a request with an unknown query type, `byte`.
+std::string UnknownQuery(const StoreConnection& conn, uint8_t byte) {
+  const std::string dialect = conn.dialect == Dialect::kV2 ? "PyTorch >= 2.2" : "PyTorch 1.13";
+  const std::string what = "query type " + std::to_string(byte) + " is unknown in the " + dialect +
+                           " dialect (first bytes: " + HexPrefix(conn.in) + ")";
+  if (LooksLikePyTorch20Or21(conn, byte)) {
+    return "store: client " + conn.peer +
+           " sent a request that is not PyTorch 1.13's after query " + "type " +
+           std::to_string(conn.last_query) + ": " + what + kOldPyTorchHint + "; closed";
+  }
+  return "store: unrecognised request from " + conn.peer + ": " + what + "; closed";
+}
+
 // Decides the dialect from the connection's first bytes. False when more bytes are needed or the
 // connection is to be closed.
 bool DecideDialect(StoreConnection& conn, const LogFn& log) {
@@ -56,16 +73,14 @@ bool ServeOne(StoreConnection& conn, StoreState& state, const ServeLimits& limit
   // first byte on, drops the stale wait.
   if (op != Op::kCancelWait) state.DropWait(conn.id);
   if (op == Op::kUnknown) {
-    Log(log, "store: client " + conn.peer + " sent unknown query type " + std::to_string(byte) +
-                 " (" + (conn.dialect == Dialect::kV2 ? "PyTorch >= 2.2" : "PyTorch 1.13") +
-                 " dialect); closing it. Is the worker's PyTorch 2.0 or 2.1? Those are not "
-                 "supported.");
+    Log(log, UnknownQuery(conn, byte));
     conn.closing = true;
     return false;
   }
   std::optional<Request> request = ReadRequest(op, reader);
   if (!request) return false;
   conn.in.erase(0, reader.consumed());
+  conn.last_query = byte;
   if (op == Op::kValidate) {
     if (request->number == kValidationMagic) return true;
     Log(log, "store: client " + conn.peer + " sent a wrong validation number; closed");
@@ -93,10 +108,29 @@ StoreState::Replies ServeRequests(StoreConnection& conn, StoreState& state,
       }
     }
   } catch (const Malformed& e) {
-    Log(log, "store: client " + conn.peer + " sent a request with " + e.what() + "; closed");
+    const auto query = static_cast<uint8_t>(conn.in.empty() ? 0 : conn.in[0]);
+    Log(log, "store: client " + conn.peer + " sent a request with " + e.what() +
+                 " (first bytes: " + HexPrefix(conn.in) + ")" +
+                 (LooksLikePyTorch20Or21(conn, query) ? kOldPyTorchHint : "") + "; closed");
     conn.closing = true;
   }
   return out;
+}
+
+bool LooksLikePyTorch20Or21(const StoreConnection& conn, uint8_t query) {
+  const auto renumbered = [](int q) { return q >= 7 && q <= 11; };
+  return conn.dialect == Dialect::kV1 && (renumbered(query) || renumbered(conn.last_query));
+}
+
+std::string HexPrefix(const std::string& bytes, size_t max) {
+  static const char* kHex = "0123456789abcdef";
+  std::string out;
+  for (size_t i = 0; i < bytes.size() && i < max; ++i) {
+    const auto c = static_cast<unsigned char>(bytes[i]);
+    out += (i ? " " : "") + std::string{kHex[c >> 4], kHex[c & 15]};
+  }
+  if (bytes.size() > max) out += " ...";
+  return out.empty() ? "none" : out;
 }
 
 }  // namespace runner

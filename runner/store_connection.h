@@ -22,7 +22,21 @@ struct StoreConnection {
   std::string in;   // received bytes not yet answered (at most the start of one request)
   std::string out;  // reply bytes not yet sent
   bool closing = false;
+  int last_query = -1;  // the query byte of the last request answered; -1: none yet
 };
+
+// Whether a request that does not parse (an unknown query type, a malformed request) on `conn`
+// looks like a PyTorch 2.0/2.1 client's rather than garbage. Those send no handshake, as 1.13
+// does, and number SET=0 ... GETNUMKEYS=6 the same, but from 7 on differently (2.1: DELETE_KEY=7,
+// APPEND=8, MULTI_GET=9, MULTI_SET=10, CANCEL_WAIT=11, no WATCH_KEY): read as 1.13, such a
+// request leaves a tail (APPEND read as DELETE_KEY), or takes the next one's bytes (MULTI_SET read
+// as MULTI_GET), and it is the request after it that fails. So: the 1.13 dialect, and either the
+// failing request's own query byte or the last answered one in 7..11. `query` is the failing
+// request's first byte.
+[[nodiscard]] bool LooksLikePyTorch20Or21(const StoreConnection& conn, uint8_t query);
+
+// "0d 01 00 00 ..." : the first `max` bytes of `bytes` in hex, for log lines.
+[[nodiscard]] std::string HexPrefix(const std::string& bytes, size_t max = 16);
 
 // What one connection may send and be sent (from StoreServerOptions).
 struct ServeLimits {

@@ -36,7 +36,8 @@ void ProcessWorkerRunner::OpenLog(int worker, int rank, const std::string& log_p
                                   bool mirror_to_console) {
   // Global rank 0's output also reaches this agent's console (and Slurm's .out file), and so do
   // every rank's warnings and errors, collapsed across ranks.
-  RankLog& log = slots_[worker].log.emplace(log_path, 20, mirror_to_console ? "rank 0 | " : "");
+  RankLog& log = slots_[worker].log.emplace(log_path, 20, mirror_to_console ? "rank 0 | " : "",
+                                            write_errors_, rank);
   if (mirror_to_console) console_.set_shown_rank(rank);
   log.set_observer([this, rank](const std::string& stamp, const std::string& text) {
     if (IsWarningOrError(text)) console_.Add(rank, stamp, text, SteadySeconds());
@@ -45,8 +46,7 @@ void ProcessWorkerRunner::OpenLog(int worker, int rank, const std::string& log_p
 
 void ProcessWorkerRunner::FlushConsole(bool all) {
   for (const std::string& line : console_.Flush(SteadySeconds(), all)) {
-    const std::string out = common::PrintableText(line) + "\n";
-    (void)!write(STDERR_FILENO, out.data(), out.size());
+    WriteToConsole(common::PrintableText(line) + "\n", write_errors_);
   }
 }
 

@@ -51,9 +51,11 @@ class WorkerRunner {
 };
 
 // Real processes under the exec shim (`shim`: the runner executable; "" runs workers directly).
+// Lines the rank logs or the console cannot take (a full disk) are counted in `write_errors`.
 class ProcessWorkerRunner : public WorkerRunner {
  public:
-  explicit ProcessWorkerRunner(std::string shim) : shim_(std::move(shim)) {}
+  explicit ProcessWorkerRunner(std::string shim, common::LogWriteErrors* write_errors = nullptr)
+      : shim_(std::move(shim)), write_errors_(write_errors) {}
   ~ProcessWorkerRunner() override;
   ProcessWorkerRunner(const ProcessWorkerRunner&) = delete;
   ProcessWorkerRunner& operator=(const ProcessWorkerRunner&) = delete;
@@ -74,6 +76,7 @@ class ProcessWorkerRunner : public WorkerRunner {
   // Prints the console's collapsed warning and error lines that are due (all with `all`).
   void FlushConsole(bool all);
   std::string shim_;
+  common::LogWriteErrors* write_errors_;
   std::map<int, Slot> slots_;
   ConsoleCollapser console_;
 };

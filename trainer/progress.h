@@ -34,7 +34,21 @@ struct CurvePoint {
   double value;
 };
 
-// An SVG line chart of training loss (and test accuracy on a second axis when given).
+// Round axis ticks from 0 to at least `max` (a non-positive or non-finite max counts as 1): the
+// smallest step of 1, 2 or 5 times a power of ten that reaches `max` in at most `max_intervals`
+// intervals (2808 in 6: 0, 500, ..., 3000). The last tick is where the axis ends; `decimals` is
+// what a label needs (0 for 500, 1 for 0.2, 2 for 0.05).
+struct AxisTicks {
+  double step = 0;
+  std::vector<double> values;
+  int decimals = 0;
+};
+[[nodiscard]] AxisTicks NiceTicks(double max, int max_intervals);
+// `value` with `decimals` decimals ("1500", "0.4").
+[[nodiscard]] std::string FormatTick(double value, int decimals);
+
+// An SVG line chart of training loss (and test accuracy on a second axis when given), every
+// label inside its width and height, the loss and step axes with round ticks (NiceTicks).
 [[nodiscard]] std::string LossCurveSvg(const std::vector<CurvePoint>& loss,
                                        const std::vector<CurvePoint>& accuracy,
                                        const std::string& title);

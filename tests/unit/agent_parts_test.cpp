@@ -10,8 +10,10 @@
 #include <fstream>
 
 #include "common/errors.h"
+#include "common/job_layout.h"
 #include "common/json.h"
 #include "runner/agent.h"
+#include "runner/agent_support.h"
 #include "runner/job_dir.h"
 #include "runner/rendezvous.h"
 #include "runner/startup_record.h"
@@ -271,6 +273,36 @@ TEST(JsonTest, QuotingTable) {
                                                               std::vector<std::string>{"a", "b"});
   EXPECT_EQ(o.str(), R"({"n":3,"x":0.5,"t":true,"z":null,"l":["a","b"]})");
   EXPECT_EQ(common::JsonObject().Add("time", 1795670019.849).str(), R"({"time":1795670019.849})");
+}
+
+TEST(JobDirTest, HostileSchedulerNamesStayOneDirectoryUnderTheRoot) {
+  const std::string long_name(300, 'n');
+  struct Case {
+    std::string configured, scheduler_name, scheduler_id, name, id;
+  };
+  const std::vector<Case> cases = {
+      {"", "", "", "job", ""},
+      {"", "train", "42", "train", "42"},
+      {"mine", "../../x", "42", "mine", "42"},
+      {"", "../../x", "42", "_._.._x", "42"},
+      {"", "a/b/c", "1", "a_b_c", "1"},
+      {"", "with space\nand newline", "1", "with_space_and_newline", "1"},
+      {"", ".hidden", "1", "_hidden", "1"},
+      {"", "..", "1", "_.", "1"},
+      {"", "\xc3\xa9t\xc3\xa9", "1", "__t__", "1"},
+      {"", long_name, "1", std::string(common::job_layout::kMaxJobNameLength, 'n'), "1"},
+      {"", "t", "../run id/" + std::string(40, 'i'), "t", "_._run_id_" + std::string(22, 'i')},
+  };
+  for (const Case& c : cases) {
+    const JobDirNames names = ResolveJobDirNames(c.configured, c.scheduler_name, c.scheduler_id);
+    EXPECT_EQ(names.name, c.name) << c.scheduler_name;
+    EXPECT_EQ(names.id, c.id) << c.scheduler_id;
+    const std::string dir =
+        common::job_layout::JobDirName(names.name, names.id.empty() ? "x" : names.id);
+    EXPECT_EQ(dir.find('/'), std::string::npos) << dir;
+    EXPECT_LE(dir.size(), 255u) << dir;
+    EXPECT_NE(dir[0], '.') << dir;
+  }
 }
 
 TEST(JobDirTest, LayoutAttemptsAndCurrentLink) {

@@ -7,6 +7,8 @@
 #include <vector>
 
 #include "common/errors.h"
+#include "common/exit_codes.h"
+#include "common/log_write_errors.h"
 #include "common/record.h"
 #include "runner/notice.h"
 #include "runner/outcome.h"
@@ -101,7 +103,7 @@ TEST(RecordTest, NoticesAndAgentViewsRoundTrip) {
             }).find("field 'kind' = \"maybe\" is not 'stop' or 'failure'"),
             std::string::npos);
 
-  AgentView view{1, "n2", 1, {}};
+  AgentView view{1, "n2", 1, {}, {}};
   view.outcome.code = 21;
   view.outcome.reason = "worker rank 5 killed";
   view.outcome.workers = {{4, 90, "exited with code 0"}, {5, 91, "killed by signal 9"}};
@@ -116,7 +118,11 @@ TEST(RecordTest, NoticesAndAgentViewsRoundTrip) {
   f.log_path = "/logs/rank-5.log";
   f.last_lines = {"a, b", "line with = and \\n"};
   view.outcome.failure = f;
+  view.log_write_errors = {{"/logs/rank-5.log", 5, 28, 123456789012, 1000000},
+                           {"console (stderr)", -1, 5, 0, 1}};
   const AgentView parsed = AgentView::Parse(view.Serialize(), 1);
+  EXPECT_EQ(parsed.log_write_errors.size(), 2u);
+  EXPECT_EQ(parsed.log_write_errors[0].bytes_lost, 123456789012u);
   EXPECT_EQ(AgentViewJson(parsed), AgentViewJson(view));
   EXPECT_EQ(parsed.outcome.failure->last_lines, f.last_lines);
   EXPECT_FALSE(parsed.outcome.failure->exit_code);
@@ -132,6 +138,62 @@ TEST(OutcomeTest, TheFirstFailureAcrossAgentsIsTheEarliest) {
   views[2].outcome.failure->time = 10.49;
   EXPECT_EQ(FirstFailure(views)->rank, 9);
   EXPECT_FALSE(FirstFailure({AgentView{}}));
+}
+
+TEST(OutcomeTest, LostLogLinesTurnOnlyASuccessInto1) {
+  std::vector<AgentView> views(2);
+  const common::LogWriteError lost{"/logs/rank-3.log", 3, 28, 120, 1};
+  struct Case {
+    int agreed;
+    bool lost_on_agent_1;
+    int code;
+  };
+  for (const Case& c : std::vector<Case>{{0, false, 0},
+                                         {0, true, common::kExitLogsIncomplete},
+                                         {10, true, 10},
+                                         {11, true, 11},
+                                         {12, true, 12},
+                                         {13, true, 13},
+                                         {20, true, 20},
+                                         {21, false, 21}}) {
+    views[1].log_write_errors.clear();
+    if (c.lost_on_agent_1) views[1].log_write_errors.push_back(lost);
+    EXPECT_EQ(CodeWithLogs(c.agreed, views), c.code) << c.agreed << " " << c.lost_on_agent_1;
+  }
+  EXPECT_EQ(StatusWord(common::kExitLogsIncomplete), "succeeded");
+  EXPECT_FALSE(DecideRestart(common::kExitLogsIncomplete, std::nullopt, 0, 3).restart);
+  views[1].log_write_errors = {lost};
+  JobOutcome job;
+  job.agents = views;
+  const std::string json = OutcomeJson(job);
+  EXPECT_NE(json.find("\"logs_complete\":false"), std::string::npos) << json;
+  EXPECT_NE(json.find("\"file\":\"/logs/rank-3.log\",\"rank\":3,\"errno\":28,\"error\":\"No space "
+                      "left on device\",\"bytes_lost\":120,\"lines_lost\":1"),
+            std::string::npos)
+      << json;
+}
+
+TEST(OutcomeTest, AFileThatCannotBeWrittenIsSaidOnceAndCounted) {
+  common::LogWriteErrors errors;
+  std::vector<std::string> said;
+  errors.SetReporter([&](const std::string& line) { said.push_back(line); });
+  EXPECT_TRUE(errors.Record("/l/t-1/attempt-0/rank-1.log", 28, 100, 1, 1));
+  EXPECT_FALSE(errors.Record("/l/t-1/attempt-0/rank-1.log", 28, 50, 2, 1));
+  EXPECT_TRUE(errors.Record("/l/t-1/attempt-0/runner-a.log", 5, 70, 1, -1, /*report=*/false));
+  ASSERT_EQ(said.size(), 1u);
+  EXPECT_EQ(said[0],
+            "cannot write to /l/t-1/attempt-0/rank-1.log: No space left on device; its lines are "
+            "being dropped (counted in outcome.json) and the workers go on; fix: free space under "
+            "job.log_root, or point job.log_root (--log-root) at a filesystem with room");
+  const std::vector<common::LogWriteError> all = errors.Snapshot();
+  ASSERT_EQ(all.size(), 2u);
+  EXPECT_EQ(all[0].bytes_lost, 150u);
+  EXPECT_EQ(all[0].lines_lost, 3u);
+  EXPECT_EQ(common::SummarizeWriteErrors(all),
+            "4 lines (220 B) lost: rank-1.log (No space left on device), runner-a.log "
+            "(Input/output error)");
+  errors.Clear();
+  EXPECT_FALSE(errors.Any());
 }
 
 TEST(OutcomeTest, RestartsAreCountedAndOnlyFailuresThatARetryCanChangeRestart) {

@@ -282,10 +282,11 @@ TEST(RunRunnerTest, HelpNamesEveryFlagAndTheExitCodes) {
   EXPECT_NE(r.out.find("Usage: runner"), std::string::npos);
   EXPECT_NE(r.out.find("key.path=value"), std::string::npos);
   EXPECT_NE(r.out.find("Exit codes:\n"), std::string::npos);
-  for (int code : {common::kExitOk, common::kExitUsage, common::kExitConfig,
-                   common::kExitEnvironment, common::kExitRendezvous, common::kExitStopped,
-                   common::kExitRequeued, common::kExitCollateral, common::kExitWorkerFailed,
-                   common::kExitWorkerSignaled, common::kExitInternal}) {
+  for (int code :
+       {common::kExitOk, common::kExitLogsIncomplete, common::kExitUsage, common::kExitConfig,
+        common::kExitEnvironment, common::kExitRendezvous, common::kExitStopped,
+        common::kExitRequeued, common::kExitCollateral, common::kExitHung,
+        common::kExitWorkerFailed, common::kExitWorkerSignaled, common::kExitInternal}) {
     const std::string line =
         (code < 10 ? "   " : "  ") + std::to_string(code) + "  " + common::ExitCodeName(code);
     EXPECT_TRUE(HasLine(r.out, line)) << "no exit code line: '" << line << "'";

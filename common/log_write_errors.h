@@ -1,0 +1,61 @@
+#pragma once
+// What could not be written to the job's logs: a full disk (ENOSPC), a quota (EDQUOT), a failing
+// disk (EIO) under job.log_root. The runner never stops or slows a worker for its logs: a line
+// that cannot be written is dropped and counted here, per file, and the first failure of each
+// file is said at once (the agent's log and console) with what to do. outcome.json lists the
+// counts, and a job whose workers all succeeded but whose logs lost lines ends with
+// common::kExitLogsIncomplete instead of 0.
+//
+// Thread-safe: the agent's rank logs, its events.jsonl lines and its own log (written from the
+// store's thread too) all count into one tally.
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <string>
+#include <vector>
+
+namespace common {
+
+struct LogWriteError {
+  std::string file;         // the path written to, or "console (stderr)"
+  int rank = -1;            // the worker whose rank log it is; -1 for other files
+  int error = 0;            // errno of the first failure
+  uint64_t bytes_lost = 0;  // bytes of lines that did not reach the file (or reached it cut)
+  uint64_t lines_lost = 0;  // lines dropped or cut
+};
+
+// The line said once per file when its first write fails: the file, the errno text, and what to
+// do (free space in job.log_root, or point job.log_root elsewhere).
+[[nodiscard]] std::string DescribeFirstWriteError(const std::string& file, int error);
+// "1200 lines (96.0 KiB) lost: rank-0.log (No space left on device), events.jsonl (...)".
+[[nodiscard]] std::string SummarizeWriteErrors(const std::vector<LogWriteError>& errors);
+
+class LogWriteErrors {
+ public:
+  using Reporter = std::function<void(const std::string& line)>;
+
+  // Where first failures are said (the agent logs them). Called outside the tally's lock, never
+  // for a Record with `report` false.
+  void SetReporter(Reporter reporter);
+
+  // Counts a failed write of `lines` lines (`bytes` bytes) to `file`. The first failure of a file
+  // goes to the reporter with DescribeFirstWriteError, unless `report` is false (the agent's own
+  // log sink, which says it on stderr itself: logging from inside it would deadlock).
+  // Returns whether this was the file's first failure.
+  bool Record(const std::string& file, int error, uint64_t bytes, uint64_t lines, int rank = -1,
+              bool report = true);
+
+  [[nodiscard]] std::vector<LogWriteError> Snapshot() const;  // in the order first seen
+  [[nodiscard]] bool Any() const;
+  void Clear();  // a new attempt: new files, new counts, first failures said again
+
+ private:
+  mutable std::mutex mutex_;
+  Reporter reporter_;
+  std::vector<LogWriteError> errors_;
+  std::map<std::string, size_t> index_;
+};
+
+}  // namespace common
