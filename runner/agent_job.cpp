@@ -53,25 +53,6 @@ struct Meeting {
 // AgreeAndRecord's answer when the job goes on with another attempt.
 constexpr int kRestart = -1;
 
-void CheckWorld(const ControlPlane& control, const LaunchEnvironment& launch) {
-  if (control.size() != launch.agent_count.value) {
-    throw common::EnvironmentError(
-        "the scheduler says there are " + std::to_string(launch.agent_count.value) + " agents (" +
-        launch.agent_count.source + "=" + std::to_string(launch.agent_count.value) +
-        ") but MPI's world has " + std::to_string(control.size()) +
-        (control.size() == 1
-             ? ": each agent started alone. Under Slurm this is srun without "
-               "PMI; fix: srun --mpi=pmix runner ..., or start the agents with mpirun"
-             : "; were the agents started by two different launchers?"));
-  }
-  if (launch.scheduler != Scheduler::kLocal && control.rank() != launch.agent_rank.value) {
-    throw common::EnvironmentError("MPI rank " + std::to_string(control.rank()) + " but " +
-                                   launch.agent_rank.source + "=" +
-                                   std::to_string(launch.agent_rank.value) +
-                                   "; the agents' identities disagree (mixed launchers?)");
-  }
-}
-
 // One agent's part of the job after its command line: meet, write the job's files, run attempts
 // (restarts included), agree on the exit code.
 class AgentJob {

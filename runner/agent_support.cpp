@@ -10,6 +10,7 @@
 #include "common/job_layout.h"
 #include "common/json.h"
 #include "runner/agent.h"
+#include "runner/control_plane.h"
 #include "runner/process.h"
 
 namespace runner {
@@ -84,6 +85,25 @@ std::string EnvironmentJson(const std::map<std::string, std::string>& env) {
     out.Add(name, LooksSecret(name) ? std::string("<redacted>") : value);
   }
   return out.str();
+}
+
+void CheckWorld(const ControlPlane& control, const LaunchEnvironment& launch) {
+  if (control.size() != launch.agent_count.value) {
+    throw common::EnvironmentError(
+        "the scheduler says there are " + std::to_string(launch.agent_count.value) + " agents (" +
+        launch.agent_count.source + "=" + std::to_string(launch.agent_count.value) +
+        ") but MPI's world has " + std::to_string(control.size()) +
+        (control.size() == 1
+             ? ": each agent started alone. Under Slurm this is srun without "
+               "PMI; fix: srun --mpi=pmix runner ..., or start the agents with mpirun"
+             : "; were the agents started by two different launchers?"));
+  }
+  if (launch.scheduler != Scheduler::kLocal && control.rank() != launch.agent_rank.value) {
+    throw common::EnvironmentError("MPI rank " + std::to_string(control.rank()) + " but " +
+                                   launch.agent_rank.source + "=" +
+                                   std::to_string(launch.agent_rank.value) +
+                                   "; the agents' identities disagree (mixed launchers?)");
+  }
 }
 
 }  // namespace runner

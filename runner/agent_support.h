@@ -7,6 +7,8 @@
 #include <map>
 #include <string>
 
+#include "runner/launch_env.h"
+
 namespace runner {
 
 // `bytes` random bytes from /dev/urandom as hex. Throws common::EnvironmentError without it.
@@ -34,5 +36,10 @@ struct JobDirNames {
 [[nodiscard]] std::string TrainerPath();
 // The SLURM_/NCCL_/CUDA_/OMPI_/PMIX_/TORCH/OMP_/MASTER_ variables as a JSON object.
 [[nodiscard]] std::string EnvironmentJson(const std::map<std::string, std::string>& env);
+
+class ControlPlane;
+// The control plane's world against the scheduler's view (agent count, this agent's rank).
+// Throws common::EnvironmentError naming both and the likely launch mistake.
+void CheckWorld(const ControlPlane& control, const LaunchEnvironment& launch);
 
 }  // namespace runner

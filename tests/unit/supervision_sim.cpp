@@ -222,7 +222,7 @@ class Simulation {
                                       : "-");
       }
       trace_.push_back(line + ": " + o.reason);
-      views.push_back({a, "a" + std::to_string(a), a, o});
+      views.push_back({a, "a" + std::to_string(a), a, o, {}});
       job_code = std::max(job_code, o.code);
     }
     const std::optional<WorkerFailure> first = FirstFailure(views);
