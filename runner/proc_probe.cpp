@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <cctype>
 #include <fstream>
 #include <sstream>
 #include <vector>
@@ -72,6 +73,31 @@ std::optional<ProcSample> ReadProcSample(int pid) {
     if (sample->wchan == "0") sample->wchan.clear();
   }
   return sample;
+}
+
+std::optional<uint64_t> ParseCaughtSignals(std::string_view status) {
+  const size_t at = status.find("SigCgt:");
+  if (at == std::string_view::npos) return std::nullopt;
+  size_t pos = at + 7;
+  while (pos < status.size() && (status[pos] == ' ' || status[pos] == '\t')) ++pos;
+  uint64_t mask = 0;
+  size_t digits = 0;
+  for (; pos < status.size() && std::isxdigit(static_cast<unsigned char>(status[pos])); ++pos) {
+    const char c = static_cast<char>(std::tolower(static_cast<unsigned char>(status[pos])));
+    mask = (mask << 4) | static_cast<uint64_t>(c <= '9' ? c - '0' : c - 'a' + 10);
+    ++digits;
+  }
+  if (digits == 0 || digits > 16) return std::nullopt;
+  return mask;
+}
+
+bool CatchesSignal(int pid, int signal) {
+  std::ifstream in("/proc/" + std::to_string(WorkerPidUnder(pid)) + "/status");
+  std::stringstream text;
+  text << in.rdbuf();
+  const std::optional<uint64_t> mask = ParseCaughtSignals(text.str());
+  if (!mask || signal < 1 || signal > 64) return true;
+  return ((*mask >> (signal - 1)) & 1) != 0;
 }
 
 }  // namespace runner

@@ -4,6 +4,7 @@
 // time it has used. Workers that publish no heartbeat are judged by this (and by their output)
 // alone.
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -26,6 +27,15 @@ struct ProcSample {
 // The one child of `pid` (the worker under the runner's shim, runner/process.h); `pid` itself
 // when it has none or several.
 [[nodiscard]] int WorkerPidUnder(int pid);
+
+// The caught-signals mask of /proc/<pid>/status ("SigCgt:\t0000000000004a02"); nullopt when the
+// text has none.
+[[nodiscard]] std::optional<uint64_t> ParseCaughtSignals(std::string_view status);
+
+// Whether the worker under the shim `pid` has a handler for `signal` now (a relayed SIGUSR1 would
+// kill one that has none yet). True when it cannot be told (gone, /proc unreadable): nothing left
+// to protect.
+[[nodiscard]] bool CatchesSignal(int pid, int signal);
 
 // Reads /proc/<pid>/stat and /proc/<pid>/wchan; nullopt when the process is gone.
 [[nodiscard]] std::optional<ProcSample> ReadProcSample(int pid);

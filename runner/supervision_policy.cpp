@@ -160,15 +160,25 @@ void SupervisionPolicy::RelaySignal(int signal, Moment now) {
   Event("signal", common::JsonObject().Add("signal", name).Add("relayed", true));
   for (Worker& w : workers_) {
     if (!Running(w)) continue;
-    if (now.steady - w.started >= options_.relay_age_s) {
+    if (ReadyFor(w, signal, now)) {
       Signal(w, signal);
     } else {
       w.held.push_back(signal);
-      Log(PolicyAction::Level::kInfo, "worker rank " + std::to_string(w.slot.rank) +
-                                          " started less than " + Seconds(options_.relay_age_s) +
-                                          " s ago: " + name + " held until then");
+      Log(PolicyAction::Level::kInfo,
+          "worker rank " + std::to_string(w.slot.rank) +
+              (options_.catches ? " has no " + name + " handler yet (still starting): " + name +
+                                      " held until it has one (at most " +
+                                      Seconds(options_.relay_max_age_s) + " s after its start)"
+                                : " started less than " + Seconds(options_.relay_age_s) +
+                                      " s ago: " + name + " held until then"));
     }
   }
+}
+
+bool SupervisionPolicy::ReadyFor(const Worker& w, int signal, Moment now) const {
+  const double age = now.steady - w.started;
+  if (!options_.catches) return age >= options_.relay_age_s;
+  return age >= options_.relay_max_age_s || options_.catches(w.pid, signal);
 }
 
 void SupervisionPolicy::OnExit(int worker, int status, std::vector<std::string> last_lines,
@@ -309,9 +319,16 @@ void SupervisionPolicy::OnNotice(const Notice& notice, Moment now) {
 
 void SupervisionPolicy::OnTick(Moment now) {
   for (Worker& w : workers_) {
-    if (!Running(w) || w.held.empty() || now.steady - w.started < options_.relay_age_s) continue;
-    for (int sig : w.held) Signal(w, sig);
-    w.held.clear();
+    if (!Running(w) || w.held.empty()) continue;
+    std::vector<int> still;
+    for (int sig : w.held) {
+      if (ReadyFor(w, sig, now)) {
+        Signal(w, sig);
+      } else {
+        still.push_back(sig);
+      }
+    }
+    w.held.swap(still);
   }
   if (!unjudged_.empty() && (stopping_ || now.steady >= judge_at_)) {
     // While stopping they are part of the stop; otherwise the first is the root cause.

@@ -17,13 +17,15 @@
 //   said its work is saved and it is exiting (OnWorkSaved: the bundled trainer's heartbeat phase
 //   "exiting") keeps the rest of its grace period to exit. The first one that arrives while a
 //   stop is already under way is the same stop reaching this agent, not a second request.
-// - SIGUSR1/SIGUSR2 are relayed; a worker younger than `relay_age_s` gets them when it reaches
-//   that age (before its handler exists the signal would kill it).
+// - SIGUSR1/SIGUSR2 are relayed. Before its handler exists the signal would kill a worker, so
+//   one that does not catch it yet (PolicyOptions::catches, the shell's look at /proc) gets it
+//   once it does, or at `relay_max_age_s`; without that probe, once it is `relay_age_s` old.
 // - Exit codes 10 and 11 from a worker are its agreed stops (checkpoint written). A worker that
 //   fails while an intended stop (10/11) is under way makes the attempt a failure.
 // - A stop notice from another agent is the job's stop (10); a failure notice is collateral (12).
 // - A hang verdict stops the workers with 13; how they then end is part of that stop.
 
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -111,6 +113,9 @@ struct PolicyOptions {
   int node = 0;
   int agents = 1;           // agents in the job (only for what the log says)
   double hang_grace_s = 5;  // SIGTERM to SIGKILL after a hang verdict (at most grace_period_s)
+  // Whether process `pid` has a handler for `signal` now; empty: judge by age (relay_age_s).
+  std::function<bool(int pid, int signal)> catches;
+  double relay_max_age_s = 30;  // with `catches`: relayed at this age even without a handler
 };
 
 // The most of one output line that the outcome quotes (the rank log keeps it whole).
@@ -167,6 +172,7 @@ class SupervisionPolicy {
   void RecordRootCause(Worker& w, Moment now);
   void FailedStop(Worker& w, const std::string& how, Moment now);
   void RelaySignal(int signal, Moment now);
+  [[nodiscard]] bool ReadyFor(const Worker& w, int signal, Moment now) const;
   void OnTerminate(int signal, Moment now);
   void KillUnfinished();
   void Log(PolicyAction::Level level, std::string text);

@@ -10,6 +10,7 @@
 #include "common/logging.h"
 #include "common/version.h"
 #include "runner/job_dir.h"
+#include "runner/proc_probe.h"
 #include "runner/stack_capture.h"
 
 namespace runner {
@@ -200,9 +201,14 @@ AttemptOutcome Supervisor::RunAttempt(int attempt, const std::vector<WorkerLaunc
   std::vector<WorkerSlot> slots;
   for (const WorkerLaunch& launch : launches)
     slots.push_back({launch.contract.rank, launch.log_path});
-  PolicyOptions policy_options{
-      options_.grace_period_s, options_.relay_age_s, options_.stop_signal_window_s,
-      options_.host,           options_.node,        control_.size()};
+  PolicyOptions policy_options;
+  policy_options.grace_period_s = options_.grace_period_s;
+  policy_options.relay_age_s = options_.relay_age_s;
+  policy_options.stop_signal_window_s = options_.stop_signal_window_s;
+  policy_options.host = options_.host;
+  policy_options.node = options_.node;
+  policy_options.agents = control_.size();
+  policy_options.catches = CatchesSignal;
   SupervisionPolicy policy(policy_options, std::move(slots));
   HangMonitor monitor(options_.hang, attempt, options_.agent, control_.size(), options_.node,
                       options_.host);

@@ -165,7 +165,7 @@ class CheckpointTest(unittest.TestCase):
         proc.send_signal(signal.SIGUSR1)
         out, _ = proc.communicate(timeout=120)
         self.assertEqual(proc.returncode, 10, out[-3000:])
-        self.assertIn("SIGUSR1 held until then", out)
+        self.assertIn("has no SIGUSR1 handler yet (still starting): SIGUSR1 held until it has one", out)
         job = self.job_dir("early")
         self.assertRegex(read_text(os.path.join(job, "current", "train.log")),
                          r"stopping after step \d+: preemption signal")

@@ -3,6 +3,9 @@
 #include "runner/hang_verdict.h"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <csignal>
 
 #include "runner/proc_probe.h"
 
@@ -189,6 +192,28 @@ TEST(ProcProbe, StatLinesParseEvenWithOddCommandNames) {
   EXPECT_FALSE(ParseProcStat("garbage", 100).has_value());
   EXPECT_FALSE(ParseProcStat("1 (x) S 1 2", 100).has_value());
   EXPECT_EQ(DescribeProcState('D'), "uninterruptible (D)");
+}
+
+}  // namespace
+}  // namespace runner
+
+namespace runner {
+namespace {
+
+TEST(ProcProbe, TheCaughtSignalsMaskIsReadFromStatus) {
+  // A worker that has installed handlers for SIGUSR1 (10), SIGTERM (15) and SIGINT (2).
+  const std::string status =
+      "Name:\ttrainer\nSigBlk:\t0000000000000000\nSigIgn:\t0000000000001000\n"
+      "SigCgt:\t0000000000004202\nCapInh:\t0000000000000000\n";
+  const std::optional<uint64_t> mask = ParseCaughtSignals(status);
+  ASSERT_TRUE(mask.has_value());
+  EXPECT_EQ(*mask, (1u << (SIGUSR1 - 1)) | (1u << (SIGTERM - 1)) | (1u << (SIGINT - 1)));
+  EXPECT_FALSE(ParseCaughtSignals("Name:\tx\n").has_value());
+  EXPECT_FALSE(ParseCaughtSignals("SigCgt:\t\n").has_value());
+  EXPECT_FALSE(ParseCaughtSignals("SigCgt:\t00000000000000000000\n").has_value());
+  // This test process catches nothing by default; a process that is gone cannot be hurt.
+  EXPECT_FALSE(CatchesSignal(static_cast<int>(getpid()), SIGUSR2));
+  EXPECT_TRUE(CatchesSignal(999999999, SIGUSR1));
 }
 
 }  // namespace

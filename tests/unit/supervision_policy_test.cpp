@@ -30,6 +30,7 @@ void PrintTo(const PolicyCase& c, std::ostream* out) { *out << c.name; }
 const SimOptions kOne{};
 const SimOptions kTwoAgents{2, 2, 0.002, 15, 60};
 const SimOptions kTwoAgentsSlowNotices{2, 2, 0.05, 15, 60};
+const SimOptions kProbed{1, 2, 0.002, 15, 60, true};
 
 const std::vector<PolicyCase> kCases = {
     {"a hang verdict stops with 13: SIGTERM and SIGCONT, SIGKILL after 5 s",
@@ -152,6 +153,16 @@ const std::vector<PolicyCase> kCases = {
      {"2.000 a0 log relaying SIGUSR1 to the workers",
       "2.000 a0 log worker rank 0 started less than 5 s ago: SIGUSR1 held until then",
       "5.000 a0 SIGUSR1 w0", "5.000 a0 SIGUSR1 w1", "!2.000 a0 SIGUSR1"}},
+    {"with the handler probe, a relayed USR1 waits for each worker's handler, not for an age",
+     kProbed,
+     {"handler a0 w0 1.5", "handler a0 w1 7.0", "1.000 a0 signal USR1"},
+     {"1.000 a0 log worker rank 0 has no SIGUSR1 handler yet (still starting): SIGUSR1 held "
+      "until it has one (at most 30 s after its start)",
+      "1.500 a0 SIGUSR1 w0", "7.000 a0 SIGUSR1 w1", "!5.000 a0 SIGUSR1"}},
+    {"with the handler probe, a worker that never installs one gets the signal at 30 s",
+     kProbed,
+     {"handler a0 w0 0.5", "2.000 a0 signal USR2"},
+     {"2.000 a0 SIGUSR2 w0", "30.000 a0 SIGUSR2 w1", "!2.000 a0 SIGUSR2 w1"}},
     {"a relayed USR2 reaches old workers at once",
      kOne,
      {"6.000 a0 signal USR2", "7.000 a0 exit w0 0", "7.000 a0 exit w1 0"},
@@ -271,9 +282,15 @@ INSTANTIATE_TEST_SUITE_P(Cases, SupervisionPolicyTest, ::testing::ValuesIn(kCase
 namespace runner {
 namespace {
 
+PolicyOptions HostOptions() {
+  PolicyOptions o;
+  o.host = "h";
+  return o;
+}
+
 // The states themselves, through one stop that ends in SIGKILL.
 TEST(SupervisionPolicyStates, WorkerAndAttemptStatesFollowAStop) {
-  SupervisionPolicy policy({15, 5, 1, "h", 0, 1}, {{0, "rank-0.log"}, {1, "rank-1.log"}});
+  SupervisionPolicy policy(HostOptions(), {{0, "rank-0.log"}, {1, "rank-1.log"}});
   EXPECT_EQ(policy.worker_state(0), WorkerState::kNotStarted);
   policy.OnStarted(0, 100, {0, 1000});
   policy.OnStarted(1, 101, {0, 1000});
@@ -297,7 +314,7 @@ TEST(SupervisionPolicyStates, WorkerAndAttemptStatesFollowAStop) {
 }
 
 TEST(SupervisionPolicyStates, AnEchoWaitsUnjudgedUntilTheWindowEnds) {
-  SupervisionPolicy policy({15, 5, 1, "h", 0, 1}, {{0, "rank-0.log"}});
+  SupervisionPolicy policy(HostOptions(), {{0, "rank-0.log"}});
   policy.OnStarted(0, 100, {0, 1000});
   policy.OnExit(0, 5 << 8, {}, {2, 1002});
   EXPECT_EQ(policy.worker_state(0), WorkerState::kEndedUnjudged);

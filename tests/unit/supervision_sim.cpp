@@ -22,6 +22,7 @@ struct FakeWorker {
   int usr_exit = -1;       // exit code on SIGUSR1/2; -1: ignores them
   double save_after = -1;  // on SIGTERM: says its work is saved after this, exits 10 later
   double exit_after = 0;
+  double handler_at = -1;  // catches SIGUSR1/2 from this time on; -1: never
 };
 
 struct Pending {
@@ -55,7 +56,17 @@ class Simulation {
       for (int w = 0; w < options.workers; ++w) {
         slots.push_back({a * options.workers + w, "rank-" + std::to_string(w) + ".log"});
       }
-      PolicyOptions p{options.grace_period_s, 5, 1, "a" + std::to_string(a), a, options.agents};
+      PolicyOptions p;
+      p.grace_period_s = options.grace_period_s;
+      p.host = "a" + std::to_string(a);
+      p.node = a;
+      p.agents = options.agents;
+      if (options.probe_handlers) {
+        p.catches = [this, a](int pid, int) {
+          const FakeWorker& w = Worker(a, pid - 100);
+          return w.handler_at >= 0 && now_ >= w.handler_at;
+        };
+      }
       policies_.push_back(std::make_unique<SupervisionPolicy>(p, std::move(slots)));
       workers_.emplace_back(static_cast<size_t>(options.workers));
     }
@@ -71,6 +82,7 @@ class Simulation {
     }
     for (long tick = 0;; ++tick) {
       const double now = static_cast<double>(tick) / 20.0;  // exact at whole seconds
+      now_ = now;
       if (now > options_.end) break;
       while (!pending_.empty() && pending_.begin()->first.first <= now + 1e-9) {
         const Pending p = pending_.begin()->second;
@@ -102,6 +114,8 @@ class Simulation {
       in >> Worker(a, WorkerIndex(worker)).term_exit;
     } else if (first == "usr-exit") {
       in >> Worker(a, WorkerIndex(worker)).usr_exit;
+    } else if (first == "handler") {
+      in >> Worker(a, WorkerIndex(worker)).handler_at;
     } else if (first == "term-save") {
       FakeWorker& w = Worker(a, WorkerIndex(worker));
       in >> w.save_after >> w.exit_after;
@@ -232,6 +246,7 @@ class Simulation {
   }
 
   SimOptions options_;
+  double now_ = 0;
   std::vector<std::unique_ptr<SupervisionPolicy>> policies_;
   std::vector<std::vector<FakeWorker>> workers_;
   std::map<std::pair<double, long>, Pending> pending_;

@@ -12,6 +12,8 @@
 //   "usr-exit a0 w1 11"        on SIGUSR1/SIGUSR2 the worker exits with code 11 (preempted)
 //   "term-save a0 w1 0.1 0.2"  on SIGTERM the worker says its work is saved 0.1 s later (the
 //                              trainer's heartbeat phase "exiting"), and exits 10 0.2 s after
+//   "handler a0 w1 2.5"        the worker has its SIGUSR1/2 handler from 2.5 s on (with
+//                              SimOptions::probe_handlers)
 // By default every worker starts at 0, dies of SIGTERM 10 ms after one, of SIGKILL 1 ms after,
 // and ignores SIGUSR1/SIGUSR2. The trace the simulation returns has one line per decision:
 //   "1.050 a0 SIGTERM w1", "1.000 a0 notify failure rank 1", "2.000 a1 done",
@@ -29,6 +31,9 @@ struct SimOptions {
   double notice_latency = 0.002;
   double grace_period_s = 15;
   double end = 60;  // give up after this time
+  // The shell's probe of signal handlers (PolicyOptions::catches): a worker catches SIGUSR1/2
+  // from the time its "handler a0 w1 T" line gives (never without one).
+  bool probe_handlers = false;
 };
 
 // Runs `script` and returns the trace (decisions, then each agent's outcome, then the job's).
