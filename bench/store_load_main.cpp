@@ -1,0 +1,216 @@
+// store_load: the c10d store at thousands of clients (bench/store_load.h, bench/README.md).
+//
+//   store_load [--targets runner,torch] [--dialects v1,v2] [--clients 1000,4000,16000,32000]
+//              [--repeats 3] [--timeout-s 120] [--python /usr/bin/python3] [--config-keys 3]
+//              [--sources 8]
+//   store_load serve MAX_CONNECTIONS      (hosts the runner's store; used by the line above)
+//
+// Runs are interleaved: for each repeat, each client count, each dialect, each target. PyTorch's
+// server (1.13) speaks only the v1 dialect, so it runs in v1 only. One line per run, then a
+// median/min/max table. Exit codes: 0 every run of the runner's store completed with the right
+// values, 1 one did not (or the set-up failed), 2 usage. PyTorch's server is the comparison: its
+// failures are reported, not an error.
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <exception>
+#include <iostream>
+#include <map>
+#include <sstream>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "bench/store_load.h"
+
+namespace store_load {
+namespace {
+
+struct Options {
+  std::vector<Target> targets = {Target::kRunner, Target::kTorch};
+  std::vector<Dialect> dialects = {Dialect::kV1, Dialect::kV2};
+  std::vector<int> clients = {1000, 4000, 16000, 32000};
+  int repeats = 3;
+  RunConfig base;
+  std::string python = "/usr/bin/python3";
+};
+
+std::vector<std::string> Split(const std::string& list) {
+  std::vector<std::string> out;
+  std::stringstream in(list);
+  for (std::string item; std::getline(in, item, ',');) out.push_back(item);
+  return out;
+}
+
+[[noreturn]] void Usage(const std::string& why) {
+  std::cerr << "store_load: " << why
+            << "\nusage: store_load [--targets runner,torch] [--dialects v1,v2] "
+               "[--clients 1000,4000] [--repeats N] [--timeout-s S] [--python PATH] "
+               "[--config-keys N] [--sources N]\n";
+  std::exit(2);
+}
+
+int Positive(const std::string& flag, const std::string& text) {
+  char* end = nullptr;
+  const long value = std::strtol(text.c_str(), &end, 10);
+  if (text.empty() || *end != '\0' || value < 1 || value > 1000000) {
+    Usage(flag + " '" + text + "': expected a whole number in [1, 1000000]");
+  }
+  return int(value);
+}
+
+void SetList(Options& o, const std::string& flag, const std::string& value) {
+  if (flag == "--targets") {
+    o.targets.clear();
+    for (const std::string& t : Split(value)) {
+      if (t != "runner" && t != "torch") Usage("--targets: '" + t + "' is not runner or torch");
+      o.targets.push_back(t == "runner" ? Target::kRunner : Target::kTorch);
+    }
+  } else if (flag == "--dialects") {
+    o.dialects.clear();
+    for (const std::string& d : Split(value)) {
+      if (d != "v1" && d != "v2") Usage("--dialects: '" + d + "' is not v1 or v2");
+      o.dialects.push_back(d == "v1" ? Dialect::kV1 : Dialect::kV2);
+    }
+  } else {
+    o.clients.clear();
+    for (const std::string& n : Split(value)) o.clients.push_back(Positive(flag, n));
+  }
+}
+
+Options Parse(int argc, char** argv) {
+  Options o;
+  for (int i = 1; i < argc; i += 2) {
+    const std::string flag = argv[i];
+    if (i + 1 >= argc) Usage(flag + " needs a value");
+    const std::string value = argv[i + 1];
+    if (flag == "--targets" || flag == "--dialects" || flag == "--clients") {
+      SetList(o, flag, value);
+    } else if (flag == "--repeats") {
+      o.repeats = Positive(flag, value);
+    } else if (flag == "--timeout-s") {
+      o.base.timeout_s = Positive(flag, value);
+    } else if (flag == "--python") {
+      o.python = value;
+    } else if (flag == "--config-keys") {
+      o.base.config_keys = Positive(flag, value);
+    } else if (flag == "--sources") {
+      o.base.source_addresses = std::min(Positive(flag, value), 250);
+    } else {
+      Usage("unknown flag '" + flag + "'");
+    }
+  }
+  if (o.targets.empty() || o.dialects.empty() || o.clients.empty()) Usage("an empty list");
+  return o;
+}
+
+const char* Name(Target t) { return t == Target::kRunner ? "runner" : "torch-1.13"; }
+const char* Name(Dialect d) { return d == Dialect::kV1 ? "v1" : "v2"; }
+
+RunResult Measure(const RunConfig& config, const std::string& self, const std::string& python) {
+  Server server = StartServer(config.target, self, python, config.clients + 64);
+  RunResult result;
+  const double base_mib = RssMiB(server.pid, "VmRSS:");
+  const double cpu_before = CpuSeconds(server.pid);
+  try {
+    result = RunClients(server.port, config);
+  } catch (...) {
+    StopServer(server);
+    throw;
+  }
+  result.server_cpu_s = CpuSeconds(server.pid) - cpu_before;
+  result.server_rss_mib = RssMiB(server.pid, "VmHWM:");
+  result.server_base_mib = base_mib;
+  StopServer(server);
+  return result;
+}
+
+using Key = std::tuple<int, int, int>;  // clients, dialect, target
+
+std::string Stat(std::vector<double> values) {
+  std::sort(values.begin(), values.end());
+  const size_t n = values.size();
+  const double median = n % 2 ? values[n / 2] : (values[n / 2 - 1] + values[n / 2]) / 2;
+  char text[96];
+  std::snprintf(text, sizeof(text), "%.3f (%.3f-%.3f)", median, values.front(), values.back());
+  return text;
+}
+
+void PrintTable(const std::map<Key, std::vector<RunResult>>& runs) {
+  std::printf(
+      "\n| clients | dialect | server | complete | connect s | barrier s | total s | server CPU s "
+      "| peak RSS MiB |\n|---|---|---|---|---|---|---|---|---|\n");
+  for (const auto& [key, results] : runs) {
+    std::vector<double> connect, barrier, total, cpu, rss;
+    int complete = 0;
+    for (const RunResult& r : results) {
+      complete += r.ok() ? 1 : 0;
+      connect.push_back(r.connect_s);
+      barrier.push_back(r.barrier_s);
+      total.push_back(r.total_s);
+      cpu.push_back(r.server_cpu_s);
+      rss.push_back(r.server_rss_mib);
+    }
+    std::printf("| %d | %s | %s | %d/%zu | %s | %s | %s | %s | %s |\n", std::get<0>(key),
+                Name(Dialect(std::get<1>(key))), Name(Target(std::get<2>(key))), complete,
+                results.size(), Stat(connect).c_str(), Stat(barrier).c_str(), Stat(total).c_str(),
+                Stat(cpu).c_str(), Stat(rss).c_str());
+  }
+}
+
+int Main(int argc, char** argv) {
+  if (argc == 3 && std::string(argv[1]) == "serve") return Serve(Positive("serve", argv[2]));
+  const Options o = Parse(argc, argv);
+  const int most = *std::max_element(o.clients.begin(), o.clients.end());
+  const uint64_t files = RaiseFileLimit(uint64_t(most) + 1024);
+  if (files < uint64_t(most) + 1024) {
+    std::cerr << "store_load: " << most << " clients need " << most + 1024
+              << " open files, and the limit is " << files
+              << " (ulimit -n); raise the hard limit (ulimit -Hn, as root) or use fewer clients\n";
+    return 1;
+  }
+  char self[4096] = {};
+  if (readlink("/proc/self/exe", self, sizeof(self) - 1) <= 0) return 1;
+  std::map<Key, std::vector<RunResult>> runs;
+  bool runner_ok = true;
+  for (int repeat = 1; repeat <= o.repeats; ++repeat) {
+    for (int clients : o.clients) {
+      for (Dialect dialect : o.dialects) {
+        for (Target target : o.targets) {
+          if (target == Target::kTorch && dialect != Dialect::kV1) continue;
+          RunConfig config = o.base;
+          std::tie(config.clients, config.dialect, config.target) =
+              std::tuple(clients, dialect, target);
+          const RunResult r = Measure(config, self, o.python);
+          std::printf(
+              "repeat=%d clients=%d dialect=%s server=%s done=%d failed=%d connect_s=%.3f "
+              "barrier_s=%.3f total_s=%.3f server_cpu_s=%.2f server_rss_mib=%.1f "
+              "(before %.1f)%s%s\n",
+              repeat, clients, Name(dialect), Name(target), r.done, r.failed, r.connect_s,
+              r.barrier_s, r.total_s, r.server_cpu_s, r.server_rss_mib, r.server_base_mib,
+              r.ok() ? "" : " FAILED: ", r.first_error.c_str());
+          std::fflush(stdout);
+          runs[Key(clients, int(dialect), int(target))].push_back(r);
+          if (target == Target::kRunner && !r.ok()) runner_ok = false;
+        }
+      }
+    }
+  }
+  PrintTable(runs);
+  return runner_ok ? 0 : 1;
+}
+
+}  // namespace
+}  // namespace store_load
+
+int main(int argc, char** argv) {
+  try {
+    return store_load::Main(argc, argv);
+  } catch (const std::exception& e) {
+    std::cerr << e.what() << "\n";
+    return 1;
+  }
+}
