@@ -41,6 +41,7 @@ struct RunResult {
   double server_cpu_s = 0;     // server's user + system time during the run
   double server_rss_mib = 0;   // server's peak RSS (VmHWM) at the end
   double server_base_mib = 0;  // server's RSS before the run
+  double load_cpu_s = 0;       // this generator's own user + system time (same cores)
   bool ok() const { return failed == 0 && first_error.empty(); }
 };
 

@@ -11,6 +11,7 @@
 // values, 1 one did not (or the set-up failed), 2 usage. PyTorch's server is the comparison: its
 // failures are reported, not an error.
 
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -110,11 +111,19 @@ Options Parse(int argc, char** argv) {
 const char* Name(Target t) { return t == Target::kRunner ? "runner" : "torch-1.13"; }
 const char* Name(Dialect d) { return d == Dialect::kV1 ? "v1" : "v2"; }
 
+double OwnCpuSeconds() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  return double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) +
+         double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6;
+}
+
 RunResult Measure(const RunConfig& config, const std::string& self, const std::string& python) {
   Server server = StartServer(config.target, self, python, config.clients + 64);
   RunResult result;
   const double base_mib = RssMiB(server.pid, "VmRSS:");
   const double cpu_before = CpuSeconds(server.pid);
+  const double own_before = OwnCpuSeconds();
   try {
     result = RunClients(server.port, config);
   } catch (...) {
@@ -124,6 +133,7 @@ RunResult Measure(const RunConfig& config, const std::string& self, const std::s
   result.server_cpu_s = CpuSeconds(server.pid) - cpu_before;
   result.server_rss_mib = RssMiB(server.pid, "VmHWM:");
   result.server_base_mib = base_mib;
+  result.load_cpu_s = OwnCpuSeconds() - own_before;
   StopServer(server);
   return result;
 }
@@ -188,10 +198,10 @@ int Main(int argc, char** argv) {
           std::printf(
               "repeat=%d clients=%d dialect=%s server=%s done=%d failed=%d connect_s=%.3f "
               "barrier_s=%.3f total_s=%.3f server_cpu_s=%.2f server_rss_mib=%.1f "
-              "(before %.1f)%s%s\n",
+              "(before %.1f) load_cpu_s=%.2f%s%s\n",
               repeat, clients, Name(dialect), Name(target), r.done, r.failed, r.connect_s,
               r.barrier_s, r.total_s, r.server_cpu_s, r.server_rss_mib, r.server_base_mib,
-              r.ok() ? "" : " FAILED: ", r.first_error.c_str());
+              r.load_cpu_s, r.ok() ? "" : " FAILED: ", r.first_error.c_str());
           std::fflush(stdout);
           runs[Key(clients, int(dialect), int(target))].push_back(r);
           if (target == Target::kRunner && !r.ok()) runner_ok = false;

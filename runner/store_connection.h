@@ -22,6 +22,10 @@ struct StoreConnection {
   std::string in;   // received bytes not yet answered (at most the start of one request)
   std::string out;  // reply bytes not yet sent
   bool closing = false;
+  // The server's bookkeeping: the epoll events it watches for, and whether it is on this round's
+  // list of connections to settle (flush, answer, close).
+  uint32_t interest = 0;
+  bool touched = false;
 };
 
 // What one connection may send and be sent (from StoreServerOptions).
