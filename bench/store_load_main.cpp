@@ -2,14 +2,15 @@
 //
 //   store_load [--targets runner,torch] [--dialects v1,v2] [--clients 1000,4000,16000,32000]
 //              [--repeats 3] [--timeout-s 120] [--python /usr/bin/python3] [--config-keys 3]
-//              [--sources 8]
+//              [--sources 8] [--server-cap N]
 //   store_load serve MAX_CONNECTIONS      (hosts the runner's store; used by the line above)
 //
 // Runs are interleaved: for each repeat, each client count, each dialect, each target. PyTorch's
 // server (1.13) speaks only the v1 dialect, so it runs in v1 only. One line per run, then a
 // median/min/max table. Exit codes: 0 every run of the runner's store completed with the right
 // values, 1 one did not (or the set-up failed), 2 usage. PyTorch's server is the comparison: its
-// failures are reported, not an error.
+// failures are reported, not an error. --server-cap caps the runner's store below the clients (to
+// see a run fail); by default it holds them all.
 
 #include <sys/resource.h>
 #include <unistd.h>
@@ -35,6 +36,7 @@ struct Options {
   std::vector<Dialect> dialects = {Dialect::kV1, Dialect::kV2};
   std::vector<int> clients = {1000, 4000, 16000, 32000};
   int repeats = 3;
+  int server_cap = 0;  // the runner's max_connections; 0: clients + 64
   RunConfig base;
   std::string python = "/usr/bin/python3";
 };
@@ -50,7 +52,7 @@ std::vector<std::string> Split(const std::string& list) {
   std::cerr << "store_load: " << why
             << "\nusage: store_load [--targets runner,torch] [--dialects v1,v2] "
                "[--clients 1000,4000] [--repeats N] [--timeout-s S] [--python PATH] "
-               "[--config-keys N] [--sources N]\n";
+               "[--config-keys N] [--sources N] [--server-cap N]\n";
   std::exit(2);
 }
 
@@ -100,6 +102,8 @@ Options Parse(int argc, char** argv) {
       o.base.config_keys = Positive(flag, value);
     } else if (flag == "--sources") {
       o.base.source_addresses = std::min(Positive(flag, value), 250);
+    } else if (flag == "--server-cap") {
+      o.server_cap = Positive(flag, value);
     } else {
       Usage("unknown flag '" + flag + "'");
     }
@@ -118,8 +122,9 @@ double OwnCpuSeconds() {
          double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6;
 }
 
-RunResult Measure(const RunConfig& config, const std::string& self, const std::string& python) {
-  Server server = StartServer(config.target, self, python, config.clients + 64);
+RunResult Measure(const RunConfig& config, const std::string& self, const Options& o) {
+  const int cap = o.server_cap > 0 ? o.server_cap : config.clients + 64;
+  Server server = StartServer(config.target, self, o.python, cap);
   RunResult result;
   const double base_mib = RssMiB(server.pid, "VmRSS:");
   const double cpu_before = CpuSeconds(server.pid);
@@ -175,9 +180,9 @@ int Main(int argc, char** argv) {
   if (argc == 3 && std::string(argv[1]) == "serve") return Serve(Positive("serve", argv[2]));
   const Options o = Parse(argc, argv);
   const int most = *std::max_element(o.clients.begin(), o.clients.end());
-  const uint64_t files = RaiseFileLimit(uint64_t(most) + 1024);
-  if (files < uint64_t(most) + 1024) {
-    std::cerr << "store_load: " << most << " clients need " << most + 1024
+  const uint64_t files = RaiseFileLimit(uint64_t(most) + 64);
+  if (files < uint64_t(most) + 64) {
+    std::cerr << "store_load: " << most << " clients need " << most + 64
               << " open files, and the limit is " << files
               << " (ulimit -n); raise the hard limit (ulimit -Hn, as root) or use fewer clients\n";
     return 1;
@@ -194,7 +199,7 @@ int Main(int argc, char** argv) {
           RunConfig config = o.base;
           std::tie(config.clients, config.dialect, config.target) =
               std::tuple(clients, dialect, target);
-          const RunResult r = Measure(config, self, o.python);
+          const RunResult r = Measure(config, self, o);
           std::printf(
               "repeat=%d clients=%d dialect=%s server=%s done=%d failed=%d connect_s=%.3f "
               "barrier_s=%.3f total_s=%.3f server_cpu_s=%.2f server_rss_mib=%.1f "
