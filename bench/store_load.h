@@ -8,7 +8,8 @@
 // run short), VALIDATE first in the PyTorch 2.2+ dialect, ADD 1 to a counter; the client whose ADD
 // returns N SETs the release key; every client WAITs for the release key, then GETs the counter,
 // the release key and the configuration keys the generator set before the clients started. Every
-// reply is checked: the ADD results are 1..N, each once; every GET returns what was set.
+// reply is checked: the ADD results are 1..N, each once; every GET returns what was set. Then one
+// client sends GETs one after another while the others stay connected and idle.
 
 #include <sys/types.h>
 
@@ -19,7 +20,9 @@
 namespace store_load {
 
 enum class Dialect { kV1, kV2 };  // PyTorch 1.13 (no handshake), PyTorch 2.2+ (VALIDATE first)
-enum class Target { kRunner, kTorch };
+// kBaseline: the runner's store as another build of this program hosts it (--baseline PATH), to
+// compare two versions of the store in one run.
+enum class Target { kRunner, kTorch, kBaseline };
 
 struct RunConfig {
   Target target = Target::kRunner;
@@ -29,19 +32,25 @@ struct RunConfig {
   int max_connecting = 512;  // connects in flight at once
   int source_addresses = 8;  // 127.0.0.2 ... 127.0.0.(1+n)
   double timeout_s = 120;    // the run fails when its clients are not all done by then
+  // Then, with every client still connected, one client's GETs one after another: a request's
+  // cost to a server that holds N connections, almost all of them idle.
+  int round_trips = 1000;
+  pid_t server_pid = -1;  // whose CPU time each phase costs
 };
 
 struct RunResult {
-  int done = 0;                // clients that completed every step with the right values
-  int failed = 0;              // clients that saw an error, a wrong value or the timeout
-  std::string first_error;     // what went wrong first, for the report
-  double connect_s = 0;        // start -> last client connected
-  double barrier_s = 0;        // start -> last client released from its WAIT
-  double total_s = 0;          // start -> last client's GETs answered
-  double server_cpu_s = 0;     // server's user + system time during the run
-  double server_rss_mib = 0;   // server's peak RSS (VmHWM) at the end
-  double server_base_mib = 0;  // server's RSS before the run
-  double load_cpu_s = 0;       // this generator's own user + system time (same cores)
+  int done = 0;                  // clients that completed every step with the right values
+  int failed = 0;                // clients that saw an error, a wrong value or the timeout
+  std::string first_error;       // what went wrong first, for the report
+  double connect_s = 0;          // start -> last client connected
+  double barrier_s = 0;          // start -> last client released from its WAIT
+  double total_s = 0;            // start -> last client's GETs answered
+  double round_trip_us = 0;      // one GET's round trip afterwards, with N connections open
+  double round_trip_cpu_us = 0;  // the server's CPU time per such GET
+  double server_cpu_s = 0;       // server's user + system time during the run
+  double server_rss_mib = 0;     // server's peak RSS (VmHWM) at the end
+  double server_base_mib = 0;    // server's RSS before the run
+  double load_cpu_s = 0;         // this generator's own user + system time (same cores)
   bool ok() const { return failed == 0 && first_error.empty(); }
 };
 
@@ -52,8 +61,8 @@ struct Server {
   int stdin_fd = -1;  // closing it stops the server
 };
 
-// Starts the target's server listening on 127.0.0.1 and reads the port it printed. `self` is this
-// program (the runner's store is hosted by `self serve`); `python` runs PyTorch's TCPStore. Throws
+// Starts the target's server listening on 127.0.0.1 and reads the port it printed. `self` is the
+// program whose `self serve` hosts the runner's store; `python` runs PyTorch's TCPStore. Throws
 // std::runtime_error naming the command when it does not start.
 Server StartServer(Target target, const std::string& self, const std::string& python,
                    int max_connections);
@@ -66,7 +75,8 @@ double RssMiB(pid_t pid, const char* field);  // "VmRSS:" or "VmHWM:"
 // Hosts the runner's StoreServer on 127.0.0.1 (port printed as "port=N") until stdin ends.
 int Serve(int max_connections);
 
-// Sets the keys every client will GET, over one blocking connection; then runs the clients.
+// Sets the keys every client will GET, over one blocking connection; then runs the clients. Fills
+// all of RunResult but the RSS fields and load_cpu_s.
 RunResult RunClients(uint16_t port, const RunConfig& config);
 
 // Raises RLIMIT_NOFILE (soft and, where allowed, hard) to at least `wanted`; returns the soft

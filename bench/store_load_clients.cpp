@@ -4,6 +4,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -133,6 +134,7 @@ class Load {
   }
 
   RunResult Run() {
+    cpu_at_start_ = CpuSeconds(config_.server_pid);
     start_ = Clock::now();
     const auto deadline = start_ + std::chrono::duration<double>(config_.timeout_s);
     std::vector<epoll_event> events(1024);
@@ -143,7 +145,16 @@ class Load {
       for (int i = 0; i < n; ++i) OnEvent(clients_[events[i].data.u32], events[i].events);
       StartConnects();
     }
-    return Result();
+    RunResult result = Result();
+    const double cpu_after_barrier = CpuSeconds(config_.server_pid);
+    result.server_cpu_s = cpu_after_barrier - cpu_at_start_;
+    if (result.done == config_.clients && config_.round_trips > 0) {
+      result.round_trip_us = RoundTrips(clients_[0]);
+      if (result.round_trip_us < 0) result.first_error = "client 0: a round trip failed";
+      result.round_trip_cpu_us =
+          (CpuSeconds(config_.server_pid) - cpu_after_barrier) * 1e6 / config_.round_trips;
+    }
+    return result;
   }
 
  private:
@@ -165,6 +176,32 @@ class Load {
     r.barrier_s = Since(last_released_);
     r.total_s = Since(last_done_);
     return r;
+  }
+
+  // Mean microseconds per GET of client `c`, sent one after another; -1 when one fails.
+  double RoundTrips(Client& c) {
+    const std::string request = KeyRequest(CodesOf(config_.dialect).get, ConfigKey(0));
+    const size_t reply_size = 8 + ConfigValue(0).size();
+    const auto began = Clock::now();
+    for (int i = 0; i < config_.round_trips; ++i) {
+      if (send(c.fd, request.data(), request.size(), MSG_NOSIGNAL) != ssize_t(request.size())) {
+        return -1;
+      }
+      char reply[256];
+      for (size_t got = 0; got < reply_size;) {
+        const ssize_t n = recv(c.fd, reply, sizeof(reply), 0);
+        if (n > 0) {
+          got += size_t(n);
+          continue;
+        }
+        pollfd ready{c.fd, POLLIN, 0};
+        if ((n < 0 && errno != EAGAIN && errno != EINTR) || n == 0 || poll(&ready, 1, 5000) != 1) {
+          return -1;
+        }
+      }
+    }
+    const double seconds = std::chrono::duration<double>(Clock::now() - began).count();
+    return seconds * 1e6 / config_.round_trips;
   }
 
   void StartConnects() {
@@ -338,6 +375,7 @@ class Load {
   std::vector<std::string> expected_gets_;
   int next_ = 0, connecting_ = 0, connected_ = 0, released_ = 0, done_ = 0, failed_ = 0;
   std::string first_error_;
+  double cpu_at_start_ = 0;
   Clock::time_point start_, last_connected_, last_released_, last_done_;
 };
 

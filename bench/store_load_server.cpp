@@ -55,7 +55,7 @@ std::string ReadLine(int fd, double timeout_s) {
 Server StartServer(Target target, const std::string& self, const std::string& python,
                    int max_connections) {
   std::vector<std::string> args;
-  if (target == Target::kRunner) {
+  if (target != Target::kTorch) {
     args = {self, "serve", std::to_string(max_connections)};
   } else {
     args = {python, "-c", kTorchServer};

@@ -256,7 +256,6 @@ class StoreServer::Impl {
                    " connections, its cap; raise launch.store_max_connections");
         continue;
       }
-      store_socket::SetUpConnection(fd);
       StoreConnection& conn = connections_[fd];
       conn.id = fd;
       conn.peer = name;
@@ -291,9 +290,10 @@ class StoreServer::Impl {
     Watch(listen_fd_, EPOLL_CTL_MOD, 0);
   }
 
-  // Reads and answers chunk by chunk, until the socket is drained, the connection is paused (its
-  // replies wait unread) or kReadBudget is spent: so a connection holds at most one chunk of
-  // unanswered requests beyond an incomplete one.
+  // Reads and answers chunk by chunk, until the socket is drained (a short read: epoll reports the
+  // next bytes, or the end of the stream, in a later round), the connection is paused (its replies
+  // wait unread) or kReadBudget is spent: so a connection holds at most one chunk of unanswered
+  // requests beyond an incomplete one.
   void ReadFrom(StoreConnection& conn) {
     char buffer[65536];
     bool ended = false;  // end of stream or a connection error
@@ -306,6 +306,7 @@ class StoreServer::Impl {
         // Requests that arrived together with the end of the stream still count: a client may
         // SET a key (no reply) and exit at once.
         Answer(conn);
+        if (static_cast<size_t>(n) < sizeof(buffer)) break;
         continue;
       }
       if (n < 0 && errno == EINTR) continue;
