@@ -45,9 +45,9 @@ struct RunResult {
   double connect_s = 0;          // start -> last client connected
   double barrier_s = 0;          // start -> last client released from its WAIT
   double total_s = 0;            // start -> last client's GETs answered
-  double round_trip_us = 0;      // one GET's round trip afterwards, with N connections open
+  double round_trip_us = 0;      // a GET's round trip afterwards (median), N connections open
   double round_trip_cpu_us = 0;  // the server's CPU time per such GET
-  double server_cpu_s = 0;       // server's user + system time during the run
+  double server_cpu_s = 0;       // server's user + system time, start -> last GET answered
   double server_rss_mib = 0;     // server's peak RSS (VmHWM) at the end
   double server_base_mib = 0;    // server's RSS before the run
   double load_cpu_s = 0;         // this generator's own user + system time (same cores)
