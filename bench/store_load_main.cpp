@@ -215,8 +215,9 @@ int Main(int argc, char** argv) {
   const uint64_t files = RaiseFileLimit(uint64_t(most) + 1024);
   if (files < uint64_t(most) + 64) {
     std::cerr << "store_load: " << most << " clients need " << most + 64
-              << " open files, and the limit is " << files
-              << " (ulimit -n); raise the hard limit (ulimit -Hn, as root) or use fewer clients\n";
+              << " open files here and as many in the server, and the limit is " << files
+              << " (ulimit -n; the hard limit, ulimit -Hn, rises only with CAP_SYS_RESOURCE); "
+                 "raise it or use fewer clients\n";
     return 1;
   }
   char self[4096] = {};
