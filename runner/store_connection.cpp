@@ -43,13 +43,15 @@ bool DecideDialect(StoreConnection& conn, const LogFn& log) {
   return true;
 }
 
-// Answers one request. False when `conn.in` holds no complete request or the connection is to be
-// closed.
+// Answers the request at `*offset` in `conn.in` and moves `*offset` past it (the caller erases the
+// answered bytes once: erasing each small request from the front would cost a chunk's length per
+// request). False when no complete request is there or the connection is to be closed.
 bool ServeOne(StoreConnection& conn, StoreState& state, const ServeLimits& limits, const LogFn& log,
-              StoreState::Replies* out) {
-  if (conn.in.empty()) return false;
+              size_t* offset, StoreState::Replies* out) {
+  if (conn.in.size() == *offset) return false;
+  // Only a connection's first request decides: nothing is answered before it, so *offset is 0.
   if (conn.dialect == Dialect::kUndecided && !DecideDialect(conn, log)) return false;
-  Reader reader(conn.in, limits.max_key_bytes, limits.max_value_bytes);
+  Reader reader(conn.in, limits.max_key_bytes, limits.max_value_bytes, *offset);
   const uint8_t byte = reader.Scalar<uint8_t>();
   const Op op = DecodeOp(conn.dialect, byte);
   // A 1.13 client that timed out in WAIT moves on without cancelling: its next request, from its
@@ -65,7 +67,7 @@ bool ServeOne(StoreConnection& conn, StoreState& state, const ServeLimits& limit
   }
   std::optional<Request> request = ReadRequest(op, reader);
   if (!request) return false;
-  conn.in.erase(0, reader.consumed());
+  *offset += reader.consumed();
   if (op == Op::kValidate) {
     if (request->number == kValidationMagic) return true;
     Log(log, "store: client " + conn.peer + " sent a wrong validation number; closed");
@@ -84,10 +86,11 @@ StoreState::Replies ServeRequests(StoreConnection& conn, StoreState& state,
                                   const ServeLimits& limits, const LogFn& log) {
   StoreState::Replies out;
   size_t for_conn = conn.out.size();  // reply bytes waiting for conn, sent or not
+  size_t answered = 0;                // bytes of conn.in answered
   try {
     while (!conn.closing && for_conn < limits.pause_reading_bytes) {
       const size_t before = out.size();
-      if (!ServeOne(conn, state, limits, log, &out)) break;
+      if (!ServeOne(conn, state, limits, log, &answered, &out)) break;
       for (size_t i = before; i < out.size(); ++i) {
         if (out[i].to == conn.id) for_conn += out[i].bytes.size();
       }
@@ -96,6 +99,7 @@ StoreState::Replies ServeRequests(StoreConnection& conn, StoreState& state,
     Log(log, "store: client " + conn.peer + " sent a request with " + e.what() + "; closed");
     conn.closing = true;
   }
+  conn.in.erase(0, answered);
   return out;
 }
 
