@@ -36,8 +36,11 @@ uint64_t ExpectedStoreClients(const StoreCapacity& capacity) {
 
 std::vector<std::string> StoreCapacityWarnings(const StoreCapacity& capacity) {
   const uint64_t expected = ExpectedStoreClients(capacity);
-  const std::string clients = "the job's " + std::to_string(capacity.workers) + " workers and " +
-                              std::to_string(capacity.agents) + " agents may open up to " +
+  const auto count = [](int n, const char* what) {
+    return std::to_string(n) + " " + what + (n == 1 ? "" : "s");
+  };
+  const std::string clients = "the job's " + count(capacity.workers, "worker") + " and " +
+                              count(capacity.agents, "agent") + " may open up to " +
                               std::to_string(expected) +
                               " connections to the store (two per PyTorch 1.13 worker, one per "
                               "agent)";

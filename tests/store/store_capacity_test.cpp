@@ -25,6 +25,9 @@ struct Case {
 TEST(StoreCapacity, WarnsNamingTheLimitAndTheFix) {
   const std::vector<Case> cases = {
       {"small job", {8, 2, 16384, 1024, "n0"}, {}},
+      {"one of each",
+       {1, 1, 16384, 200, "n0"},
+       {"the job's 1 worker and 1 agent may open up to 3"}},
       {"unlimited files", {8000, 1000, 20000, kUnlimited, "n0"}, {}},
       {"exactly enough", {1000, 10, 2010, 2010 + 256, "n0"}, {}},
       {"hard limit one short",
