@@ -75,6 +75,7 @@ class AgentJob {
 
  private:
   void Meet();
+  void WarnIfStoreTooSmall();
   void WriteManifest(const std::vector<std::string>& worker_command);
   void BeginAttemptLog(int attempt);
   [[nodiscard]] int AgreeAndRecord(int attempt, int restarts, const AttemptOutcome& outcome,
@@ -148,6 +149,7 @@ void AgentJob::Meet() {
       meeting_.store->SetAllowList(
           JobStoreOptions(meeting_.agents, meeting_.store->address(), config_).allow);
     }
+    WarnIfStoreTooSmall();
     mine_session.store_addr = meeting_.store->address();
     mine_session.token = RandomHex(16);
     mine_session.attempt = dir.NextAttempt();
@@ -162,6 +164,17 @@ void AgentJob::Meet() {
   dir_.emplace(config_.GetString("job.log_root"), job_name_, meeting_.session.job_id);
   dir_->set_write_errors(write_errors_.get());
   write_errors_->SetReporter([this](const std::string& line) { log_.error("{}", line); });
+}
+
+// Said at start on node 0: a store that cannot hold every worker fails the rendezvous much later.
+void AgentJob::WarnIfStoreTooSmall() {
+  StoreCapacity capacity;
+  for (const AgentInfo& agent : meeting_.agents) capacity.workers += agent.nproc;
+  capacity.agents = static_cast<int>(meeting_.agents.size());
+  capacity.max_connections = meeting_.store->max_connections();
+  capacity.hard_files = HardOpenFilesLimit();
+  capacity.host = launch_.hostname;
+  for (const std::string& line : StoreCapacityWarnings(capacity)) log_.warn("{}", line);
 }
 
 // Per-agent facts gathered at the node-0 agent, which writes job.yaml and manifest.json.

@@ -1,5 +1,6 @@
 #include "runner/store_connection.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <optional>
@@ -19,11 +20,11 @@ constexpr char kOldPyTorchHint[] =
     "; is the worker's PyTorch 2.0 or 2.1? Those send no handshake, as 1.13 does, but number the "
     "queries differently from 7 on, and are not supported: use PyTorch 1.13 or >= 2.2";
 
-// The line for a request with an unknown query type, `byte`.
-std::string UnknownQuery(const StoreConnection& conn, uint8_t byte) {
+// The line for a request with an unknown query type, `byte`, at `offset` in the connection's input.
+std::string UnknownQuery(const StoreConnection& conn, uint8_t byte, size_t offset) {
   const std::string dialect = conn.dialect == Dialect::kV2 ? "PyTorch >= 2.2" : "PyTorch 1.13";
   const std::string what = "query type " + std::to_string(byte) + " is unknown in the " + dialect +
-                           " dialect (first bytes: " + HexPrefix(conn.in) + ")";
+                           " dialect (first bytes: " + HexPrefix(conn.in.substr(offset)) + ")";
   if (LooksLikePyTorch20Or21(conn, byte)) {
     return "store: client " + conn.peer +
            " sent a request that is not PyTorch 1.13's after query " + "type " +
@@ -60,26 +61,28 @@ bool DecideDialect(StoreConnection& conn, const LogFn& log) {
   return true;
 }
 
-// Answers one request. False when `conn.in` holds no complete request or the connection is to be
-// closed.
+// Answers the request at `*offset` in `conn.in` and moves `*offset` past it (the caller erases the
+// answered bytes once: erasing each small request from the front would cost a chunk's length per
+// request). False when no complete request is there or the connection is to be closed.
 bool ServeOne(StoreConnection& conn, StoreState& state, const ServeLimits& limits, const LogFn& log,
-              StoreState::Replies* out) {
-  if (conn.in.empty()) return false;
+              size_t* offset, StoreState::Replies* out) {
+  if (conn.in.size() == *offset) return false;
+  // Only a connection's first request decides: nothing is answered before it, so *offset is 0.
   if (conn.dialect == Dialect::kUndecided && !DecideDialect(conn, log)) return false;
-  Reader reader(conn.in, limits.max_key_bytes, limits.max_value_bytes);
+  Reader reader(conn.in, limits.max_key_bytes, limits.max_value_bytes, *offset);
   const uint8_t byte = reader.Scalar<uint8_t>();
   const Op op = DecodeOp(conn.dialect, byte);
   // A 1.13 client that timed out in WAIT moves on without cancelling: its next request, from its
   // first byte on, drops the stale wait.
   if (op != Op::kCancelWait) state.DropWait(conn.id);
   if (op == Op::kUnknown) {
-    Log(log, UnknownQuery(conn, byte));
+    Log(log, UnknownQuery(conn, byte, *offset));
     conn.closing = true;
     return false;
   }
   std::optional<Request> request = ReadRequest(op, reader);
   if (!request) return false;
-  conn.in.erase(0, reader.consumed());
+  *offset += reader.consumed();
   conn.last_query = byte;
   if (op == Op::kValidate) {
     if (request->number == kValidationMagic) return true;
@@ -99,21 +102,25 @@ StoreState::Replies ServeRequests(StoreConnection& conn, StoreState& state,
                                   const ServeLimits& limits, const LogFn& log) {
   StoreState::Replies out;
   size_t for_conn = conn.out.size();  // reply bytes waiting for conn, sent or not
+  size_t answered = 0;                // bytes of conn.in answered
   try {
     while (!conn.closing && for_conn < limits.pause_reading_bytes) {
       const size_t before = out.size();
-      if (!ServeOne(conn, state, limits, log, &out)) break;
+      if (!ServeOne(conn, state, limits, log, &answered, &out)) break;
       for (size_t i = before; i < out.size(); ++i) {
         if (out[i].to == conn.id) for_conn += out[i].bytes.size();
       }
     }
   } catch (const Malformed& e) {
-    const auto query = static_cast<uint8_t>(conn.in.empty() ? 0 : conn.in[0]);
+    // The failing request starts where the answered ones end.
+    const std::string failing = conn.in.substr(std::min(answered, conn.in.size()));
+    const auto query = static_cast<uint8_t>(failing.empty() ? 0 : failing[0]);
     Log(log, "store: client " + conn.peer + " sent a request with " + e.what() +
-                 " (first bytes: " + HexPrefix(conn.in) + ")" +
+                 " (first bytes: " + HexPrefix(failing) + ")" +
                  (LooksLikePyTorch20Or21(conn, query) ? kOldPyTorchHint : "") + "; closed");
     conn.closing = true;
   }
+  conn.in.erase(0, answered);
   return out;
 }
 

@@ -23,6 +23,10 @@ struct StoreConnection {
   std::string out;  // reply bytes not yet sent
   bool closing = false;
   int last_query = -1;  // the query byte of the last request answered; -1: none yet
+  // The server's bookkeeping: the epoll events it watches for, and whether it is on this round's
+  // list of connections to settle (flush, answer, close).
+  uint32_t interest = 0;
+  bool touched = false;
 };
 
 // Whether a request that does not parse (an unknown query type, a malformed request) on `conn`

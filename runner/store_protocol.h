@@ -67,12 +67,17 @@ struct Malformed : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-// Reads fields from a connection's input buffer; any read past the end marks it incomplete.
+// Reads fields from a connection's input buffer, from byte `start` on (the requests before it are
+// answered); any read past the end marks it incomplete.
 class Reader {
  public:
   explicit Reader(const std::string& buffer, uint64_t max_key_bytes = kMaxKeyBytes,
-                  uint64_t max_value_bytes = kMaxValueBytes)
-      : buffer_(buffer), max_key_bytes_(max_key_bytes), max_value_bytes_(max_value_bytes) {}
+                  uint64_t max_value_bytes = kMaxValueBytes, size_t start = 0)
+      : buffer_(buffer),
+        max_key_bytes_(max_key_bytes),
+        max_value_bytes_(max_value_bytes),
+        start_(start),
+        pos_(start) {}
   template <typename T>
   T Scalar() {
     T value{};
@@ -104,7 +109,7 @@ class Reader {
     return items;
   }
   [[nodiscard]] bool incomplete() const { return incomplete_; }
-  [[nodiscard]] size_t consumed() const { return pos_; }
+  [[nodiscard]] size_t consumed() const { return pos_ - start_; }
 
  private:
   uint64_t Count() {
@@ -135,7 +140,8 @@ class Reader {
   const std::string& buffer_;
   uint64_t max_key_bytes_;
   uint64_t max_value_bytes_;
-  size_t pos_ = 0;
+  size_t start_;
+  size_t pos_;
   bool incomplete_ = false;
 };
 

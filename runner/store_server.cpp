@@ -1,7 +1,7 @@
 #include "runner/store_server.h"
 
 #include <fcntl.h>
-#include <poll.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -11,6 +11,8 @@
 #include <mutex>
 #include <optional>
 #include <thread>
+#include <unordered_map>
+#include <vector>
 
 #include "common/errors.h"
 #include "runner/log_throttle.h"
@@ -24,6 +26,12 @@ namespace {
 
 // Bytes read from one connection before its requests are served and the others get their turn.
 constexpr size_t kReadBudget = size_t{4} << 20;
+// Events taken from epoll at once, and connections accepted at once, before the others get their
+// turn (the listening socket is level-triggered: the rest wait for the next round).
+constexpr int kMaxEvents = 1024;
+constexpr int kAcceptBurst = 1024;
+// An idle connection keeps at most this much buffer capacity after a large request or reply.
+constexpr size_t kIdleCapacity = size_t{64} << 10;
 // Descriptors the process needs besides the store's connections (logs, pipes, MPI, workers).
 constexpr uint64_t kOtherFiles = 256;
 
@@ -51,11 +59,16 @@ class StoreServer::Impl {
     }
     listen_fd_ = store_socket::Listen(address, port, &port_);
     spare_fd_ = OpenSpare();
-    if (pipe2(wake_, O_CLOEXEC | O_NONBLOCK) != 0) {
+    epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
+    if (epoll_fd_ < 0 || pipe2(wake_, O_CLOEXEC | O_NONBLOCK) != 0) {
+      const std::string why = std::strerror(errno);
       close(listen_fd_);
-      throw common::CommunicationError(std::string("store: cannot create a pipe: ") +
-                                       std::strerror(errno));
+      if (epoll_fd_ >= 0) close(epoll_fd_);
+      throw common::CommunicationError("store: cannot create its epoll set or wake-up pipe: " +
+                                       why);
     }
+    Watch(wake_[0], EPOLL_CTL_ADD, EPOLLIN);
+    Watch(listen_fd_, EPOLL_CTL_ADD, EPOLLIN);
     thread_ = std::thread([this] { Loop(); });
   }
 
@@ -67,12 +80,14 @@ class StoreServer::Impl {
     for (auto& [fd, conn] : connections_) close(fd);
     close(listen_fd_);
     if (spare_fd_ >= 0) close(spare_fd_);
+    close(epoll_fd_);
     close(wake_[0]);
     close(wake_[1]);
   }
 
   uint16_t port() const { return port_; }
   const std::string& address() const { return address_; }
+  size_t max_connections() const { return options_.max_connections; }
 
   std::vector<std::string> DescribeWaits() const {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -126,60 +141,97 @@ class StoreServer::Impl {
     if (admitted) log_(*admitted);
   }
 
+  void Watch(int fd, int op, uint32_t events) {
+    epoll_event event{};
+    event.events = events;
+    event.data.fd = fd;
+    epoll_ctl(epoll_fd_, op, fd, &event);
+  }
+
+  // One epoll set, level-triggered: a round costs the ready connections and the connections their
+  // requests woke, never a pass over every connection.
   void Loop() {
+    std::vector<epoll_event> events(kMaxEvents);
     while (!stop_) {
-      std::vector<pollfd> fds = {{wake_[0], POLLIN, 0},
-                                 {listen_fd_, static_cast<short>(accept_paused_ ? 0 : POLLIN), 0}};
-      {
-        std::lock_guard<std::mutex> lock(mutex_);
-        for (const auto& [fd, conn] : connections_) {
-          const int events = (Paused(conn) ? 0 : POLLIN) | (conn.out.empty() ? 0 : POLLOUT);
-          fds.push_back({fd, static_cast<short>(events), 0});
-        }
-      }
-      if (poll(fds.data(), fds.size(), accept_paused_ ? 100 : -1) < 0) {
+      const int n = epoll_wait(epoll_fd_, events.data(), kMaxEvents, accept_paused_ ? 100 : -1);
+      if (n < 0) {
         if (errno == EINTR) continue;
-        Log(std::string("store: poll failed: ") + std::strerror(errno));
+        Log(std::string("store: epoll_wait failed: ") + std::strerror(errno));
         return;
       }
-      accept_paused_ = false;
-      if (fds[1].revents & POLLIN) Accept();
+      if (accept_paused_) {  // a round later, try again: a connection may have closed
+        accept_paused_ = false;
+        Watch(listen_fd_, EPOLL_CTL_MOD, EPOLLIN);
+      }
       std::lock_guard<std::mutex> lock(mutex_);
-      for (size_t i = 2; i < fds.size(); ++i) Serve(fds[i]);
-      Sweep();
+      bool accept = false;
+      for (int i = 0; i < n; ++i) {
+        const int fd = events[static_cast<size_t>(i)].data.fd;
+        if (fd == listen_fd_) accept = true;
+        if (fd != listen_fd_ && fd != wake_[0]) Serve(fd, events[static_cast<size_t>(i)].events);
+      }
+      if (accept) Accept();
+      Settle();
     }
   }
 
-  void Serve(const pollfd& ready) {
-    auto it = connections_.find(ready.fd);
+  void Serve(int fd, uint32_t events) {
+    auto it = connections_.find(fd);
     if (it == connections_.end()) return;
     StoreConnection& conn = it->second;
     if (conn.closing) return;
-    if (ready.revents & POLLIN) {
+    if (events & EPOLLIN) {
       ReadFrom(conn);
-    } else if (ready.revents & (POLLHUP | POLLERR)) {
+    } else if (events & (EPOLLHUP | EPOLLERR)) {
       conn.closing = true;  // gone while paused: its replies cannot be sent
-      return;
     }
-    if (!conn.closing && !conn.out.empty()) Flush(conn);
-    // Requests left unanswered while the client did not read: their turn once it has.
-    if (!conn.closing && !conn.in.empty() && !Paused(conn)) Answer(conn);
+    Touch(conn);  // EPOLLOUT: its replies are flushed in Settle
   }
 
-  void Sweep() {
-    for (auto it = connections_.begin(); it != connections_.end();) {
-      if (it->second.closing) {
-        state_.Disconnect(it->first);
-        close(it->first);
-        it = connections_.erase(it);
-      } else {
-        ++it;
+  // `conn` has something to do in Settle: replies to send, requests left unanswered, closing.
+  void Touch(StoreConnection& conn) {
+    if (conn.touched) return;
+    conn.touched = true;
+    touched_.push_back(conn.id);
+  }
+
+  // Flushes, answers and closes the connections this round touched, and sets what epoll watches
+  // for each. Answering one may touch others (the WAITs it completes): they are settled too.
+  void Settle() {
+    for (size_t i = 0; i < touched_.size(); ++i) {
+      auto it = connections_.find(touched_[i]);
+      if (it == connections_.end()) continue;
+      StoreConnection& conn = it->second;
+      conn.touched = false;
+      if (!conn.closing && !conn.out.empty()) Flush(conn);
+      // Requests left unanswered while the client did not read: their turn once it has.
+      if (!conn.closing && !conn.in.empty() && !Paused(conn)) {
+        Answer(conn);
+        if (!conn.closing && !conn.out.empty()) Flush(conn);
       }
+      if (conn.closing) {
+        state_.Disconnect(conn.id);
+        close(conn.id);  // also leaves the epoll set
+        connections_.erase(it);
+        continue;
+      }
+      Trim(conn.in);
+      Trim(conn.out);
+      const uint32_t want =
+          (Paused(conn) ? 0u : uint32_t{EPOLLIN}) | (conn.out.empty() ? 0u : uint32_t{EPOLLOUT});
+      if (want != conn.interest) Watch(conn.id, EPOLL_CTL_MOD, want);
+      conn.interest = want;
     }
+    touched_.clear();
+  }
+
+  // An emptied buffer that grew for one large request or reply gives its memory back.
+  static void Trim(std::string& buffer) {
+    if (buffer.empty() && buffer.capacity() > kIdleCapacity) std::string().swap(buffer);
   }
 
   void Accept() {
-    while (true) {
+    for (int burst = 0; burst < kAcceptBurst; ++burst) {
       sockaddr_storage peer{};
       socklen_t len = sizeof(peer);
       int fd = accept4(listen_fd_, reinterpret_cast<sockaddr*>(&peer), &len,
@@ -190,7 +242,6 @@ class StoreServer::Impl {
       }
       if (fd < 0) return;
       const std::string name = store_socket::PeerName(peer, len);
-      std::lock_guard<std::mutex> lock(mutex_);
       if (!options_.allow.Allows(reinterpret_cast<sockaddr*>(&peer), len)) {
         Refuse(fd, name,
                "not one of the job's hosts (allowed: " + options_.allow.Describe() +
@@ -205,10 +256,11 @@ class StoreServer::Impl {
                    " connections, its cap; raise launch.store_max_connections");
         continue;
       }
-      store_socket::SetUpConnection(fd);
       StoreConnection& conn = connections_[fd];
       conn.id = fd;
       conn.peer = name;
+      conn.interest = EPOLLIN;
+      Watch(fd, EPOLL_CTL_ADD, EPOLLIN);
     }
   }
 
@@ -229,18 +281,19 @@ class StoreServer::Impl {
       const int fd = accept4(listen_fd_, reinterpret_cast<sockaddr*>(&peer), &len, SOCK_CLOEXEC);
       spare_fd_ = OpenSpare();
       if (fd >= 0) {
-        std::lock_guard<std::mutex> lock(mutex_);
         Refuse(fd, store_socket::PeerName(peer, len), why);
         return;
       }
     }
     Log("store: cannot accept a connection: " + why);
-    accept_paused_ = true;  // poll the others for a while; one of them may close
+    accept_paused_ = true;  // serve the others for a while; one of them may close
+    Watch(listen_fd_, EPOLL_CTL_MOD, 0);
   }
 
-  // Reads and answers chunk by chunk, until the socket is drained, the connection is paused (its
-  // replies wait unread) or kReadBudget is spent: so a connection holds at most one chunk of
-  // unanswered requests beyond an incomplete one.
+  // Reads and answers chunk by chunk, until the socket is drained (a short read: epoll reports the
+  // next bytes, or the end of the stream, in a later round), the connection is paused (its replies
+  // wait unread) or kReadBudget is spent: so a connection holds at most one chunk of unanswered
+  // requests beyond an incomplete one.
   void ReadFrom(StoreConnection& conn) {
     char buffer[65536];
     bool ended = false;  // end of stream or a connection error
@@ -253,6 +306,7 @@ class StoreServer::Impl {
         // Requests that arrived together with the end of the stream still count: a client may
         // SET a key (no reply) and exit at once.
         Answer(conn);
+        if (static_cast<size_t>(n) < sizeof(buffer)) break;
         continue;
       }
       if (n < 0 && errno == EINTR) continue;
@@ -276,6 +330,7 @@ class StoreServer::Impl {
       if (it == connections_.end() || it->second.closing) continue;
       it->second.out += reply.bytes;
       CheckBuffered(it->second);
+      Touch(it->second);
     }
     CheckBuffered(conn);
   }
@@ -309,13 +364,15 @@ class StoreServer::Impl {
   mutable std::mutex log_mutex_;  // the throttle's: Log runs with and without mutex_ held
   LogThrottle throttle_;
   int listen_fd_ = -1;
+  int epoll_fd_ = -1;
   int spare_fd_ = -1;
   bool accept_paused_ = false;
   uint16_t port_ = 0;
   int wake_[2] = {-1, -1};
   std::atomic<bool> stop_{false};
   mutable std::mutex mutex_;
-  std::map<int, StoreConnection> connections_;
+  std::unordered_map<int, StoreConnection> connections_;
+  std::vector<int> touched_;  // connections to settle at the end of this round
   StoreState state_;
   StoreServerStats stats_;
   std::thread thread_;
@@ -327,6 +384,7 @@ StoreServer::StoreServer(const std::string& address, uint16_t port, LogFn log,
 StoreServer::~StoreServer() = default;
 uint16_t StoreServer::port() const { return impl_->port(); }
 const std::string& StoreServer::address() const { return impl_->address(); }
+size_t StoreServer::max_connections() const { return impl_->max_connections(); }
 std::vector<std::string> StoreServer::DescribeWaits() const { return impl_->DescribeWaits(); }
 size_t StoreServer::NumKeys() const { return impl_->NumKeys(); }
 StoreServerStats StoreServer::Stats() const { return impl_->Stats(); }

@@ -77,6 +77,7 @@ class StoreServer {
 
   [[nodiscard]] uint16_t port() const;
   [[nodiscard]] const std::string& address() const;
+  [[nodiscard]] size_t max_connections() const;  // StoreServerOptions::max_connections
   // For diagnostics of a hang: each client still waiting, and for which keys.
   [[nodiscard]] std::vector<std::string> DescribeWaits() const;
   [[nodiscard]] size_t NumKeys() const;

@@ -14,6 +14,21 @@
 
 namespace runner::store_socket {
 
+namespace {
+
+// Inherited by every accepted connection (see Listen).
+void SetUpConnections(int fd) {
+  int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+  int idle = 60, interval = 10, count = 6;
+  setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
+  setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &interval, sizeof(interval));
+  setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &count, sizeof(count));
+}
+
+}  // namespace
+
 int Listen(const std::string& address, uint16_t port, uint16_t* bound_port) {
   addrinfo hints{};
   hints.ai_flags = AI_NUMERICHOST | AI_PASSIVE;
@@ -37,6 +52,7 @@ int Listen(const std::string& address, uint16_t port, uint16_t* bound_port) {
   if (fd >= 0) {
     int one = 1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    SetUpConnections(fd);
     const bool ok =
         bind(fd, result->ai_addr, result->ai_addrlen) == 0 && listen(fd, SOMAXCONN) == 0;
     err = ok ? 0 : errno;
@@ -54,16 +70,6 @@ int Listen(const std::string& address, uint16_t port, uint16_t* bound_port) {
       ntohs(bound.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port
                                         : reinterpret_cast<sockaddr_in*>(&bound)->sin_port);
   return fd;
-}
-
-void SetUpConnection(int fd) {
-  int one = 1;
-  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-  setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
-  int idle = 60, interval = 10, count = 6;
-  setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
-  setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &interval, sizeof(interval));
-  setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &count, sizeof(count));
 }
 
 std::string PeerName(const sockaddr_storage& peer, socklen_t length) {

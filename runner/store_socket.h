@@ -1,6 +1,6 @@
 #pragma once
-// The socket calls of the store server (runner/store_server.h), apart from its poll loop:
-// listening on exactly one address, setting up and naming an accepted connection, refusing one,
+// The socket calls of the store server (runner/store_server.h), apart from its event loop:
+// listening on exactly one address, naming an accepted connection, refusing one,
 // and the process's open-files limit that bounds how many connections it can hold.
 
 #include <sys/socket.h>
@@ -13,12 +13,13 @@ namespace runner::store_socket {
 // A non-blocking socket listening on `address` (an IPv4 or IPv6 literal) and `port` (0: the OS
 // picks); `*bound_port` is the port it got. Throws common::CommunicationError naming the address
 // and port, and the fix, when it cannot listen.
+//
+// Its connections get TCP_NODELAY (replies are small and awaited), and keepalive probes after
+// 60 s of silence, every 10 s, 6 unanswered ending the connection: a peer whose host vanished
+// (power, cable, kernel panic) stops holding a connection after about 2 minutes. They are set on
+// the listening socket, and Linux copies them into every accepted one: no system call per
+// connection (tests/store/store_server_binding_test.cpp checks it).
 [[nodiscard]] int Listen(const std::string& address, uint16_t port, uint16_t* bound_port);
-
-// TCP_NODELAY (replies are small and awaited), and keepalive probes after 60 s of silence, every
-// 10 s, 6 unanswered ending the connection: a peer whose host vanished (power, cable, kernel
-// panic) stops holding a connection after about 2 minutes.
-void SetUpConnection(int fd);
 
 // "10.0.0.7:41234", "[fd00::7]:41234"; a v4-mapped IPv6 peer is named by its IPv4 address.
 [[nodiscard]] std::string PeerName(const sockaddr_storage& peer, socklen_t length);

@@ -147,6 +147,7 @@ Replies StoreState::NumKeys(ConnectionId from) {
 
 Replies StoreState::WatchKey(ConnectionId from, const std::string& key) {
   watchers_[key].insert(from);
+  watched_[from].insert(key);
   return With({}, from, Scalar<uint8_t>(kCallbackRegistered));
 }
 
@@ -228,10 +229,15 @@ void StoreState::DropWait(ConnectionId conn) {
 
 void StoreState::Disconnect(ConnectionId conn) {
   DropWait(conn);
-  for (auto it = watchers_.begin(); it != watchers_.end();) {
+  auto watched = watched_.find(conn);
+  if (watched == watched_.end()) return;
+  for (const std::string& key : watched->second) {
+    auto it = watchers_.find(key);
+    if (it == watchers_.end()) continue;
     it->second.erase(conn);
-    it = it->second.empty() ? watchers_.erase(it) : std::next(it);
+    if (it->second.empty()) watchers_.erase(it);
   }
+  watched_.erase(watched);
 }
 
 std::map<ConnectionId, std::set<std::string>> StoreState::Waits() const {

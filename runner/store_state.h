@@ -108,6 +108,7 @@ class StoreState {
   // Key -> the connections waiting for it, by the seq of their wait (oldest first).
   std::map<std::string, std::map<uint64_t, ConnectionId>> waiters_;
   std::map<std::string, std::set<ConnectionId>> watchers_;
+  std::map<ConnectionId, std::set<std::string>> watched_;  // the reverse: a closing one's keys
   uint64_t wait_counter_ = 0;
 };
 

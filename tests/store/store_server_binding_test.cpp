@@ -1,5 +1,6 @@
 // runner::StoreServer's listening socket: bound to exactly the address given (IPv4 or IPv6), port 0
-// picks a free port, and errors that name a bad address or a port in use.
+// picks a free port, errors that name a bad address or a port in use, and the options every
+// accepted connection inherits from it.
 
 #include <gtest/gtest.h>
 
@@ -11,6 +12,7 @@
 
 #include "common/errors.h"
 #include "runner/store_server.h"
+#include "runner/store_socket.h"
 #include "tests/store/store_test_util.h"
 
 namespace store_test {
@@ -92,6 +94,33 @@ TEST(StoreServerBinding, Ipv6LoopbackWhenAvailable) {
   auto [v4, err] = Client::TryConnect("127.0.0.1", server->port());
   EXPECT_FALSE(v4) << "the server bound to ::1 answered on 127.0.0.1";
   (void)err;
+}
+
+// The server sets no option per connection: Linux copies the listening socket's into each one.
+TEST(StoreServerBinding, AcceptedConnectionsInheritNoDelayAndKeepalive) {
+  uint16_t port = 0;
+  const int listener = runner::store_socket::Listen("127.0.0.1", 0, &port);
+  auto client = Client::Connect(port);
+  pollfd ready{listener, POLLIN, 0};
+  ASSERT_EQ(poll(&ready, 1, 5000), 1) << "no connection to accept within 5 s";
+  const int fd = accept4(listener, nullptr, nullptr, SOCK_CLOEXEC);
+  ASSERT_GE(fd, 0) << std::strerror(errno);
+  struct Option {
+    int level, name, expected;
+    const char* what;
+  };
+  for (const Option& o : {Option{IPPROTO_TCP, TCP_NODELAY, 1, "TCP_NODELAY"},
+                          Option{SOL_SOCKET, SO_KEEPALIVE, 1, "SO_KEEPALIVE"},
+                          Option{IPPROTO_TCP, TCP_KEEPIDLE, 60, "TCP_KEEPIDLE"},
+                          Option{IPPROTO_TCP, TCP_KEEPINTVL, 10, "TCP_KEEPINTVL"},
+                          Option{IPPROTO_TCP, TCP_KEEPCNT, 6, "TCP_KEEPCNT"}}) {
+    int value = -1;
+    socklen_t len = sizeof(value);
+    ASSERT_EQ(getsockopt(fd, o.level, o.name, &value, &len), 0) << o.what;
+    EXPECT_EQ(value != 0 && o.expected == 1 ? 1 : value, o.expected) << o.what;
+  }
+  close(fd);
+  close(listener);
 }
 
 }  // namespace

@@ -114,6 +114,20 @@ TEST_P(StoreServerDialect, EveryOpPipelinedInOneWrite) {
   for (const Step& step : steps) ExpectReply(*client, step);
   EXPECT_EQ(Hex(client->Unexpected()), Hex(""));
 }
+// Thousands of small requests in one write span many reads of the server's, some cut in two
+// between them; each is answered once, in order.
+TEST_P(StoreServerDialect, ThousandsPipelinedAcrossReads) {
+  constexpr int kRequests = 20000;
+  auto client = Client::Open(server_.port(), d());
+  std::string all;
+  const Ops op{d()};
+  for (int i = 0; i < kRequests; ++i) all += op.Add("counter", 1).data;
+  client->Send(all);
+  for (int i = 1; i <= kRequests; ++i) {
+    ASSERT_EQ(client->ReadI64("ADD #" + std::to_string(i)), i);
+  }
+  EXPECT_EQ(Hex(client->Unexpected()), Hex(""));
+}
 INSTANTIATE_TEST_SUITE_P(BothDialects, StoreServerDialect, ::testing::Values(kV113, kV22),
                          [](const ::testing::TestParamInfo<Dialect>& param) {
                            return std::string(param.param.name);

@@ -319,11 +319,18 @@ TEST(StoreState, WatchKeyReportsCreateUpdateDeleteToWatchersOnly) {
 TEST(StoreState, DisconnectForgetsWaitsAndWatches) {
   StoreState state;
   EXPECT_EQ(state.WatchKey(kA, "w").size(), 1u);
+  EXPECT_EQ(state.WatchKey(kA, "w2").size(), 1u);
+  EXPECT_EQ(state.WatchKey(kB, "w2").size(), 1u);
   EXPECT_TRUE(state.Wait(kA, {"k"}).empty());
   EXPECT_TRUE(state.Wait(kB, {"k"}).empty());
   state.Disconnect(kA);
   EXPECT_EQ(state.Set(kC, "k", "v"), Replies({{kB, kStop}}));
   EXPECT_TRUE(state.Set(kC, "w", "v").empty()) << "a closed connection still watches";
+  EXPECT_EQ(state.Set(kC, "w2", "v"),
+            Replies({{kB, Event(StoreState::kKeyCreated, "w2", "", "v")}}))
+      << "only the other watcher of the key is told";
+  state.Disconnect(kB);
+  EXPECT_TRUE(state.Set(kC, "w2", "again").empty());
 }
 
 TEST(StoreState, ApplyCallsTheMethodOfEachOperation) {
