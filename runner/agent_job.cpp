@@ -75,7 +75,6 @@ class AgentJob {
 
  private:
   void Meet();
-  void WarnIfStoreTooSmall();
   void WriteManifest(const std::vector<std::string>& worker_command);
   void BeginAttemptLog(int attempt);
   [[nodiscard]] int AgreeAndRecord(int attempt, int restarts, const AttemptOutcome& outcome,
@@ -149,7 +148,10 @@ void AgentJob::Meet() {
       meeting_.store->SetAllowList(
           JobStoreOptions(meeting_.agents, meeting_.store->address(), config_).allow);
     }
-    WarnIfStoreTooSmall();
+    // Said at start: a store that cannot hold every worker fails the rendezvous much later.
+    for (const std::string& line :
+         JobStoreCapacityWarnings(meeting_.agents, *meeting_.store, launch_.hostname))
+      log_.warn("{}", line);
     mine_session.store_addr = meeting_.store->address();
     mine_session.token = RandomHex(16);
     mine_session.attempt = dir.NextAttempt();
@@ -164,17 +166,6 @@ void AgentJob::Meet() {
   dir_.emplace(config_.GetString("job.log_root"), job_name_, meeting_.session.job_id);
   dir_->set_write_errors(write_errors_.get());
   write_errors_->SetReporter([this](const std::string& line) { log_.error("{}", line); });
-}
-
-// Said at start on node 0: a store that cannot hold every worker fails the rendezvous much later.
-void AgentJob::WarnIfStoreTooSmall() {
-  StoreCapacity capacity;
-  for (const AgentInfo& agent : meeting_.agents) capacity.workers += agent.nproc;
-  capacity.agents = static_cast<int>(meeting_.agents.size());
-  capacity.max_connections = meeting_.store->max_connections();
-  capacity.hard_files = HardOpenFilesLimit();
-  capacity.host = launch_.hostname;
-  for (const std::string& line : StoreCapacityWarnings(capacity)) log_.warn("{}", line);
 }
 
 // Per-agent facts gathered at the node-0 agent, which writes job.yaml and manifest.json.
@@ -265,15 +256,8 @@ void AgentJob::BeginAttemptLog(int attempt) {
     started.AddRaw("startup", startup_.Json());
   }
   dir_->AppendEvent(started);
-  // Every attempt that ends, ends with its outcome.json: without one, its agents died without a
-  // word (SIGKILL, the OOM killer, a node failure).
-  if (meeting_.me != 0 || attempt == 0 || dir_->HasOutcome(attempt - 1)) return;
-  const std::string previous = layout::AttemptDirName(attempt - 1);
-  const std::string message =
-      previous + " ended without a record (no " + previous + "/" + layout::kOutcome +
-      "): its agents died without a word (SIGKILL, the OOM killer or a node failure?); its "
-      "last lines are in " +
-      previous + "/";
+  const std::string message = meeting_.me == 0 ? UnrecordedAttempt(*dir_, attempt) : "";
+  if (message.empty()) return;
   log_.warn("{}", message);
   dir_->AppendEvent(Event("previous_attempt_unrecorded", attempt)
                         .Add("previous_attempt", attempt - 1)

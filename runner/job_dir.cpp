@@ -276,4 +276,13 @@ JobLock::~JobLock() {
   if (fd_ >= 0) ::close(fd_);  // closing releases the lock
 }
 
+std::string UnrecordedAttempt(const JobDir& dir, int attempt) {
+  if (attempt == 0 || dir.HasOutcome(attempt - 1)) return "";
+  const std::string previous = common::job_layout::AttemptDirName(attempt - 1);
+  return previous + " ended without a record (no " + previous + "/" + common::job_layout::kOutcome +
+         "): its agents died without a word (SIGKILL, the OOM killer or a node failure?); its "
+         "last lines are in " +
+         previous + "/";
+}
+
 }  // namespace runner

@@ -118,4 +118,9 @@ class RankLog {
   LineObserver observer_;
 };
 
+// Every attempt that ends, ends with its outcome.json: without one, its agents died without a
+// word (SIGKILL, the OOM killer, a node failure). The warning for attempt `attempt`'s start when
+// the one before it has none; "" when it has one (or there is none before).
+[[nodiscard]] std::string UnrecordedAttempt(const JobDir& dir, int attempt);
+
 }  // namespace runner

@@ -74,4 +74,16 @@ uint64_t HardOpenFilesLimit() {
   return static_cast<uint64_t>(limit.rlim_max);
 }
 
+std::vector<std::string> JobStoreCapacityWarnings(const std::vector<AgentInfo>& agents,
+                                                  const StoreServer& store,
+                                                  const std::string& host) {
+  StoreCapacity capacity;
+  for (const AgentInfo& agent : agents) capacity.workers += agent.nproc;
+  capacity.agents = static_cast<int>(agents.size());
+  capacity.max_connections = store.max_connections();
+  capacity.hard_files = HardOpenFilesLimit();
+  capacity.host = host;
+  return StoreCapacityWarnings(capacity);
+}
+
 }  // namespace runner

@@ -41,4 +41,8 @@ struct StoreCapacity {
 // This process's hard limit on open files; UINT64_MAX when unlimited.
 [[nodiscard]] uint64_t HardOpenFilesLimit();
 
+// StoreCapacityWarnings for the job's agents (their workers) and the store node 0 hosts.
+[[nodiscard]] std::vector<std::string> JobStoreCapacityWarnings(
+    const std::vector<AgentInfo>& agents, const StoreServer& store, const std::string& host);
+
 }  // namespace runner
