@@ -37,7 +37,7 @@ def runner_round(runner):
     with tempfile.TemporaryDirectory(prefix="bench-first-") as tmp:
         t0 = time.time()
         subprocess.run([runner, "--log-root", tmp, "--job-name", "fs", "--config", CONFIG,
-                        "train.max_steps=1", "train.log_every=1", "train.eval_every=0"],
+                        "train.max_steps=1", "train.log_every=1", "train.eval_every_epoch=false"],
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True,
                        timeout=600, cwd=tmp)
         job = glob.glob(os.path.join(tmp, "fs-*"))[0]
