@@ -45,7 +45,7 @@ class TrainerJobTest(unittest.TestCase):
         attempt = os.path.join(job, "current")
         with open(os.path.join(attempt, "train.log")) as f:
             log = f.read()
-        self.assertRegex(log, r"world_size=2 rank=0 backend=gloo collective_timeout=1800s model=cnn")
+        self.assertRegex(log, r"world_size=2 rank=0 backend=shm collective_timeout=1800s model=cnn")
         self.assertIn("effective batch = 64 per rank x 2 ranks x 1 accumulation steps = 128", log)
         progress = re.findall(r"epoch [12]/2 step (\d+)/92 loss ([\d.]+) lr [\d.]+ samples/s \d+ step [\d.]+ms "
                               r"\(data [\d.]+ fwd\+bwd [\d.]+ comm-wait [\d.]+ opt [\d.]+\) eta \S+", log)
