@@ -5,6 +5,7 @@
 // the bandwidth (bytes / median time, GB/s = 1e9 bytes/s), as bench/allreduce.sh reads it.
 
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 
 #include <algorithm>
 #include <chrono>

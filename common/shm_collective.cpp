@@ -233,13 +233,24 @@ void ShmGroup::Sum(T* data, size_t count, const char* type) {
   for (size_t off = 0; off < count; off += per) {
     const size_t n = std::min(per, count - off);
     const int set = static_cast<int>(step_++ & 1);
-    std::memcpy(Slot(set, rank_), data + off, n * sizeof(T));
-    Sync(what, deadline);
-    for (int k = 0; k < size_; ++k) in[static_cast<size_t>(k)] = reinterpret_cast<T*>(Slot(set, k));
+    T* chunk = data + off;
+    auto* slot = reinterpret_cast<T*>(Slot(set, rank_));
+    auto* result = reinterpret_cast<T*>(Result(set));
+    // My own slice I sum from where it is; only what the others sum goes through the segment.
     const auto [lo, hi] = Slice(n, rank_, size_, 64 / sizeof(T));
-    if (lo < hi) SumSlots(reinterpret_cast<T*>(Result(set)), in, lo, hi);
+    std::memcpy(slot, chunk, lo * sizeof(T));
+    std::memcpy(slot + hi, chunk + hi, (n - hi) * sizeof(T));
     Sync(what, deadline);
-    std::memcpy(data + off, Result(set), n * sizeof(T));
+    for (int k = 0; k < size_; ++k) {
+      in[static_cast<size_t>(k)] = k == rank_ ? chunk : reinterpret_cast<T*>(Slot(set, k));
+    }
+    if (lo < hi) {
+      SumSlots(result, in, lo, hi);
+      std::memcpy(chunk + lo, result + lo, (hi - lo) * sizeof(T));
+    }
+    Sync(what, deadline);
+    std::memcpy(chunk, result, lo * sizeof(T));
+    std::memcpy(chunk + hi, result + hi, (n - hi) * sizeof(T));
   }
 }
 

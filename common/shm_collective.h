@@ -6,11 +6,12 @@
 // rank 0 and opened by the others; as soon as every rank has mapped it the name is unlinked, so
 // nothing is left in /dev/shm whatever happens to the processes afterwards (SIGKILL included).
 //
-// The all-reduce works in chunks of `chunk_bytes` (cache-sized): every rank copies its chunk
-// into its own slot, then rank r sums slice r of the chunk over all slots in the fixed order
-// 0..n-1 into the result area, then every rank copies the whole result out. One rank computes
-// each element, so all ranks hold bit-identical sums. Two sets of slots alternate between chunks,
-// so a chunk costs two barriers.
+// The all-reduce works in chunks of `chunk_bytes` (cache-sized): every rank copies the parts of
+// its chunk that the others sum into its own slot, then rank r sums slice r of the chunk over
+// all ranks in the fixed order 0..n-1 (its own part read from where it is) into the result area,
+// then every rank copies the others' slices of the result out. One rank computes each element,
+// so all ranks hold bit-identical sums. Two sets of slots alternate between chunks, so a chunk
+// costs two barriers.
 //
 // Barriers are per-rank sequence counters in the segment: a rank publishes its counter and waits
 // for every other rank's, spinning briefly, then sleeping in FUTEX_WAIT with bounded timeouts.

@@ -43,8 +43,13 @@ namespace {
 using Clock = std::chrono::steady_clock;
 using namespace shm_layout;
 
-constexpr int kSpins = 2000;                           // pauses before sleeping (~ tens of us)
-constexpr auto kNap = std::chrono::milliseconds(100);  // longest sleep between checks
+// How long a waiter spins before it sleeps: a futex wake-up costs tens of microseconds here (more
+// in a VM), a chunk's work about a hundred.
+#ifndef SHM_SPIN_US
+#define SHM_SPIN_US 50
+#endif
+constexpr auto kSpin = std::chrono::microseconds(SHM_SPIN_US);
+constexpr auto kNap = std::chrono::milliseconds(100);         // longest sleep between checks
 constexpr auto kCheckEvery = std::chrono::milliseconds(100);  // peers' liveness
 
 void CpuRelax() {
@@ -72,9 +77,11 @@ void ShmGroup::Sync(const std::string& what, Clock::time_point deadline) {
 void ShmGroup::WaitFor(int peer, uint32_t seq, const std::string& what,
                        Clock::time_point deadline) {
   Peer* p = PeerAt(base_, peer);
-  for (int i = 0; i < kSpins; ++i) {
+  const auto spin_until = Clock::now() + kSpin;
+  for (int i = 0;; ++i) {
     if (Reached(p->seq.load(std::memory_order_acquire), seq)) return;
     CpuRelax();
+    if (i % 64 == 63 && Clock::now() >= spin_until) break;
   }
   for (;;) {
     p->sleepers.fetch_add(1);
