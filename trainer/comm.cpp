@@ -186,15 +186,21 @@ std::shared_ptr<InProcessStore> MakeInProcessStore() { return std::make_shared<I
 
 std::unique_ptr<Communicator> MakeInProcessCommunicator(
     const std::shared_ptr<InProcessStore>& store, int rank, int size,
-    std::chrono::milliseconds timeout, const std::string& allreduce) {
+    std::chrono::milliseconds timeout, const std::string& allreduce, int per_machine) {
   if (size == 1) return std::make_unique<SoloCommunicator>();
   if (allreduce != "gloo") {
+    if (per_machine <= 0) per_machine = size;
     detail::ShmSetup s;
     s.mode = allreduce;
-    s.rank = s.local_rank = rank;
-    s.size = s.local_size = size;
+    s.rank = rank;
+    s.size = size;
+    s.local_rank = rank % per_machine;
+    s.local_size = std::min(per_machine, size - rank / per_machine * per_machine);
+    s.node = rank / per_machine;
+    s.nodes = (size + per_machine - 1) / per_machine;
     s.segment = "/runner-test-" + std::to_string(getpid()) + "-" +
-                std::to_string(reinterpret_cast<uintptr_t>(store.get()));
+                std::to_string(reinterpret_cast<uintptr_t>(store.get())) + "-n" +
+                std::to_string(s.node);
     s.timeout = timeout;
     s.address = "127.0.0.1";
     if (std::unique_ptr<Communicator> comm = detail::MakeShmCommunicator(s, store->store))

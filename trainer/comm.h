@@ -52,12 +52,13 @@ class Communicator {
                                                              const std::string& allreduce = "gloo");
 
 // For tests: ranks as threads of one process over an in-memory store (real ProcessGroupGloo, or
-// with `allreduce` "shm" all ranks as the local ranks of one machine).
+// with `allreduce` "shm" the ranks as the local ranks of machines of `per_machine` ranks each,
+// rank r on machine r / per_machine; 0: all on one machine).
 class InProcessStore;
 [[nodiscard]] std::shared_ptr<InProcessStore> MakeInProcessStore();
 [[nodiscard]] std::unique_ptr<Communicator> MakeInProcessCommunicator(
     const std::shared_ptr<InProcessStore>& store, int rank, int size,
-    std::chrono::milliseconds timeout, const std::string& allreduce = "gloo");
+    std::chrono::milliseconds timeout, const std::string& allreduce = "gloo", int per_machine = 0);
 
 // True when this build can use NCCL.
 [[nodiscard]] bool HaveNccl();

@@ -21,14 +21,14 @@ namespace {
 using namespace std::chrono_literals;
 
 void OnRanks(int world, const std::string& allreduce,
-             const std::function<void(Communicator&)>& body) {
+             const std::function<void(Communicator&)>& body, int per_machine = 0) {
   auto store = MakeInProcessStore();
   std::vector<std::exception_ptr> errors(static_cast<size_t>(world));
   std::vector<std::thread> threads;
   for (int r = 0; r < world; ++r) {
     threads.emplace_back([&, r] {
       try {
-        auto comm = MakeInProcessCommunicator(store, r, world, 60s, allreduce);
+        auto comm = MakeInProcessCommunicator(store, r, world, 60s, allreduce, per_machine);
         body(*comm);
       } catch (...) {
         errors[static_cast<size_t>(r)] = std::current_exception();
@@ -69,6 +69,41 @@ TEST(ShmCommunicator, AsyncSumsBroadcastsAndBarriersKeepTheirOrder) {
       EXPECT_TRUE(at::all(state[1] == 11).item<bool>());
       comm.Barrier();
     });
+  }
+}
+
+// Machines of 2 and 3 ranks (and one of 1): shared memory within, gloo between the leaders.
+TEST(ShmCommunicator, MachinesSumInSharedMemoryAndBetweenLeadersOverGloo) {
+  struct Row {
+    int world, per_machine;
+  };
+  for (const Row row : {Row{4, 2}, Row{6, 3}, Row{5, 2}}) {
+    SCOPED_TRACE(std::to_string(row.world) + " ranks, " + std::to_string(row.per_machine) +
+                 " per machine");
+    const int world = row.world;
+    OnRanks(
+        world, "shm",
+        [&](Communicator& comm) {
+          EXPECT_EQ(comm.backend(), "shm+gloo");
+          const double r = comm.rank();
+          at::Tensor big = at::full({300001}, r + 1, at::kFloat);
+          at::Tensor small = at::full({3}, r, at::kDouble);
+          auto first = comm.AllReduceAsync(big);
+          auto second = comm.AllReduceAsync(small);
+          second->Wait();
+          first->Wait();
+          EXPECT_TRUE(at::all(big == world * (world + 1) / 2.0).item<bool>());
+          EXPECT_TRUE(at::all(small == world * (world - 1) / 2.0).item<bool>());
+          for (int root : {0, world - 1, 1}) {  // a leader, and ranks that are not
+            std::vector<at::Tensor> state = {at::full({7}, r, at::kFloat),
+                                             at::full({2}, static_cast<int64_t>(r), at::kLong)};
+            comm.Broadcast(state, root);
+            EXPECT_TRUE(at::all(state[0] == root).item<bool>()) << "root " << root;
+            EXPECT_TRUE(at::all(state[1] == root).item<bool>()) << "root " << root;
+          }
+          comm.Barrier();
+        },
+        row.per_machine);
   }
 }
 
