@@ -176,6 +176,16 @@ std::vector<KeySpec> TrainRunKeys() {
        true},
       {"train.overlap_comm", T::kBool, "true",
        "all-reduce gradient buckets while backward runs; false: after backward (for comparison)"},
+      {"train.allreduce",
+       T::kEnum,
+       "auto",
+       "how workers on one machine sum gradients: shm (shared memory, then gloo between one "
+       "leader per machine), gloo (one flat gloo group) or auto (shm when two or more workers "
+       "share a machine); shm falls back to gloo with a warning where /dev/shm is unusable",
+       0,
+       0,
+       false,
+       {"auto", "gloo", "shm"}},
       {"train.collective_timeout_s", T::kFloat, "1800",
        "timeout of each collective operation, seconds", 1, 604800},
       {"train.num_threads", T::kIntOrAuto, "auto",

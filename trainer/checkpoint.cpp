@@ -34,7 +34,7 @@ const char* const kFreeKeys[] = {
     "train.num_threads",      "train.eval_every_epoch", "train.collective_timeout_s",
     "train.data_dir",         "train.overlap_comm",     "train.allow_config_change",
     "train.stop_margin_s",    "train.model_path",       "train.fault_inject",
-    "train.straggler_margin"};
+    "train.straggler_margin", "train.allreduce"};
 
 std::string Shape(const at::Tensor& t) {
   std::ostringstream out;

@@ -1,16 +1,15 @@
 #include "trainer/comm.h"
 
-// ProcessGroupGloo.hpp declares its class only under this macro; Debian's LibTorch has Gloo.
-#ifndef USE_C10D_GLOO
-#define USE_C10D_GLOO 1
-#endif
+#include <unistd.h>
+
 #include <cstdlib>
 #include <torch/csrc/distributed/c10d/HashStore.hpp>
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
-#include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 
 #include "common/errors.h"
+#include "common/shm_collective.h"
+#include "trainer/comm_detail.h"
 
 namespace trainer {
 
@@ -97,6 +96,10 @@ class C10dCommunicator final : public Communicator {
   std::string backend_;
 };
 
+}  // namespace
+
+namespace detail {
+
 c10::intrusive_ptr<c10d::ProcessGroupGloo> MakeGloo(const c10::intrusive_ptr<c10d::Store>& store,
                                                     int rank, int size,
                                                     std::chrono::milliseconds timeout,
@@ -115,13 +118,16 @@ c10::intrusive_ptr<c10d::ProcessGroupGloo> MakeGloo(const c10::intrusive_ptr<c10
   return c10::make_intrusive<c10d::ProcessGroupGloo>(store, rank, size, options);
 }
 
-}  // namespace
+}  // namespace detail
+
+using detail::MakeGloo;
 
 bool HaveNccl() { return false; }
 
 std::unique_ptr<Communicator> MakeCommunicator(const common::WorkerContract& contract,
                                                const std::string& backend,
-                                               std::chrono::milliseconds timeout) {
+                                               std::chrono::milliseconds timeout,
+                                               const std::string& allreduce) {
   if (contract.standalone || contract.world_size == 1) {
     if (backend == "nccl" && !HaveNccl()) {
       throw common::ConfigError(
@@ -150,6 +156,21 @@ std::unique_ptr<Communicator> MakeCommunicator(const common::WorkerContract& con
   }
   auto store = c10::make_intrusive<c10d::PrefixStore>(
       "/worker/attempt_" + std::to_string(contract.restart_count), tcp);
+  if (allreduce != "gloo") {
+    detail::ShmSetup s;
+    s.mode = allreduce;
+    s.rank = contract.rank;
+    s.size = contract.world_size;
+    s.local_rank = contract.local_rank;
+    s.local_size = contract.local_world_size;
+    s.node = contract.node_rank;
+    s.nodes = contract.node_count;
+    s.segment = common::ShmSegmentName(contract.token, contract.run_id + "@" + where,
+                                       contract.restart_count, contract.node_rank);
+    s.timeout = timeout;
+    s.address = contract.master_addr;
+    if (std::unique_ptr<Communicator> comm = detail::MakeShmCommunicator(s, store)) return comm;
+  }
   try {
     return std::make_unique<C10dCommunicator<c10d::ProcessGroupGloo>>(
         MakeGloo(store, contract.rank, contract.world_size, timeout, contract.master_addr), "gloo");
@@ -165,8 +186,26 @@ std::shared_ptr<InProcessStore> MakeInProcessStore() { return std::make_shared<I
 
 std::unique_ptr<Communicator> MakeInProcessCommunicator(
     const std::shared_ptr<InProcessStore>& store, int rank, int size,
-    std::chrono::milliseconds timeout) {
+    std::chrono::milliseconds timeout, const std::string& allreduce, int per_machine) {
   if (size == 1) return std::make_unique<SoloCommunicator>();
+  if (allreduce != "gloo") {
+    if (per_machine <= 0) per_machine = size;
+    detail::ShmSetup s;
+    s.mode = allreduce;
+    s.rank = rank;
+    s.size = size;
+    s.local_rank = rank % per_machine;
+    s.local_size = std::min(per_machine, size - rank / per_machine * per_machine);
+    s.node = rank / per_machine;
+    s.nodes = (size + per_machine - 1) / per_machine;
+    s.segment = "/runner-test-" + std::to_string(getpid()) + "-" +
+                std::to_string(reinterpret_cast<uintptr_t>(store.get())) + "-n" +
+                std::to_string(s.node);
+    s.timeout = timeout;
+    s.address = "127.0.0.1";
+    if (std::unique_ptr<Communicator> comm = detail::MakeShmCommunicator(s, store->store))
+      return comm;
+  }
   return std::make_unique<C10dCommunicator<c10d::ProcessGroupGloo>>(
       MakeGloo(store->store, rank, size, timeout, "127.0.0.1"), "gloo");
 }

@@ -41,18 +41,24 @@ class Communicator {
 // The process group for this worker: connects to the agent's store (MASTER_ADDR:MASTER_PORT,
 // keys under /worker/attempt_<TORCHELASTIC_RESTART_COUNT>, like torch.distributed) and builds
 // ProcessGroupGloo ("gloo") or ProcessGroupNCCL ("nccl"). A standalone contract gets a world of
-// one with no process group. Throws common::CommunicationError (store unreachable, peers missing
-// within `timeout`) or common::ConfigError (nccl without a CUDA build).
+// one with no process group. `allreduce` is train.allreduce: "gloo" (one flat Gloo group), "shm"
+// or "auto" (shm when two or more workers share a machine): sums in shared memory within each
+// machine and over Gloo between one leader per machine (trainer/comm_detail.h), or flat Gloo
+// with a warning when shared memory is unavailable. Throws common::CommunicationError (store
+// unreachable, peers missing within `timeout`) or common::ConfigError (nccl without a CUDA build).
 [[nodiscard]] std::unique_ptr<Communicator> MakeCommunicator(const common::WorkerContract& contract,
                                                              const std::string& backend,
-                                                             std::chrono::milliseconds timeout);
+                                                             std::chrono::milliseconds timeout,
+                                                             const std::string& allreduce = "gloo");
 
-// For tests: ranks as threads of one process over an in-memory store (real ProcessGroupGloo).
+// For tests: ranks as threads of one process over an in-memory store (real ProcessGroupGloo, or
+// with `allreduce` "shm" the ranks as the local ranks of machines of `per_machine` ranks each,
+// rank r on machine r / per_machine; 0: all on one machine).
 class InProcessStore;
 [[nodiscard]] std::shared_ptr<InProcessStore> MakeInProcessStore();
 [[nodiscard]] std::unique_ptr<Communicator> MakeInProcessCommunicator(
     const std::shared_ptr<InProcessStore>& store, int rank, int size,
-    std::chrono::milliseconds timeout);
+    std::chrono::milliseconds timeout, const std::string& allreduce = "gloo", int per_machine = 0);
 
 // True when this build can use NCCL.
 [[nodiscard]] bool HaveNccl();

@@ -30,6 +30,7 @@ Reducer::Reducer(std::vector<at::Tensor> parameters, Communicator& comm,
   if (!current.params.empty()) buckets_.push_back(std::move(current));
   param_ready_.assign(parameters_.size(), false);
   if (comm_.size() == 1) return;  // nothing to communicate
+  for (Bucket& b : buckets_) MakeGradientsViews(b);
   for (size_t k = 0; k < parameters_.size(); ++k) {
     std::shared_ptr<torch::autograd::Node> accumulator =
         torch::autograd::impl::grad_accumulator(parameters_[k]);
@@ -48,6 +49,30 @@ Reducer::~Reducer() {
   for (auto& [node, key] : hooks_) {
     std::static_pointer_cast<torch::autograd::Node>(node)->del_post_hook(key);
   }
+}
+
+// Gradients as views of the bucket (DDP's gradient_as_bucket_view): each parameter's gradient
+// shares the bucket's flat storage, so backward accumulates straight into it and nothing is
+// copied in or out. The gradients are tensors on that storage, not autograd views, so the
+// optimizer's zero_grad (detach_, zero_) keeps them in place. Buckets mixing dtypes or holding a
+// non-contiguous parameter keep the copies.
+void Reducer::MakeGradientsViews(Bucket& bucket) {
+  const at::Tensor& first = parameters_[bucket.params.front()];
+  for (size_t k : bucket.params) {
+    const at::Tensor& p = parameters_[k];
+    if (p.scalar_type() != first.scalar_type() || !p.is_contiguous()) return;
+  }
+  bucket.flat = at::zeros({bucket.numel}, first.options().requires_grad(false));
+  int64_t offset = 0;
+  for (size_t k : bucket.params) {
+    at::Tensor& p = parameters_[k];
+    at::Tensor grad = at::empty({0}, bucket.flat.options());
+    grad.set_(bucket.flat.storage(), offset, p.sizes(), p.strides());
+    if (p.grad().defined()) grad.copy_(p.grad());
+    p.mutable_grad() = grad;
+    offset += p.numel();
+  }
+  bucket.views = true;
 }
 
 void Reducer::Prepare(bool sync) {
@@ -76,6 +101,11 @@ void Reducer::LaunchReadyInOrder() {
 }
 
 void Reducer::Launch(Bucket& bucket) {
+  if (bucket.views) {  // the gradients are the bucket already
+    bucket.collective = heartbeat_.Issue();
+    bucket.pending = comm_.AllReduceAsync(bucket.flat);
+    return;
+  }
   std::vector<at::Tensor> grads;
   grads.reserve(bucket.params.size());
   for (size_t k : bucket.params) {
@@ -108,6 +138,10 @@ std::chrono::duration<double> Reducer::Finish(std::string_view then) {
     // Average only after the all-reduce has finished with the buffer.
     bucket.flat.div_(comm_.size());
     int64_t offset = 0;
+    if (bucket.views) {
+      bucket.pending.reset();
+      continue;
+    }
     for (size_t k : bucket.params) {
       at::Tensor& p = parameters_[k];
       at::Tensor slice = bucket.flat.narrow(0, offset, p.numel()).view(p.sizes());

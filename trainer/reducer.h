@@ -7,6 +7,9 @@
 //   start strictly in order, so every rank issues the same collectives in the same order;
 // - Finish() (after backward) waits for each bucket, and only then divides by the world size and
 //   copies the averages back into the gradients (never before the wait);
+// - where a bucket's parameters share a dtype and are contiguous, their gradients live in the
+//   bucket's flat tensor (DDP's gradient_as_bucket_view): backward accumulates into it, the
+//   all-reduce and the division work on it in place, and nothing is flattened or copied back;
 // - with sync disabled (accumulation micro-steps) the hooks do nothing: gradients accumulate
 //   locally and only the last micro-step communicates.
 // overlap=false all-reduces every bucket after backward instead (the baseline for bench/).
@@ -49,7 +52,9 @@ class Reducer {
     at::Tensor flat;
     std::unique_ptr<Communicator::Pending> pending;
     int64_t collective = 0;  // its number in the heartbeat
+    bool views = false;      // the parameters' gradients are views of `flat`
   };
+  void MakeGradientsViews(Bucket& bucket);
   void MarkReady(size_t param);
   void Launch(Bucket& bucket);
   void LaunchReadyInOrder();

@@ -129,6 +129,19 @@ class TcpTest(unittest.TestCase):
             self.assertEqual(code, 0, out)
         self.assertEqual(self.outcome()["status"], "succeeded")
 
+    def test_two_machines_of_two_workers_sum_in_shared_memory_and_between_leaders(self):
+        if not os.environ.get("TRAINER_BIN"):
+            self.skipTest("TRAINER_BIN is not set")
+        procs = [self.start(n, "--config", SMOKE, "--nproc-per-node", "2",
+                            "train.allreduce=shm") for n in (0, 1)]
+        for proc in procs:
+            code, out = self.finish(proc, timeout=120)
+            self.assertEqual(code, 0, out)
+        self.assertEqual(self.outcome()["status"], "succeeded")
+        dirs = [d for d in os.listdir(self.root) if d.startswith("t-")]
+        with open(os.path.join(self.root, dirs[0], "attempt-0", "train.log")) as f:
+            self.assertIn("world_size=4 rank=0 backend=shm+gloo ", f.read())
+
     def test_a_worker_killed_on_one_machine_ends_both_naming_it(self):
         p0 = self.start(0, *self.sh("sleep 60"))
         p1 = self.start(1, *self.sh("sleep 1; kill -9 $$"))

@@ -6,13 +6,14 @@ Environment: RUNNER_BIN, TRAINER_BIN.
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import tempfile
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from proc_helpers import clean_env  # noqa: E402
+from proc_helpers import DrainedProcess, clean_env, wait_for  # noqa: E402
 
 RUNNER = os.environ.get("RUNNER_BIN", "")
 TRAINER = os.environ.get("TRAINER_BIN", "")
@@ -45,7 +46,7 @@ class TrainerJobTest(unittest.TestCase):
         attempt = os.path.join(job, "current")
         with open(os.path.join(attempt, "train.log")) as f:
             log = f.read()
-        self.assertRegex(log, r"world_size=2 rank=0 backend=gloo collective_timeout=1800s model=cnn")
+        self.assertRegex(log, r"world_size=2 rank=0 backend=shm collective_timeout=1800s model=cnn")
         self.assertIn("effective batch = 64 per rank x 2 ranks x 1 accumulation steps = 128", log)
         progress = re.findall(r"epoch [12]/2 step (\d+)/92 loss ([\d.]+) lr [\d.]+ samples/s \d+ step [\d.]+ms "
                               r"\(data [\d.]+ fwd\+bwd [\d.]+ comm-wait [\d.]+ opt [\d.]+\) eta \S+", log)
@@ -131,6 +132,53 @@ torch.jit.save(torch.jit.script(Net()), {path!r})
         self.assertEqual(proc.returncode, 0, proc.stderr[-3000:])
         with open(os.path.join(job, "current", "train.log")) as f:
             self.assertIn(f"model=torchscript {path} (7850 parameters)", f.read())
+
+    def progress_of(self, job, rank):
+        """Rank `rank`'s entry in the agent's progress files, or None."""
+        folder = os.path.join(job, "attempt-0", "progress")
+        for name in os.listdir(folder) if os.path.isdir(folder) else []:
+            try:
+                with open(os.path.join(folder, name)) as f:
+                    for entry in json.load(f)["ranks"]:
+                        if entry["rank"] == rank:
+                            return entry
+            except (OSError, ValueError):
+                pass
+        return None
+
+    def test_a_worker_killed_mid_all_reduce_in_shared_memory_ends_the_job(self):
+        # Rank 1 falls asleep in backward at step 3, so rank 0 waits for it in the shared-memory
+        # all-reduce; then rank 1 is killed. The job ends as it does over gloo (21, rank 1 named)
+        # and no segment is left in /dev/shm.
+        segment = re.compile(r"^runner-[0-9a-f]{16}-a\d+-n\d+$")
+        before = {n for n in os.listdir("/dev/shm") if segment.match(n)}
+        proc = DrainedProcess([RUNNER, "--log-root", self.root, "--job-name", "t",
+                               "--nproc-per-node", "2", "train.allreduce=shm",
+                               "train.hidden_sizes=[32]", "train.synthetic_samples=2048",
+                               "train.batch_size=16", "train.eval_every_epoch=false",
+                               "train.fault_inject=1:backward:600@3"],
+                              env=CLEAN_ENV, cwd=self.tmp.name)
+        try:
+            job = wait_for(lambda: (lambda d: os.path.join(self.root, d[0]) if d else None)(
+                os.listdir(self.root) if os.path.isdir(self.root) else []), timeout=60, what="job")
+            asleep = wait_for(lambda: (lambda p: p if p and p.get("step") == 3 and
+                                       p.get("phase") == "backward" else None)(
+                self.progress_of(job, 1)), timeout=120, what="rank 1 asleep in backward")
+            wait_for(lambda: (lambda p: p and p.get("phase") == "all-reduce")(
+                self.progress_of(job, 0)), timeout=60, what="rank 0 waiting in the all-reduce")
+            os.kill(asleep["pid"], signal.SIGKILL)
+            out, _ = proc.communicate(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        self.assertEqual(proc.returncode, 21, out[-3000:])
+        with open(os.path.join(job, "outcome.json")) as f:
+            failure = json.load(f)["first_failure"]
+        self.assertEqual((failure["rank"], failure["signal_name"]), (1, "SIGKILL"), failure)
+        with open(os.path.join(job, "current", "train.log")) as f:
+            self.assertIn("backend=shm ", f.read())
+        left = {n for n in os.listdir("/dev/shm") if segment.match(n)} - before
+        self.assertEqual(left, set())
 
     def test_bad_torchscript_file_is_a_config_error(self):
         path = os.path.join(self.tmp.name, "broken.pt")

@@ -30,14 +30,16 @@ std::vector<TrainResult> RunRanksAll(int world, const std::vector<std::string>& 
   for (int r = 0; r < world; ++r) {
     threads.emplace_back([&, r] {
       try {
-        auto comm = MakeInProcessCommunicator(store, r, world, 60s);
+        const common::Config config = MakeConfig(overrides);
+        auto comm =
+            MakeInProcessCommunicator(store, r, world, 60s, config.GetString("train.allreduce"));
         TrainContext context = base;
         context.overlap = overlap;
         const size_t rank = static_cast<size_t>(r);
         common::HeartbeatWriter heartbeat = rank < heartbeat_files.size()
                                                 ? common::HeartbeatWriter(heartbeat_files[rank])
                                                 : common::HeartbeatWriter();
-        results[rank] = Train(MakeConfig(overrides), *comm, context, heartbeat);
+        results[rank] = Train(config, *comm, context, heartbeat);
       } catch (...) {
         errors[static_cast<size_t>(r)] = std::current_exception();
       }

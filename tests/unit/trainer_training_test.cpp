@@ -24,12 +24,19 @@ namespace {
 using namespace test_util;
 using testing_support::TempDir;
 
+// The two ways to sum gradients (train.allreduce): one flat Gloo group, or shared memory among
+// the ranks of one machine (here every thread is a local rank).
+const std::vector<std::string> kAllReduces = {"train.allreduce=gloo", "train.allreduce=shm"};
+
 TEST(TrainerEquivalence, TwoRanksOfBEqualOneRankOf2B) {
-  TrainResult two = RunRanks(2, With(kSmallJob, {"train.batch_size=16"}));
   TrainResult one = RunRanks(1, With(kSmallJob, {"train.batch_size=32"}));
-  EXPECT_EQ(two.steps, 6);
+  for (const std::string& allreduce : kAllReduces) {
+    SCOPED_TRACE(allreduce);
+    TrainResult two = RunRanks(2, With(kSmallJob, {"train.batch_size=16", allreduce}));
+    EXPECT_EQ(two.steps, 6);
+    ExpectClose(two, one, 2e-5);
+  }
   EXPECT_EQ(one.steps, 6);
-  ExpectClose(two, one, 2e-5);
   // And training moved the parameters (the comparison is not between two initial states).
   TrainResult none = RunRanks(1, With(kSmallJob, {"train.batch_size=32", "train.max_steps=1"}));
   double moved = 0;
@@ -57,11 +64,42 @@ TEST(TrainerEquivalence, AccumulationEqualsOneBigStep) {
 }
 
 TEST(TrainerEquivalence, OverlapDoesNotChangeTheResultAndSmallBucketsWork) {
-  TrainResult overlapped =
-      RunRanks(2, With(kSmallJob, {"train.batch_size=16", "train.bucket_size_mb=0.01"}), true);
-  TrainResult after =
-      RunRanks(2, With(kSmallJob, {"train.batch_size=16", "train.bucket_size_mb=0.01"}), false);
-  ExpectClose(overlapped, after, 1e-6);
+  for (const std::string& allreduce : kAllReduces) {
+    SCOPED_TRACE(allreduce);
+    const auto job =
+        With(kSmallJob, {"train.batch_size=16", "train.bucket_size_mb=0.01", allreduce});
+    TrainResult overlapped = RunRanks(2, job, true);
+    TrainResult after = RunRanks(2, job, false);
+    ExpectClose(overlapped, after, 1e-6);
+  }
+}
+
+// Shared memory and Gloo train the same model: with 2 ranks to the bit (a + b either way), with
+// 3 to float tolerance (another summation order); accumulation, a CNN (whose buffers include
+// integers, broadcast at start) and small buckets included. RunRanks checks every rank ends
+// bit-identical to rank 0.
+TEST(TrainerEquivalence, SharedMemoryAndGlooTrainTheSameParameters) {
+  struct Row {
+    int world;
+    std::vector<std::string> job;
+    double atol;
+  };
+  const std::vector<Row> rows = {
+      {2, With(kSmallJob, {"train.batch_size=16"}), 0},
+      {3, With(kSmallJob, {"train.batch_size=8", "train.bucket_size_mb=0.01"}), 1e-6},
+      {2, With(kSmallJob, {"train.batch_size=8", "train.grad_accum_steps=2"}), 0},
+      {2, With(kSmallJob, {"train.model=cnn", "train.batch_size=4", "train.max_steps=3"}), 0},
+  };
+  for (const Row& row : rows) {
+    SCOPED_TRACE(std::to_string(row.world) + " ranks, " + row.job.back());
+    TrainResult gloo = RunRanks(row.world, With(row.job, {"train.allreduce=gloo"}));
+    TrainResult shm = RunRanks(row.world, With(row.job, {"train.allreduce=shm"}));
+    if (row.atol == 0) {
+      ExpectBitIdentical(shm, gloo);
+    } else {
+      ExpectClose(shm, gloo, row.atol);
+    }
+  }
 }
 
 // The losses rank 0 wrote to <dir>/metrics.jsonl, step by step (train.log_every=1).

@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# Gradient exchange on this machine, in interleaved rounds (bench/README.md):
+#  1. all-reduce bandwidth, 1 KiB..64 MiB of floats between 2 local ranks: the trainer's
+#     communicator over gloo and over shared memory (allreduce_bench under the runner), and
+#     OpenMPI's MPI_Allreduce as a reference (bench/mpi_allreduce.c, built here with mpicc);
+#     GB/s = bytes / median time of one all-reduce;
+#  2. training throughput of the trainer (gloo and shm) against PyTorch DDP (Debian's
+#     python3-torch under torchrun) on the MLP 784-512-512-10, synthetic data, batch 64 per rank,
+#     SGD, 1 intra-op thread per rank, at 1 and 2 workers: global samples/s over all steps.
+# Prints median, min and max over the rounds, and the ratios.
+#   bench/allreduce.sh [ROUNDS] [STEPS] [PART]   (PART: all, sweep or train; BUILD=build)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+rounds=${1:-5}
+steps=${2:-300}
+part=${3:-all}
+build=${BUILD:-build}
+runner=$build/runner/runner
+bench=$build/bench/allreduce_bench
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+results=$tmp/results.txt
+: >"$results"
+
+sweep() {  # mode round
+  local out=$tmp/sweep-$1-$2.txt
+  if [ "$1" = mpi ]; then
+    mpirun --allow-run-as-root --mca btl self,vader -np 2 "$tmp/mpi_allreduce" 0.3 >"$out"
+  else
+    "$runner" --log-root "$tmp/logs" --job-name ar --nproc-per-node 2 -- \
+      "$bench" --allreduce "$1" --seconds 0.3 --out "$out" >/dev/null 2>&1
+  fi
+  grep -v '^#' "$out" | while read -r bytes _ _ _ gbs; do echo "sweep $1 $bytes $gbs"; done >>"$results"
+}
+
+trainer_run() {  # nproc allreduce
+  rm -rf "$tmp/logs"
+  "$runner" --log-root "$tmp/logs" --job-name tp --nproc-per-node "$1" train.model=mlp \
+    "train.hidden_sizes=[512,512]" train.dataset=synthetic train.synthetic_samples=65536 \
+    train.batch_size=64 train.optimizer=sgd train.lr=0.01 train.momentum=0.9 train.epochs=100 \
+    train.max_steps="$steps" train.log_every=1000000 train.eval_every_epoch=false \
+    train.num_threads=1 train.allreduce="$2" >/dev/null 2>&1
+  local rate
+  rate=$(grep -o 'done: .*' "$tmp"/logs/tp-*/current/train.log | sed -E 's/.* ([0-9]+) samples\/s.*/\1/')
+  echo "train trainer-$2 $1 $rate" >>"$results"
+}
+
+ddp_run() {  # nproc
+  local rate
+  rate=$(OMP_NUM_THREADS=1 torchrun --standalone --nproc_per_node "$1" --redirects 1 --tee 1 \
+    bench/ddp_mlp.py "$steps" 2>/dev/null | grep -o 'ddp done: .*' |
+    sed -E 's/.* ([0-9]+) samples\/s.*/\1/')
+  echo "train ddp $1 $rate" >>"$results"
+}
+
+echo "$(date -u +%FT%TZ) $(uname -n), $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg)," \
+  "$rounds rounds, $steps steps per training run"
+mpicc -O2 -o "$tmp/mpi_allreduce" bench/mpi_allreduce.c
+for round in $(seq "$rounds"); do
+  if [ "$part" != train ]; then
+    for mode in gloo shm mpi; do sweep "$mode" "$round"; done
+  fi
+  if [ "$part" != sweep ]; then
+    trainer_run 1 gloo
+    ddp_run 1
+    trainer_run 2 gloo
+    ddp_run 2
+    trainer_run 2 shm
+  fi
+done
+echo "load at the end $(cut -d' ' -f1-3 /proc/loadavg)"
+python3 - "$results" <<'PY'
+import statistics, sys
+rows = [line.split() for line in open(sys.argv[1])]
+def stats(values):
+    return statistics.median(values), min(values), max(values)
+sweep = {}
+for kind, mode, size, value in rows:
+    if kind == "sweep":
+        sweep.setdefault(int(size), {}).setdefault(mode, []).append(float(value))
+if sweep:
+    print("\nall-reduce GB/s between 2 local ranks (median [min-max] over rounds)")
+    print(f"{'bytes':>10} {'gloo':>20} {'shm':>20} {'mpi':>20} {'shm/gloo':>9} {'shm/mpi':>8}")
+    for size in sorted(sweep):
+        cells, med = [], {}
+        for mode in ("gloo", "shm", "mpi"):
+            v = sweep[size].get(mode)
+            if v:
+                m, lo, hi = stats(v)
+                med[mode] = m
+                cells.append(f"{m:7.3f} [{lo:.2f}-{hi:.2f}]")
+            else:
+                cells.append("-")
+        ratio = lambda a, b: f"{med[a] / med[b]:.2f}" if a in med and b in med else "-"
+        print(f"{size:>10} " + " ".join(f"{c:>20}" for c in cells) +
+              f" {ratio('shm', 'gloo'):>9} {ratio('shm', 'mpi'):>8}")
+train = {}
+for kind, who, nproc, value in rows:
+    if kind == "train" and value:
+        train.setdefault((who, int(nproc)), []).append(float(value))
+if train:
+    print("\ntraining samples/s, MLP 784-512-512-10 (median [min-max] over rounds)")
+    med = {}
+    for key in sorted(train):
+        m, lo, hi = stats(train[key])
+        med[key] = m
+        print(f"  {key[0]:<15} {key[1]} worker(s) {m:8.0f} [{lo:.0f}-{hi:.0f}]  each: "
+              + ", ".join(f"{v:.0f}" for v in train[key]))
+    def show(label, a, b):
+        if a in med and b in med:
+            print(f"  {label}: {med[a] / med[b]:.2f}")
+    show("trainer shm, 2 workers / DDP, 2 workers", ("trainer-shm", 2), ("ddp", 2))
+    show("trainer gloo, 2 workers / DDP, 2 workers", ("trainer-gloo", 2), ("ddp", 2))
+    show("trainer shm / trainer gloo, 2 workers", ("trainer-shm", 2), ("trainer-gloo", 2))
+    show("trainer 1 worker / DDP 1 worker", ("trainer-gloo", 1), ("ddp", 1))
+    for who in ("trainer-shm", "trainer-gloo", "ddp"):
+        one = ("trainer-gloo", 1) if who.startswith("trainer") else ("ddp", 1)
+        if (who, 2) in med and one in med:
+            print(f"  scaling {who} 2 vs 1 worker (per-worker efficiency): "
+                  f"{med[(who, 2)] / (2 * med[one]):.2f}")
+PY

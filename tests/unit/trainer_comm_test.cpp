@@ -1,0 +1,150 @@
+// The communicator's shared-memory road (trainer/comm.h, train.allreduce=shm) with ranks as
+// threads, against flat Gloo; and the reducer's gradients as views of its buckets.
+
+#include <ATen/ATen.h>
+#include <gtest/gtest.h>
+#include <torch/optim/sgd.h>
+
+#include <exception>
+#include <functional>
+#include <thread>
+#include <vector>
+
+#include "common/errors.h"
+#include "common/heartbeat.h"
+#include "trainer/comm.h"
+#include "trainer/reducer.h"
+
+namespace trainer {
+namespace {
+
+using namespace std::chrono_literals;
+
+void OnRanks(int world, const std::string& allreduce,
+             const std::function<void(Communicator&)>& body, int per_machine = 0) {
+  auto store = MakeInProcessStore();
+  std::vector<std::exception_ptr> errors(static_cast<size_t>(world));
+  std::vector<std::thread> threads;
+  for (int r = 0; r < world; ++r) {
+    threads.emplace_back([&, r] {
+      try {
+        auto comm = MakeInProcessCommunicator(store, r, world, 60s, allreduce, per_machine);
+        body(*comm);
+      } catch (...) {
+        errors[static_cast<size_t>(r)] = std::current_exception();
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  for (auto& e : errors) {
+    if (e) std::rethrow_exception(e);
+  }
+}
+
+TEST(ShmCommunicator, AsyncSumsBroadcastsAndBarriersKeepTheirOrder) {
+  for (const char* allreduce : {"shm", "gloo"}) {
+    SCOPED_TRACE(allreduce);
+    OnRanks(3, allreduce, [&](Communicator& comm) {
+      EXPECT_EQ(comm.backend(), allreduce);
+      const double r = comm.rank();
+      // Several in flight at once, waited in reverse.
+      std::vector<at::Tensor> sums;
+      std::vector<std::unique_ptr<Communicator::Pending>> pending;
+      for (int i = 0; i < 8; ++i) {
+        sums.push_back(at::full({1000 * i + 1}, r + i, at::kFloat));
+        pending.push_back(comm.AllReduceAsync(sums.back()));
+      }
+      for (int i = 7; i >= 0; --i) pending[static_cast<size_t>(i)]->Wait();
+      for (int i = 0; i < 8; ++i) EXPECT_TRUE(at::all(sums[i] == 3.0 + 3 * i).item<bool>());
+      // A strided tensor, doubles, blocking.
+      at::Tensor wide = at::full({4, 6}, r, at::kDouble);
+      std::vector<at::Tensor> columns = {wide.narrow(1, 1, 2)};
+      comm.AllReduceSum(columns);
+      EXPECT_EQ(wide.sum().item<double>(), 4 * 4 * r + 4 * 2 * 3.0);
+      // Broadcast from rank 1: floats and integers (BatchNorm's counters are int64).
+      std::vector<at::Tensor> state = {at::full({5}, r, at::kFloat),
+                                       at::full({3}, static_cast<int64_t>(r) + 10, at::kLong)};
+      comm.Broadcast(state, 1);
+      EXPECT_TRUE(at::all(state[0] == 1.0).item<bool>());
+      EXPECT_TRUE(at::all(state[1] == 11).item<bool>());
+      comm.Barrier();
+    });
+  }
+}
+
+// Machines of 2 and 3 ranks (and one of 1): shared memory within, gloo between the leaders.
+TEST(ShmCommunicator, MachinesSumInSharedMemoryAndBetweenLeadersOverGloo) {
+  struct Row {
+    int world, per_machine;
+  };
+  for (const Row row : {Row{4, 2}, Row{6, 3}, Row{5, 2}}) {
+    SCOPED_TRACE(std::to_string(row.world) + " ranks, " + std::to_string(row.per_machine) +
+                 " per machine");
+    const int world = row.world;
+    OnRanks(
+        world, "shm",
+        [&](Communicator& comm) {
+          EXPECT_EQ(comm.backend(), "shm+gloo");
+          const double r = comm.rank();
+          at::Tensor big = at::full({300001}, r + 1, at::kFloat);
+          at::Tensor small = at::full({3}, r, at::kDouble);
+          auto first = comm.AllReduceAsync(big);
+          auto second = comm.AllReduceAsync(small);
+          second->Wait();
+          first->Wait();
+          EXPECT_TRUE(at::all(big == world * (world + 1) / 2.0).item<bool>());
+          EXPECT_TRUE(at::all(small == world * (world - 1) / 2.0).item<bool>());
+          for (int root : {0, world - 1, 1}) {  // a leader, and ranks that are not
+            std::vector<at::Tensor> state = {at::full({7}, r, at::kFloat),
+                                             at::full({2}, static_cast<int64_t>(r), at::kLong)};
+            comm.Broadcast(state, root);
+            EXPECT_TRUE(at::all(state[0] == root).item<bool>()) << "root " << root;
+            EXPECT_TRUE(at::all(state[1] == root).item<bool>()) << "root " << root;
+          }
+          comm.Barrier();
+        },
+        row.per_machine);
+  }
+}
+
+TEST(ShmCommunicator, IntegerSumsAreRefusedWithTheWayOut) {
+  OnRanks(2, "shm", [](Communicator& comm) {
+    std::vector<at::Tensor> ints = {at::ones({4}, at::kLong)};
+    try {
+      comm.AllReduceSum(ints);
+      ADD_FAILURE() << "summed integers in shared memory";
+    } catch (const common::CommunicationError& e) {
+      EXPECT_NE(std::string(e.what()).find("set train.allreduce=gloo"), std::string::npos)
+          << e.what();
+    }
+  });
+}
+
+TEST(Reducer, GradientsAreViewsOfTheBucketAndSurviveZeroGrad) {
+  for (const char* allreduce : {"shm", "gloo"}) {
+    SCOPED_TRACE(allreduce);
+    OnRanks(2, allreduce, [](Communicator& comm) {
+      common::HeartbeatWriter heartbeat;
+      std::vector<at::Tensor> params = {at::ones({3, 4}).requires_grad_(),
+                                        at::ones({5}).requires_grad_()};
+      Reducer reducer(params, comm, heartbeat, /*bucket_bytes=*/1 << 20, /*overlap=*/true);
+      ASSERT_EQ(reducer.num_buckets(), 1u);
+      EXPECT_TRUE(params[0].grad().storage().is_alias_of(params[1].grad().storage()));
+      torch::optim::SGD sgd(params, torch::optim::SGDOptions(0.1));
+      for (int step = 0; step < 2; ++step) {
+        reducer.Prepare(true);
+        const double scale = comm.rank() + 1;  // mean over the 2 ranks: 1.5
+        ((params[0] * scale).sum() + (params[1] * 2 * scale).sum()).backward();
+        (void)reducer.Finish("optimizer");
+        EXPECT_TRUE(at::all(params[0].grad() == 1.5).item<bool>()) << params[0].grad();
+        EXPECT_TRUE(at::all(params[1].grad() == 3.0).item<bool>()) << params[1].grad();
+        sgd.step();
+        sgd.zero_grad();
+        EXPECT_TRUE(params[0].grad().storage().is_alias_of(params[1].grad().storage()));
+      }
+    });
+  }
+}
+
+}  // namespace
+}  // namespace trainer

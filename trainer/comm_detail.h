@@ -1,0 +1,51 @@
+#pragma once
+// Inside the communicator (trainer/comm.cpp, trainer/shm_comm.cpp): the c10d pieces they share.
+// Included by those source files only: it brings c10d's headers.
+
+// ProcessGroupGloo.hpp declares its class only under this macro; Debian's LibTorch has Gloo.
+#ifndef USE_C10D_GLOO
+#define USE_C10D_GLOO 1
+#endif
+#include <chrono>
+#include <memory>
+#include <string>
+#include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
+#include <torch/csrc/distributed/c10d/Store.hpp>
+
+#include "trainer/comm.h"
+
+namespace trainer::detail {
+
+// A Gloo group of `size` ranks meeting through `store`; its connections use GLOO_SOCKET_IFNAME,
+// else loopback when the store was reached by a loopback `address`, else this host's name.
+[[nodiscard]] c10::intrusive_ptr<c10d::ProcessGroupGloo> MakeGloo(
+    const c10::intrusive_ptr<c10d::Store>& store, int rank, int size,
+    std::chrono::milliseconds timeout, const std::string& address);
+
+// Where a rank sits and how it wants its all-reduce (train.allreduce).
+struct ShmSetup {
+  std::string mode;  // "auto" or "shm"
+  int rank = 0;
+  int size = 1;
+  int local_rank = 0;
+  int local_size = 1;
+  int node = 0;
+  int nodes = 1;
+  std::string segment;  // common::ShmSegmentName
+  std::chrono::milliseconds timeout{0};
+  std::string address;  // the store's, for the leaders' Gloo group
+};
+
+// The hierarchical communicator: sums within each machine in shared memory
+// (common/shm_collective.h), between one leader per machine (local rank 0) over a Gloo group of
+// the leaders (a PrefixStore "leaders" on `store`; rank = node, size = nodes), and back within
+// the machine. Its collectives run in order on a thread of their own, so AllReduceAsync does not
+// block. The local ranks' leaders first publish under `store` whether their machine can share
+// memory; every rank reads all of them and they all take the same road. Returns nullptr when the
+// job goes on with one flat Gloo group: no machine has two workers (mode auto), or shared memory
+// is unavailable on one of them (a warning on stderr from that machine's local rank 0, naming
+// the reason). Throws common::CommunicationError when the machines do not meet.
+[[nodiscard]] std::unique_ptr<Communicator> MakeShmCommunicator(
+    const ShmSetup& setup, const c10::intrusive_ptr<c10d::Store>& store);
+
+}  // namespace trainer::detail

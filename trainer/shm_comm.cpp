@@ -1,0 +1,249 @@
+// The hierarchical communicator: shared memory within a machine, Gloo between machines
+// (trainer/comm_detail.h).
+
+#include <ATen/ATen.h>
+
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <future>
+#include <iostream>
+#include <mutex>
+#include <thread>
+#include <torch/csrc/distributed/c10d/PrefixStore.hpp>
+
+#include "common/errors.h"
+#include "common/shm_collective.h"
+#include "trainer/comm_detail.h"
+
+namespace trainer::detail {
+
+namespace {
+
+class ShmCommunicator final : public Communicator {
+ public:
+  ShmCommunicator(const ShmSetup& setup, std::unique_ptr<common::ShmGroup> local,
+                  c10::intrusive_ptr<c10d::ProcessGroupGloo> leaders)
+      : setup_(setup), local_(std::move(local)), leaders_(std::move(leaders)) {
+    thread_ = std::thread([this] { Loop(); });
+  }
+  ~ShmCommunicator() override {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      stop_ = true;
+    }
+    wake_.notify_all();
+    thread_.join();
+  }
+
+  class Task final : public Pending {
+   public:
+    explicit Task(std::future<void> done) : done_(std::move(done)) {}
+    void Wait() override { done_.get(); }
+
+   private:
+    std::future<void> done_;
+  };
+
+  int rank() const override { return setup_.rank; }
+  int size() const override { return setup_.size; }
+  std::string backend() const override {
+    // "shm": shared memory only; "shm+gloo": and gloo between the machines' leaders.
+    return setup_.nodes > 1 ? "shm+gloo" : "shm";
+  }
+
+  std::unique_ptr<Pending> AllReduceAsync(at::Tensor& tensor) override {
+    return Submit([this, tensor]() mutable { AllReduceNow(tensor); });
+  }
+  void AllReduceSum(std::vector<at::Tensor>& tensors) override {
+    Submit([this, &tensors] {
+      for (at::Tensor& t : tensors) AllReduceNow(t);
+    })->Wait();
+  }
+  void Broadcast(std::vector<at::Tensor>& tensors, int root) override {
+    Submit([this, &tensors, root] {
+      for (at::Tensor& t : tensors) BroadcastNow(t, root);
+    })->Wait();
+  }
+  void Barrier() override {
+    Submit([this] {
+      LocalBarrier();
+      if (leaders_) Gloo(leaders_->barrier(), "barrier");
+      if (setup_.nodes > 1) LocalBarrier();
+    })->Wait();
+  }
+
+ private:
+  std::unique_ptr<Pending> Submit(std::function<void()> work) {
+    std::packaged_task<void()> task(std::move(work));
+    auto done = task.get_future();
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      queue_.push_back(std::move(task));
+    }
+    wake_.notify_one();
+    return std::make_unique<Task>(std::move(done));
+  }
+
+  // The collectives, one after the other in the order they were submitted.
+  void Loop() {
+    for (;;) {
+      std::packaged_task<void()> task;
+      {
+        std::unique_lock<std::mutex> lock(mutex_);
+        wake_.wait(lock, [this] { return stop_ || !queue_.empty(); });
+        if (stop_) return;  // what is still queued is abandoned: nobody waits for it
+        task = std::move(queue_.front());
+        queue_.pop_front();
+      }
+      task();
+    }
+  }
+
+  // Within the machine; nothing to do where this rank is its only worker.
+  void LocalSum(float* data, size_t n) {
+    if (local_) local_->AllReduceSum(data, n);
+  }
+  void LocalSum(double* data, size_t n) {
+    if (local_) local_->AllReduceSum(data, n);
+  }
+  void LocalBroadcast(at::Tensor& t, int root) {
+    if (local_) local_->Broadcast(t.data_ptr(), t.nbytes(), root);
+  }
+  void LocalBarrier() {
+    if (local_) local_->Barrier();
+  }
+
+  void Gloo(const c10::intrusive_ptr<c10d::Work>& work, const std::string& what) {
+    try {
+      work->wait();
+    } catch (const std::exception& e) {
+      throw common::CommunicationError(what + " between the leaders of " +
+                                       std::to_string(setup_.nodes) + " machines (this one is " +
+                                       std::to_string(setup_.node) + ") failed: " + e.what());
+    }
+  }
+
+  void AllReduceNow(at::Tensor& tensor) {
+    at::Tensor t = tensor.is_contiguous() ? tensor : tensor.contiguous();
+    const auto n = static_cast<size_t>(t.numel());
+    if (t.scalar_type() == at::kFloat) {
+      LocalSum(t.data_ptr<float>(), n);
+    } else if (t.scalar_type() == at::kDouble) {
+      LocalSum(t.data_ptr<double>(), n);
+    } else {
+      throw common::CommunicationError(
+          "the shared-memory all-reduce sums float and double tensors, not " +
+          std::string(c10::toString(t.scalar_type())) + "; set train.allreduce=gloo");
+    }
+    if (leaders_) {
+      std::vector<at::Tensor> one = {t};
+      Gloo(leaders_->allreduce(one), "all-reduce of " + std::to_string(n) + " values");
+    }
+    if (setup_.nodes > 1) LocalBroadcast(t, 0);
+    if (!t.is_same(tensor)) tensor.copy_(t);
+  }
+
+  // From global rank `root`: within its machine first, then between the leaders, then within
+  // every other machine. Where root is is found with two small sums.
+  void BroadcastNow(at::Tensor& tensor, int root) {
+    at::Tensor t = tensor.is_contiguous() ? tensor : tensor.contiguous();
+    double here = setup_.rank == root ? setup_.local_rank + 1 : 0;
+    LocalSum(&here, 1);
+    const int root_local = static_cast<int>(here) - 1;  // -1: not on this machine
+    if (root_local >= 0) LocalBroadcast(t, root_local);
+    if (setup_.nodes > 1) {
+      if (leaders_) {
+        at::Tensor node = at::full({1}, root_local >= 0 ? setup_.node + 1.0 : 0.0, at::kDouble);
+        std::vector<at::Tensor> one = {node};
+        Gloo(leaders_->allreduce(one),
+             "finding the machine of broadcast root " + std::to_string(root));
+        c10d::BroadcastOptions options;
+        options.rootRank = static_cast<int>(node.item<double>()) - 1;
+        std::vector<at::Tensor> data = {t};
+        Gloo(leaders_->broadcast(data, options), "broadcast from rank " + std::to_string(root));
+      }
+      if (root_local < 0) LocalBroadcast(t, 0);
+    }
+    if (!t.is_same(tensor)) tensor.copy_(t);
+  }
+
+  ShmSetup setup_;
+  std::unique_ptr<common::ShmGroup> local_;  // null where this rank is alone on its machine
+  c10::intrusive_ptr<c10d::ProcessGroupGloo> leaders_;  // null on non-leaders and on one machine
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  std::deque<std::packaged_task<void()>> queue_;
+  bool stop_ = false;
+  std::thread thread_;
+};
+
+std::string Text(const std::vector<uint8_t>& v) { return std::string(v.begin(), v.end()); }
+
+// Local rank 0's answer for its machine: "shm" (segment made), "solo" (one worker here, none
+// needed) or "unavailable: why". Sets `segment` when made.
+std::string MakeSegment(const ShmSetup& s, std::unique_ptr<common::ShmGroup>& segment) {
+  if (s.local_size < 2) return "solo";
+  common::ShmGroupOptions o;
+  o.name = s.segment;
+  o.rank = 0;
+  o.size = s.local_size;
+  o.timeout = s.timeout;
+  try {
+    segment = common::ShmGroup::Create(o);
+    return "shm";
+  } catch (const common::ShmUnavailable& e) {
+    return std::string("unavailable: ") + e.what();
+  }
+}
+
+}  // namespace
+
+std::unique_ptr<Communicator> MakeShmCommunicator(const ShmSetup& s,
+                                                  const c10::intrusive_ptr<c10d::Store>& store) {
+  std::unique_ptr<common::ShmGroup> local;
+  try {
+    if (s.local_rank == 0) {
+      const std::string mine = MakeSegment(s, local);
+      if (mine.rfind("unavailable", 0) == 0) {
+        std::cerr << "trainer: warning: machine " << s.node << ": shared memory " << mine
+                  << "; every rank all-reduces over gloo instead (train.allreduce=" << s.mode << ")"
+                  << std::endl;
+      }
+      store->set("shm/node_" + std::to_string(s.node),
+                 std::vector<uint8_t>(mine.begin(), mine.end()));
+    }
+    bool any_shm = false, all_usable = true;
+    for (int k = 0; k < s.nodes; ++k) {
+      const std::string status = Text(store->get("shm/node_" + std::to_string(k)));
+      any_shm = any_shm || status == "shm";
+      all_usable = all_usable && status.rfind("unavailable", 0) != 0;
+    }
+    if (!all_usable || !any_shm) return nullptr;  // `local` goes, and its name with it
+    common::ShmGroupOptions o;
+    o.name = s.segment;
+    o.rank = s.local_rank;
+    o.size = s.local_size;
+    o.timeout = s.timeout;
+    if (s.local_size > 1) {  // a machine with one worker needs no segment
+      if (!local) local = common::ShmGroup::Join(o);
+      local->WaitForAll();
+    }
+    c10::intrusive_ptr<c10d::ProcessGroupGloo> leaders;
+    if (s.nodes > 1 && s.local_rank == 0) {
+      auto prefixed = c10::make_intrusive<c10d::PrefixStore>("leaders", store);
+      leaders = MakeGloo(prefixed, s.node, s.nodes, s.timeout, s.address);
+    }
+    return std::make_unique<ShmCommunicator>(s, std::move(local), std::move(leaders));
+  } catch (const common::Error&) {
+    throw;
+  } catch (const std::exception& e) {
+    throw common::CommunicationError(
+        "rank " + std::to_string(s.rank) + " (local rank " + std::to_string(s.local_rank) +
+        " on machine " + std::to_string(s.node) + "): the shared-memory group and the gloo " +
+        "group of the machines' leaders did not form within " +
+        std::to_string(s.timeout.count() / 1000) + " s: " + e.what());
+  }
+}
+
+}  // namespace trainer::detail
