@@ -52,6 +52,27 @@ std::string TimeoutsLine(const common::Config& config) {
          " s (train.collective_timeout_s)";
 }
 
+int RemoveStaleHeartbeatDirs(const std::string& base) {
+  namespace fs = std::filesystem;
+  std::error_code error;
+  int removed = 0;
+  for (fs::directory_iterator it(base, error), end; !error && it != end; it.increment(error)) {
+    const std::string name = it->path().filename().string();
+    const size_t dash = name.rfind('-');
+    if (name.rfind("runner-", 0) != 0 || dash == std::string::npos || dash + 1 == name.size())
+      continue;
+    const std::string pid = name.substr(dash + 1);
+    if (pid.find_first_not_of("0123456789") != std::string::npos || pid.size() > 9) continue;
+    struct stat info {};
+    if (::lstat(it->path().c_str(), &info) != 0 || !S_ISDIR(info.st_mode) ||
+        info.st_uid != ::getuid() || ::access(("/proc/" + pid).c_str(), F_OK) == 0)
+      continue;
+    std::error_code ignored;
+    if (fs::remove_all(it->path(), ignored) > 0) ++removed;
+  }
+  return removed;
+}
+
 HeartbeatDir::HeartbeatDir(const std::string& job_id, int attempt, int agent,
                            const std::string& fallback) {
   std::string base;
@@ -62,6 +83,7 @@ HeartbeatDir::HeartbeatDir(const std::string& job_id, int attempt, int agent,
   } else {
     base = fallback;
   }
+  (void)RemoveStaleHeartbeatDirs(base);
   path_ = base + "/runner-" + job_id + "-" + std::to_string(attempt) + "-" + std::to_string(agent) +
           "-" + std::to_string(::getpid());
   if (::mkdir(path_.c_str(), 0700) != 0 && errno != EEXIST) {

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -17,6 +18,7 @@
 #include "runner/job_dir.h"
 #include "runner/rendezvous.h"
 #include "runner/startup_record.h"
+#include "runner/watchdog_setup.h"
 #include "runner/worker_env.h"
 #include "tests/unit/temp_dir.h"
 #include "tests/unit/test_helpers.h"
@@ -378,6 +380,31 @@ TEST(StartupRecord, StepsAddUpWithWhatEachMoved) {
       R"({"total_s":1,"steps":[{"step":"control plane","s":0.25},)"
       R"({"step":"rendezvous","s":0.5,"moved":"allgather 2 records, 20 KiB; broadcast 90 B"},)"
       R"({"step":"job files","s":0.25,"moved":"gather 0 records, 0 B"}]})");
+}
+
+}  // namespace
+}  // namespace runner
+
+namespace runner {
+namespace {
+
+TEST(HeartbeatDirs, ThoseOfAgentsThatAreGoneAreRemoved) {
+  const TempDir base;
+  const pid_t child = fork();
+  if (child == 0) _exit(0);
+  waitpid(child, nullptr, 0);  // a pid that no longer exists
+  const std::string dead = base.path() + "/runner-j-0-1-" + std::to_string(child);
+  const std::string alive = base.path() + "/runner-j-0-0-" + std::to_string(getpid());
+  const std::string other = base.path() + "/runner-notes-x";
+  const std::string foreign = base.path() + "/other-" + std::to_string(child);
+  for (const std::string& dir : {dead, alive, other, foreign}) {
+    std::filesystem::create_directory(dir);
+    std::ofstream(dir + "/rank-0") << "record";
+  }
+  EXPECT_EQ(RemoveStaleHeartbeatDirs(base.path()), 1);
+  EXPECT_FALSE(std::filesystem::exists(dead));
+  for (const std::string& dir : {alive, other, foreign}) EXPECT_TRUE(std::filesystem::exists(dir));
+  EXPECT_EQ(RemoveStaleHeartbeatDirs(base.path() + "/missing"), 0);
 }
 
 }  // namespace
