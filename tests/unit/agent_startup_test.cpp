@@ -1,0 +1,63 @@
+// Small parts of the agent's start: where its start-up time went (runner/startup_record.h) and
+// the heartbeat directories of agents that are gone (runner/watchdog_setup.h).
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include "runner/startup_record.h"
+#include "runner/watchdog_setup.h"
+#include "tests/unit/temp_dir.h"
+
+namespace runner {
+namespace {
+
+TEST(StartupRecord, StepsAddUpWithWhatEachMoved) {
+  StartupRecord record(100.0);
+  record.Mark("control plane", 100.25);
+  record.Mark("rendezvous", 100.75,
+              StartupRecord::Moved("allgather", {std::string(100, 'a'), std::string(20000, 'b')}) +
+                  "; broadcast 90 B");
+  record.Mark("job files", 101.0, StartupRecord::Moved("gather", {}));
+  EXPECT_EQ(record.Line(),
+            "start-up 1.000 s: control plane 0.250 s, rendezvous 0.500 s (allgather 2 records, "
+            "20 KiB; broadcast 90 B), job files 0.250 s (gather 0 records, 0 B)");
+  EXPECT_EQ(
+      record.Json(),
+      R"({"total_s":1,"steps":[{"step":"control plane","s":0.25},)"
+      R"({"step":"rendezvous","s":0.5,"moved":"allgather 2 records, 20 KiB; broadcast 90 B"},)"
+      R"({"step":"job files","s":0.25,"moved":"gather 0 records, 0 B"}]})");
+}
+
+}  // namespace
+}  // namespace runner
+
+namespace runner {
+namespace {
+
+using testing_support::TempDir;
+
+TEST(HeartbeatDirs, ThoseOfAgentsThatAreGoneAreRemoved) {
+  const TempDir base;
+  const pid_t child = fork();
+  if (child == 0) _exit(0);
+  waitpid(child, nullptr, 0);  // a pid that no longer exists
+  const std::string dead = base.path() + "/runner-j-0-1-" + std::to_string(child);
+  const std::string alive = base.path() + "/runner-j-0-0-" + std::to_string(getpid());
+  const std::string other = base.path() + "/runner-notes-x";
+  const std::string foreign = base.path() + "/other-" + std::to_string(child);
+  for (const std::string& dir : {dead, alive, other, foreign}) {
+    std::filesystem::create_directory(dir);
+    std::ofstream(dir + "/rank-0") << "record";
+  }
+  EXPECT_EQ(RemoveStaleHeartbeatDirs(base.path()), 1);
+  EXPECT_FALSE(std::filesystem::exists(dead));
+  for (const std::string& dir : {alive, other, foreign}) EXPECT_TRUE(std::filesystem::exists(dir));
+  EXPECT_EQ(RemoveStaleHeartbeatDirs(base.path() + "/missing"), 0);
+}
+
+}  // namespace
+}  // namespace runner
