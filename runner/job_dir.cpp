@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <cstring>
 #include <optional>
+#include <string_view>
 
 #include "common/atomic_file.h"
 #include "common/errors.h"
@@ -172,20 +173,24 @@ RankLog::~RankLog() {
   }
 }
 
+// The lines of one read share its stamp and go out in one write (a worker printing a million
+// short lines cost a write and a clock reading per line).
 void RankLog::Feed(const char* data, size_t size) {
   partial_.append(data, size);
+  std::vector<std::string> lines;
   size_t start = 0;
   for (size_t nl = partial_.find('\n'); nl != std::string::npos; nl = partial_.find('\n', start)) {
-    WriteLine(partial_.substr(start, nl - start));
+    lines.push_back(partial_.substr(start, nl - start));
     start = nl + 1;
   }
   partial_.erase(0, start);
   // A worker printing megabytes without a newline must not grow us without bound.
   constexpr size_t kMaxLine = 64 * 1024;
   if (partial_.size() > kMaxLine) {
-    WriteLine(partial_);
+    lines.push_back(std::move(partial_));
     partial_.clear();
   }
+  WriteLines(lines, /*note=*/false);
 }
 
 void RankLog::Note(const std::string& line) { WriteLine("[runner] " + line, /*note=*/true); }
@@ -197,23 +202,34 @@ void RankLog::Finish() {
   }
 }
 
-void RankLog::WriteLine(const std::string& line, bool note) {
-  std::string text = line;
-  if (!text.empty() && text.back() == '\r') text.pop_back();
-  tail_.push_back(text);
-  if (tail_.size() > tail_lines_) tail_.pop_front();
+void RankLog::WriteLine(const std::string& line, bool note) { WriteLines({line}, note); }
+
+void RankLog::WriteLines(const std::vector<std::string>& lines, bool note) {
+  if (lines.empty()) return;
   const std::string stamp = common::Timestamp();
-  Append(stamp, stamp + " " + text + "\n");
-  if (!mirror_prefix_.empty()) {
-    // The console is a terminal (or Slurm's .out file read with one): no escapes from workers.
-    WriteToConsole(stamp + " " + mirror_prefix_ + common::PrintableText(text) + "\n", errors_);
+  std::string out;
+  std::string console;
+  for (size_t i = 0; i < lines.size(); ++i) {
+    std::string_view text = lines[i];
+    if (!text.empty() && text.back() == '\r') text.remove_suffix(1);
+    if (lines.size() - i <= tail_lines_) {
+      tail_.emplace_back(text);
+      if (tail_.size() > tail_lines_) tail_.pop_front();
+    }
+    out.append(stamp).append(" ").append(text).append("\n");
+    if (!mirror_prefix_.empty()) {
+      // The console is a terminal (or Slurm's .out file read with one): no escapes from workers.
+      console += stamp + " " + mirror_prefix_ + common::PrintableText(std::string(text)) + "\n";
+    }
+    if (observer_ && !note) observer_(stamp, std::string(text));
   }
-  if (observer_ && !note) observer_(stamp, text);
+  Append(stamp, out, lines.size());
+  if (!console.empty()) WriteToConsole(console, errors_);
 }
 
 // One line to the file; after lines were lost, a note of the gap goes first (and a newline ends a
 // line the disk cut short). Never waits: a full disk fails at once.
-void RankLog::Append(const std::string& stamp, const std::string& out) {
+void RankLog::Append(const std::string& stamp, const std::string& out, size_t lines) {
   std::string bytes;
   if (gap_lines_ > 0) {
     bytes = (cut_ ? "\n" : "") + stamp + " [runner] " + std::to_string(gap_lines_) + " lines (" +
@@ -233,12 +249,18 @@ void RankLog::Append(const std::string& stamp, const std::string& out) {
       const int error = n < 0 ? errno : ENOSPC;
       const size_t note = bytes.size() - out.size();
       const uint64_t lost = std::min<uint64_t>(bytes.size() - done, out.size());
+      // Lines of `out` not (wholly) written: those whose newline did not make it.
+      const size_t kept_end = done > note ? done - note : 0;
+      const uint64_t lost_lines = std::min<uint64_t>(
+          lines, static_cast<uint64_t>(
+                     std::count(out.begin() + static_cast<ptrdiff_t>(kept_end), out.end(), '\n')));
       if (note > 0 && done >= note) gap_lines_ = gap_bytes_ = 0;  // the note made it
-      if (done > 0) cut_ = done != note;  // the file ends inside what was written now
+      // The file ends inside what was written now, not at a line's end.
+      if (done > 0) cut_ = done != note && bytes[done - 1] != '\n';
       if (gap_lines_ == 0) gap_error_ = error;
-      ++gap_lines_;
+      gap_lines_ += lost_lines;
       gap_bytes_ += lost;
-      if (errors_) errors_->Record(path_, error, lost, 1, rank_);
+      if (errors_) errors_->Record(path_, error, lost, lost_lines, rank_);
       return;
     }
   }

@@ -16,6 +16,7 @@
 #include <deque>
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "common/json.h"
 #include "common/log_write_errors.h"
@@ -102,7 +103,9 @@ class RankLog {
 
  private:
   void WriteLine(const std::string& line, bool note = false);
-  void Append(const std::string& stamp, const std::string& out);
+  void WriteLines(const std::vector<std::string>& lines, bool note);
+  // `out` holds `lines` lines; what cannot be written is counted, never waited for.
+  void Append(const std::string& stamp, const std::string& out, size_t lines);
   int fd_ = -1;
   std::string path_;
   common::LogWriteErrors* errors_ = nullptr;
