@@ -8,13 +8,15 @@
 #     python3-torch under torchrun) on the MLP 784-512-512-10, synthetic data, batch 64 per rank,
 #     SGD, 1 intra-op thread per rank, at 1 and 2 workers: global samples/s over all steps.
 # Prints median, min and max over the rounds, and the ratios.
-#   bench/allreduce.sh [ROUNDS] [STEPS] [PART]   (PART: all, sweep or train; BUILD=build)
+#   bench/allreduce.sh [ROUNDS] [STEPS] [PART]   (PART: all, sweep or train; BUILD=build;
+#   MODEL=cnn trains the trainer's CNN instead of the MLP, on both sides)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=${1:-5}
 steps=${2:-300}
 part=${3:-all}
 build=${BUILD:-build}
+model=${MODEL:-mlp}
 runner=$build/runner/runner
 bench=$build/bench/allreduce_bench
 tmp=$(mktemp -d)
@@ -35,7 +37,7 @@ sweep() {  # mode round
 
 trainer_run() {  # nproc allreduce
   rm -rf "$tmp/logs"
-  "$runner" --log-root "$tmp/logs" --job-name tp --nproc-per-node "$1" train.model=mlp \
+  "$runner" --log-root "$tmp/logs" --job-name tp --nproc-per-node "$1" train.model="$model" \
     "train.hidden_sizes=[512,512]" train.dataset=synthetic train.synthetic_samples=65536 \
     train.batch_size=64 train.optimizer=sgd train.lr=0.01 train.momentum=0.9 train.epochs=100 \
     train.max_steps="$steps" train.log_every=1000000 train.eval_every_epoch=false \
@@ -48,7 +50,7 @@ trainer_run() {  # nproc allreduce
 ddp_run() {  # nproc
   local rate
   rate=$(OMP_NUM_THREADS=1 torchrun --standalone --nproc_per_node "$1" --redirects 1 --tee 1 \
-    bench/ddp_mlp.py "$steps" 2>/dev/null | grep -o 'ddp done: .*' |
+    bench/ddp_mlp.py "$steps" "$model" 2>/dev/null | grep -o 'ddp done: .*' |
     sed -E 's/.* ([0-9]+) samples\/s.*/\1/')
   echo "train ddp $1 $rate" >>"$results"
 }
@@ -69,7 +71,7 @@ for round in $(seq "$rounds"); do
   fi
 done
 echo "load at the end $(cut -d' ' -f1-3 /proc/loadavg)"
-python3 - "$results" <<'PY'
+python3 - "$results" "$model" <<'PY'
 import statistics, sys
 rows = [line.split() for line in open(sys.argv[1])]
 def stats(values):
@@ -99,7 +101,8 @@ for kind, who, nproc, value in rows:
     if kind == "train" and value:
         train.setdefault((who, int(nproc)), []).append(float(value))
 if train:
-    print("\ntraining samples/s, MLP 784-512-512-10 (median [min-max] over rounds)")
+    name = "the CNN" if sys.argv[2] == "cnn" else "MLP 784-512-512-10"
+    print(f"\ntraining samples/s, {name} (median [min-max] over rounds)")
     med = {}
     for key in sorted(train):
         m, lo, hi = stats(train[key])
