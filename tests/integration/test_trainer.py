@@ -146,6 +146,27 @@ torch.jit.save(torch.jit.script(Net()), {path!r})
                 pass
         return None
 
+    def test_a_full_dev_shm_falls_back_to_gloo_with_a_warning(self):
+        # The job in a mount namespace of its own whose /dev/shm is a 64 KiB tmpfs: room for the
+        # heartbeat pages, not for the MLP's 1.5 MiB segment. The trainer says so and the whole
+        # job all-reduces over gloo; nothing fails.
+        if os.geteuid() != 0:
+            self.skipTest("needs root for a mount namespace")
+        script = ('mount -t tmpfs -o size=64k tmpfs /dev/shm && exec "$@"')
+        proc = subprocess.run(
+            ["unshare", "-m", "sh", "-c", script, "sh", RUNNER, "--log-root", self.root,
+             "--job-name", "t", "--nproc-per-node", "2", "train.model=mlp",
+             "train.hidden_sizes=[512,512]", "train.synthetic_samples=2048",
+             "train.batch_size=16", "train.max_steps=5", "train.eval_every_epoch=false"],
+            capture_output=True, text=True, timeout=180, env=CLEAN_ENV, cwd=self.tmp.name)
+        self.assertEqual(proc.returncode, 0, proc.stdout[-3000:] + proc.stderr[-3000:])
+        self.assertRegex(proc.stderr, r"trainer: warning: machine 0: shared memory unavailable: "
+                         r"cannot reserve \d+ KiB for shared-memory segment \S+: No space left "
+                         r"on device; every rank all-reduces over gloo instead")
+        job = os.path.join(self.root, os.listdir(self.root)[0])
+        with open(os.path.join(job, "current", "train.log")) as f:
+            self.assertIn("backend=gloo ", f.read())
+
     def test_a_worker_killed_mid_all_reduce_in_shared_memory_ends_the_job(self):
         # Rank 1 falls asleep in backward at step 3, so rank 0 waits for it in the shared-memory
         # all-reduce; then rank 1 is killed. The job ends as it does over gloo (21, rank 1 named)
