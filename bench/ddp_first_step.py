@@ -15,6 +15,8 @@ import torch  # noqa: E402
 import torch.distributed as dist  # noqa: E402
 from torch.nn.parallel import DistributedDataParallel  # noqa: E402
 
+from ddp_mlp import Cnn  # noqa: E402  (the trainer's CNN, shared with bench/allreduce.sh)
+
 DATA = "/usr/share/datasets/fashion-mnist"
 
 
@@ -25,20 +27,6 @@ def stamp(what):
 def idx(path, offset):
     with gzip.open(path, "rb") as f:
         return np.frombuffer(f.read(), dtype=np.uint8, offset=offset)
-
-
-class Cnn(torch.nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.conv1 = torch.nn.Conv2d(1, 32, 3)
-        self.conv2 = torch.nn.Conv2d(32, 64, 3)
-        self.fc1 = torch.nn.Linear(64 * 5 * 5, 128)
-        self.fc2 = torch.nn.Linear(128, 10)
-
-    def forward(self, x):
-        x = torch.max_pool2d(torch.relu(self.conv1(x)), 2)
-        x = torch.max_pool2d(torch.relu(self.conv2(x)), 2)
-        return self.fc2(torch.relu(self.fc1(x.flatten(1))))
 
 
 def main():
