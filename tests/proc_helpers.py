@@ -5,6 +5,7 @@ that name what they waited for.
 Import it after putting tests/ on sys.path:
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 """
+import json
 import os
 import time
 
@@ -82,3 +83,18 @@ class DrainedProcess:
 
     def __getattr__(self, name):  # pid, poll, send_signal, kill, returncode, ...
         return getattr(self._proc, name)
+
+
+def rank_progress(attempt_dir, rank):
+    """Rank `rank`'s entry in the agents' progress files (attempt_dir/progress/agent-*.json), or
+    None while there is none."""
+    folder = os.path.join(attempt_dir, "progress") if attempt_dir else ""
+    for name in os.listdir(folder) if folder and os.path.isdir(folder) else []:
+        try:
+            with open(os.path.join(folder, name)) as f:
+                for entry in json.load(f)["ranks"]:
+                    if entry["rank"] == rank:
+                        return entry
+        except (OSError, ValueError):
+            pass
+    return None

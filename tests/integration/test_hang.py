@@ -16,7 +16,7 @@ import unittest
 import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from proc_helpers import DrainedProcess, clean_env, processes_with, wait_for  # noqa: E402
+from proc_helpers import DrainedProcess, clean_env, processes_with, rank_progress, wait_for  # noqa: E402
 
 RUNNER = os.environ.get("RUNNER_BIN", "")
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -78,18 +78,7 @@ class HangTest(unittest.TestCase):
     def progress_of(self, rank):
         """Rank `rank`'s entry in the agents' progress files, or None."""
         job = self.job_dir()
-        folder = job and os.path.join(job, "attempt-0", "progress")
-        if not folder or not os.path.isdir(folder):
-            return None
-        for name in os.listdir(folder):
-            try:
-                with open(os.path.join(folder, name)) as f:
-                    for entry in json.load(f)["ranks"]:
-                        if entry["rank"] == rank:
-                            return entry
-            except (OSError, ValueError):
-                pass
-        return None
+        return rank_progress(job and os.path.join(job, "attempt-0"), rank)
 
     def read_json(self, *parts):
         with open(self.attempt(*parts)) as f:

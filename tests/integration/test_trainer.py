@@ -13,7 +13,7 @@ import tempfile
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from proc_helpers import DrainedProcess, clean_env, wait_for  # noqa: E402
+from proc_helpers import DrainedProcess, clean_env, rank_progress, wait_for  # noqa: E402
 
 RUNNER = os.environ.get("RUNNER_BIN", "")
 TRAINER = os.environ.get("TRAINER_BIN", "")
@@ -135,16 +135,7 @@ torch.jit.save(torch.jit.script(Net()), {path!r})
 
     def progress_of(self, job, rank):
         """Rank `rank`'s entry in the agent's progress files, or None."""
-        folder = os.path.join(job, "attempt-0", "progress")
-        for name in os.listdir(folder) if os.path.isdir(folder) else []:
-            try:
-                with open(os.path.join(folder, name)) as f:
-                    for entry in json.load(f)["ranks"]:
-                        if entry["rank"] == rank:
-                            return entry
-            except (OSError, ValueError):
-                pass
-        return None
+        return rank_progress(os.path.join(job, "attempt-0"), rank)
 
     def test_a_full_dev_shm_falls_back_to_gloo_with_a_warning(self):
         # The job in a mount namespace of its own whose /dev/shm is a 64 KiB tmpfs: room for the
