@@ -327,10 +327,11 @@ int AgentJob::AgreeAndRecord(int attempt, int restarts, const AttemptOutcome& ou
 int AgentJob::Run() {
   CheckWorld(control_, launch_);
   std::map<std::string, std::string> worker_env = request_.env->All();
-  CheckInterfaceVariables(worker_env, ListInterfaces(), launch_.hostname);
+  const std::vector<NetInterface> interfaces = ListInterfaces();
+  CheckInterfaceVariables(worker_env, interfaces, launch_.hostname);
   Meet();
   network_ =
-      ChooseWorkerNetwork(worker_env, ListInterfaces(), meeting_.session.store_addr,
+      ChooseWorkerNetwork(worker_env, interfaces, meeting_.session.store_addr,
                           static_cast<uint16_t>(meeting_.session.store_port), SourceAddressTo);
   worker_env.insert(network_.env.begin(), network_.env.end());
   max_restarts_ = static_cast<int>(config_.GetInt("launch.max_restarts"));

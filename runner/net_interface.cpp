@@ -132,6 +132,12 @@ void CheckInterfaceVariables(const std::map<std::string, std::string>& env,
           kGloo + "=eth0, or unset it to let the runner pick the one on the route to the store (" +
           here + ")");
     }
+    if (SplitCommas(value).empty()) {
+      throw common::EnvironmentError(std::string(kGloo) + "='" + value + "' names no interface" +
+                                     Where(host) + " (" + here +
+                                     "); name one, or unset it to let the runner pick the one on "
+                                     "the route to the store");
+    }
     for (const std::string& name : SplitCommas(value)) {
       if (!Has(interfaces, name)) {
         throw common::EnvironmentError(std::string(kGloo) + "=" + value + ": no interface '" +

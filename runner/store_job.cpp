@@ -31,7 +31,7 @@ constexpr uint64_t kOtherFiles = 256;
 
 uint64_t ExpectedStoreClients(const StoreCapacity& capacity) {
   return 2 * static_cast<uint64_t>(std::max(capacity.workers, 0)) +
-         static_cast<uint64_t>(std::max(capacity.agents, 0));
+         2 * static_cast<uint64_t>(std::max(capacity.agents, 0));
 }
 
 std::vector<std::string> StoreCapacityWarnings(const StoreCapacity& capacity) {
@@ -42,7 +42,7 @@ std::vector<std::string> StoreCapacityWarnings(const StoreCapacity& capacity) {
   const std::string clients = "the job's " + count(capacity.workers, "worker") + " and " +
                               count(capacity.agents, "agent") + " may open up to " +
                               std::to_string(expected) +
-                              " connections to the store (two per PyTorch 1.13 worker, one per "
+                              " connections to the store (two per PyTorch 1.13 worker, two per "
                               "agent)";
   std::vector<std::string> lines;
   if (capacity.hard_files < expected + kOtherFiles) {

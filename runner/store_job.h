@@ -30,7 +30,7 @@ struct StoreCapacity {
 };
 
 // Connections the job may open at once: two per worker (a PyTorch 1.13 worker that watches keys
-// holds two) and one per agent.
+// holds two) and two per agent (over TCP: its control-plane client and its liveness thread).
 [[nodiscard]] uint64_t ExpectedStoreClients(const StoreCapacity& capacity);
 
 // One line for each limit too low for ExpectedStoreClients, naming the limit, its value and how

@@ -83,7 +83,9 @@ HeartbeatDir::HeartbeatDir(const std::string& job_id, int attempt, int agent,
   } else {
     base = fallback;
   }
-  (void)RemoveStaleHeartbeatDirs(base);
+  // Only in /dev/shm, which is this host's own: a shared RUNNER_HEARTBEAT_DIR or the attempt
+  // directory holds other hosts' directories, whose pids mean nothing here.
+  if (base == "/dev/shm") (void)RemoveStaleHeartbeatDirs(base);
   path_ = base + "/runner-" + job_id + "-" + std::to_string(attempt) + "-" + std::to_string(agent) +
           "-" + std::to_string(::getpid());
   if (::mkdir(path_.c_str(), 0700) != 0 && errno != EEXIST) {

@@ -18,8 +18,8 @@ namespace runner {
 // <base>/runner-<job id>-<attempt>-<agent>-<pid>/, created now and removed with everything in it
 // when this goes. <base>: $RUNNER_HEARTBEAT_DIR if set, else /dev/shm when writable (memory: no
 // disk traffic), else `fallback` (the attempt directory). An agent that was SIGKILLed could not
-// remove its own: creating one first removes those of agents (by the pid in the name) that are
-// gone, so /dev/shm does not fill up with them.
+// remove its own: creating one in /dev/shm (node-local, unlike the other two) first removes those
+// of agents (by the pid in the name) that are gone, so /dev/shm does not fill up with them.
 // Removes <base>/runner-*-<pid> directories owned by this user whose agent <pid> no longer exists;
 // returns how many.
 int RemoveStaleHeartbeatDirs(const std::string& base);

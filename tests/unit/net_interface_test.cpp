@@ -28,6 +28,7 @@ TEST(NetInterface, SetVariablesMustNameAnInterfaceHere) {
       {"eth0,ib0", "", ""},
       {"eht0", "", "GLOO_SOCKET_IFNAME=eht0: no interface 'eht0' on node7"},
       {"eth0,ib1", "", "no interface 'ib1'"},
+      {",,", "", "GLOO_SOCKET_IFNAME=',,' names no interface on node7"},
       {"^lo", "", "not NCCL's ^ (exclude) or = (exact) syntax"},
       {"=eth0", "", "not NCCL's"},
       {"", "eth", ""},
