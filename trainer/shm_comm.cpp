@@ -207,8 +207,9 @@ std::unique_ptr<Communicator> MakeShmCommunicator(const ShmSetup& s,
       const std::string mine = MakeSegment(s, local);
       if (mine.rfind("unavailable", 0) == 0) {
         std::cerr << "trainer: warning: machine " << s.node << ": shared memory " << mine
-                  << "; every rank all-reduces over gloo instead (train.allreduce=" << s.mode << ")"
-                  << std::endl;
+                  << "; every rank all-reduces over gloo instead (train.allreduce=" << s.mode
+                  << "). Fix: give /dev/shm room (docker --shm-size, mount -o remount,size=...), "
+                  << "or set train.allreduce=gloo" << std::endl;
       }
       store->set("shm/node_" + std::to_string(s.node),
                  std::vector<uint8_t>(mine.begin(), mine.end()));
