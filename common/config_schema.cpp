@@ -186,6 +186,16 @@ std::vector<KeySpec> TrainRunKeys() {
        0,
        false,
        {"auto", "gloo", "shm"}},
+      {"train.gradient_compression",
+       T::kEnum,
+       "none",
+       "gradients sent over gloo as bf16 or fp16 (half the bytes; each chunk summed in fp32): "
+       "between the machines' leaders, or between every rank when the group is flat gloo; never "
+       "within shared memory. fp16 sends each share of the mean (range 65504)",
+       0,
+       0,
+       false,
+       {"none", "bf16", "fp16"}},
       {"train.collective_timeout_s", T::kFloat, "1800",
        "timeout of each collective operation, seconds", 1, 604800},
       {"train.num_threads", T::kIntOrAuto, "auto",

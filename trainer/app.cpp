@@ -130,7 +130,8 @@ int RunTrainer(const std::vector<std::string>& args, const common::Environment& 
     const auto timeout = std::chrono::milliseconds(
         static_cast<int64_t>(config.GetFloat("train.collective_timeout_s") * 1000));
     std::unique_ptr<Communicator> comm =
-        MakeCommunicator(contract, backend, timeout, config.GetString("train.allreduce"));
+        MakeCommunicator(contract, backend, timeout, config.GetString("train.allreduce"),
+                         config.GetString("train.gradient_compression"));
     const TrainContext context = MakeContext(config, contract, env);
     InstallStopHandlers(config.GetString("launch.preempt_signal").c_str());
     const TrainResult result = Train(config, *comm, context, heartbeat);

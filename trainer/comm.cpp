@@ -122,12 +122,32 @@ c10::intrusive_ptr<c10d::ProcessGroupGloo> MakeGloo(const c10::intrusive_ptr<c10
 
 using detail::MakeGloo;
 
+namespace {
+
+// One flat Gloo group; behind the ordered queue when gradients travel compressed.
+std::unique_ptr<Communicator> FlatGloo(c10::intrusive_ptr<c10d::ProcessGroupGloo> gloo, int rank,
+                                       int size, std::chrono::milliseconds timeout,
+                                       const std::string& compression) {
+  if (detail::WireType(compression) == at::kFloat) {
+    return std::make_unique<C10dCommunicator<c10d::ProcessGroupGloo>>(std::move(gloo), "gloo");
+  }
+  detail::ShmSetup s;
+  s.rank = rank;
+  s.size = size;
+  s.timeout = timeout;
+  s.compression = compression;
+  return detail::MakeQueuedGloo(s, std::move(gloo));
+}
+
+}  // namespace
+
 bool HaveNccl() { return false; }
 
 std::unique_ptr<Communicator> MakeCommunicator(const common::WorkerContract& contract,
                                                const std::string& backend,
                                                std::chrono::milliseconds timeout,
-                                               const std::string& allreduce) {
+                                               const std::string& allreduce,
+                                               const std::string& compression) {
   if (contract.standalone || contract.world_size == 1) {
     if (backend == "nccl" && !HaveNccl()) {
       throw common::ConfigError(
@@ -169,11 +189,12 @@ std::unique_ptr<Communicator> MakeCommunicator(const common::WorkerContract& con
                                        contract.restart_count, contract.node_rank);
     s.timeout = timeout;
     s.address = contract.master_addr;
+    s.compression = compression;
     if (std::unique_ptr<Communicator> comm = detail::MakeShmCommunicator(s, store)) return comm;
   }
   try {
-    return std::make_unique<C10dCommunicator<c10d::ProcessGroupGloo>>(
-        MakeGloo(store, contract.rank, contract.world_size, timeout, contract.master_addr), "gloo");
+    auto gloo = MakeGloo(store, contract.rank, contract.world_size, timeout, contract.master_addr);
+    return FlatGloo(std::move(gloo), contract.rank, contract.world_size, timeout, compression);
   } catch (const std::exception& e) {
     throw common::CommunicationError(
         "rank " + std::to_string(contract.rank) + " of " + std::to_string(contract.world_size) +
@@ -186,7 +207,8 @@ std::shared_ptr<InProcessStore> MakeInProcessStore() { return std::make_shared<I
 
 std::unique_ptr<Communicator> MakeInProcessCommunicator(
     const std::shared_ptr<InProcessStore>& store, int rank, int size,
-    std::chrono::milliseconds timeout, const std::string& allreduce, int per_machine) {
+    std::chrono::milliseconds timeout, const std::string& allreduce, int per_machine,
+    const std::string& compression) {
   if (size == 1) return std::make_unique<SoloCommunicator>();
   if (allreduce != "gloo") {
     if (per_machine <= 0) per_machine = size;
@@ -203,11 +225,12 @@ std::unique_ptr<Communicator> MakeInProcessCommunicator(
                 std::to_string(s.node);
     s.timeout = timeout;
     s.address = "127.0.0.1";
+    s.compression = compression;
     if (std::unique_ptr<Communicator> comm = detail::MakeShmCommunicator(s, store->store))
       return comm;
   }
-  return std::make_unique<C10dCommunicator<c10d::ProcessGroupGloo>>(
-      MakeGloo(store->store, rank, size, timeout, "127.0.0.1"), "gloo");
+  return FlatGloo(MakeGloo(store->store, rank, size, timeout, "127.0.0.1"), rank, size, timeout,
+                  compression);
 }
 
 }  // namespace trainer

@@ -46,10 +46,13 @@ class Communicator {
 // machine and over Gloo between one leader per machine (trainer/comm_detail.h), or flat Gloo
 // with a warning when shared memory is unavailable. Throws common::CommunicationError (store
 // unreachable, peers missing within `timeout`) or common::ConfigError (nccl without a CUDA build).
-[[nodiscard]] std::unique_ptr<Communicator> MakeCommunicator(const common::WorkerContract& contract,
-                                                             const std::string& backend,
-                                                             std::chrono::milliseconds timeout,
-                                                             const std::string& allreduce = "gloo");
+// `compression` is train.gradient_compression: "none", or "bf16"/"fp16" for the gradients'
+// all-reduces wherever they go over Gloo (between the machines' leaders; every rank in a flat
+// group), summed in fp32 (detail::WireAllReduce); never within shared memory.
+[[nodiscard]] std::unique_ptr<Communicator> MakeCommunicator(
+    const common::WorkerContract& contract, const std::string& backend,
+    std::chrono::milliseconds timeout, const std::string& allreduce = "gloo",
+    const std::string& compression = "none");
 
 // For tests: ranks as threads of one process over an in-memory store (real ProcessGroupGloo, or
 // with `allreduce` "shm" the ranks as the local ranks of machines of `per_machine` ranks each,
@@ -58,7 +61,8 @@ class InProcessStore;
 [[nodiscard]] std::shared_ptr<InProcessStore> MakeInProcessStore();
 [[nodiscard]] std::unique_ptr<Communicator> MakeInProcessCommunicator(
     const std::shared_ptr<InProcessStore>& store, int rank, int size,
-    std::chrono::milliseconds timeout, const std::string& allreduce = "gloo", int per_machine = 0);
+    std::chrono::milliseconds timeout, const std::string& allreduce = "gloo", int per_machine = 0,
+    const std::string& compression = "none");
 
 // True when this build can use NCCL.
 [[nodiscard]] bool HaveNccl();

@@ -7,10 +7,12 @@
 #define USE_C10D_GLOO 1
 #endif
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/Store.hpp>
+#include <vector>
 
 #include "trainer/comm.h"
 
@@ -33,7 +35,9 @@ struct ShmSetup {
   int nodes = 1;
   std::string segment;  // common::ShmSegmentName
   std::chrono::milliseconds timeout{0};
-  std::string address;  // the store's, for the leaders' Gloo group
+  std::string address;               // the store's, for the leaders' Gloo group
+  std::string compression = "none";  // train.gradient_compression, for the Gloo hop
+  bool flat = false;  // every rank its own "machine": one flat Gloo group (MakeQueuedGloo)
 };
 
 // The hierarchical communicator: sums within each machine in shared memory
@@ -47,5 +51,32 @@ struct ShmSetup {
 // the reason). Throws common::CommunicationError when the machines do not meet.
 [[nodiscard]] std::unique_ptr<Communicator> MakeShmCommunicator(
     const ShmSetup& setup, const c10::intrusive_ptr<c10d::Store>& store);
+
+// The flat Gloo group `group` (rank = setup.rank) behind the same ordered queue, for a gradient
+// compression between ranks that share no memory: setup.flat, one rank per "machine".
+[[nodiscard]] std::unique_ptr<Communicator> MakeQueuedGloo(
+    ShmSetup setup, c10::intrusive_ptr<c10d::ProcessGroupGloo> group);
+
+// train.gradient_compression as the type gradients travel in over Gloo: kFloat (none),
+// kBFloat16 or kHalf. Throws common::ConfigError for anything else.
+[[nodiscard]] at::ScalarType WireType(const std::string& compression);
+
+// Buffers reused from one all-reduce to the next (no allocation per step once grown).
+class WireScratch {
+ public:
+  at::Tensor Get(size_t slot, int64_t n, at::ScalarType type);
+
+ private:
+  std::vector<at::Tensor> buffers_;
+};
+
+// Sums the float tensor `tensor` over `group`, in place, sending `wire` (kBFloat16 or kHalf)
+// values: a reduce-scatter (all-to-all) whose chunks each owner sums in fp32 in rank order, then
+// an all-gather of the summed chunks, so every rank ends with the same bits and half the bytes
+// of a float all-reduce cross the network. kHalf sends each rank's value divided by the group's
+// size (the sum is multiplied back), as PyTorch's fp16 hook does, so that sums stay below 65504.
+// Throws common::CommunicationError starting with what().
+void WireAllReduce(c10d::ProcessGroupGloo& group, at::Tensor& tensor, at::ScalarType wire,
+                   WireScratch& scratch, const std::function<std::string()>& what);
 
 }  // namespace trainer::detail

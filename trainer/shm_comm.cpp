@@ -24,7 +24,10 @@ class ShmCommunicator final : public Communicator {
  public:
   ShmCommunicator(const ShmSetup& setup, std::unique_ptr<common::ShmGroup> local,
                   c10::intrusive_ptr<c10d::ProcessGroupGloo> leaders)
-      : setup_(setup), local_(std::move(local)), leaders_(std::move(leaders)) {
+      : setup_(setup),
+        wire_(WireType(setup.compression)),
+        local_(std::move(local)),
+        leaders_(std::move(leaders)) {
     thread_ = std::thread([this] { Loop(); });
   }
   ~ShmCommunicator() override {
@@ -48,12 +51,14 @@ class ShmCommunicator final : public Communicator {
   int rank() const override { return setup_.rank; }
   int size() const override { return setup_.size; }
   std::string backend() const override {
-    // "shm": shared memory only; "shm+gloo": and gloo between the machines' leaders.
-    return setup_.nodes > 1 ? "shm+gloo" : "shm";
+    // "shm": shared memory only; "shm+gloo": and gloo between the machines' leaders; "gloo":
+    // one flat group. "/bf16", "/fp16": gradients travel over gloo compressed.
+    const std::string road = setup_.flat ? "gloo" : setup_.nodes > 1 ? "shm+gloo" : "shm";
+    return wire_ == at::kFloat ? road : road + "/" + setup_.compression;
   }
 
   std::unique_ptr<Pending> AllReduceAsync(at::Tensor& tensor) override {
-    return Submit([this, tensor]() mutable { AllReduceNow(tensor); });
+    return Submit([this, tensor]() mutable { AllReduceNow(tensor, /*gradients=*/true); });
   }
   void AllReduceSum(std::vector<at::Tensor>& tensors) override {
     Submit([this, &tensors] {
@@ -118,13 +123,20 @@ class ShmCommunicator final : public Communicator {
     try {
       work->wait();
     } catch (const std::exception& e) {
-      throw common::CommunicationError(what + " between the leaders of " +
-                                       std::to_string(setup_.nodes) + " machines (this one is " +
-                                       std::to_string(setup_.node) + ") failed: " + e.what());
+      throw common::CommunicationError(what + " " + Between() + " failed: " + e.what());
     }
   }
 
-  void AllReduceNow(at::Tensor& tensor) {
+  std::string Between() const {
+    if (setup_.flat) {
+      return "between " + std::to_string(setup_.size) + " ranks (this is rank " +
+             std::to_string(setup_.rank) + ")";
+    }
+    return "between the leaders of " + std::to_string(setup_.nodes) + " machines (this one is " +
+           std::to_string(setup_.node) + ")";
+  }
+
+  void AllReduceNow(at::Tensor& tensor, bool gradients = false) {
     at::Tensor t = tensor.is_contiguous() ? tensor : tensor.contiguous();
     const auto n = static_cast<size_t>(t.numel());
     if (t.scalar_type() == at::kFloat) {
@@ -136,7 +148,12 @@ class ShmCommunicator final : public Communicator {
           "the shared-memory all-reduce sums float and double tensors, not " +
           std::string(c10::toString(t.scalar_type())) + "; set train.allreduce=gloo");
     }
-    if (leaders_) {
+    if (leaders_ && gradients && wire_ != at::kFloat && t.scalar_type() == at::kFloat) {
+      WireAllReduce(*leaders_, t, wire_, scratch_, [&] {
+        return "all-reduce of " + std::to_string(n) + " gradients as " + setup_.compression + " " +
+               Between();
+      });
+    } else if (leaders_) {
       std::vector<at::Tensor> one = {t};
       Gloo(leaders_->allreduce(one), "all-reduce of " + std::to_string(n) + " values");
     }
@@ -169,6 +186,8 @@ class ShmCommunicator final : public Communicator {
   }
 
   ShmSetup setup_;
+  at::ScalarType wire_;                      // kFloat: gradients go over gloo as they are
+  WireScratch scratch_;                      // used on the queue's thread only
   std::unique_ptr<common::ShmGroup> local_;  // null where this rank is alone on its machine
   c10::intrusive_ptr<c10d::ProcessGroupGloo> leaders_;  // null on non-leaders and on one machine
   std::mutex mutex_;
@@ -198,6 +217,16 @@ std::string MakeSegment(const ShmSetup& s, std::unique_ptr<common::ShmGroup>& se
 }
 
 }  // namespace
+
+std::unique_ptr<Communicator> MakeQueuedGloo(ShmSetup setup,
+                                             c10::intrusive_ptr<c10d::ProcessGroupGloo> group) {
+  setup.flat = true;
+  setup.node = setup.rank;
+  setup.nodes = setup.size;
+  setup.local_rank = 0;
+  setup.local_size = 1;
+  return std::make_unique<ShmCommunicator>(setup, nullptr, std::move(group));
+}
 
 std::unique_ptr<Communicator> MakeShmCommunicator(const ShmSetup& s,
                                                   const c10::intrusive_ptr<c10d::Store>& store) {

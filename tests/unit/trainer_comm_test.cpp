@@ -21,14 +21,16 @@ namespace {
 using namespace std::chrono_literals;
 
 void OnRanks(int world, const std::string& allreduce,
-             const std::function<void(Communicator&)>& body, int per_machine = 0) {
+             const std::function<void(Communicator&)>& body, int per_machine = 0,
+             const std::string& compression = "none") {
   auto store = MakeInProcessStore();
   std::vector<std::exception_ptr> errors(static_cast<size_t>(world));
   std::vector<std::thread> threads;
   for (int r = 0; r < world; ++r) {
     threads.emplace_back([&, r] {
       try {
-        auto comm = MakeInProcessCommunicator(store, r, world, 60s, allreduce, per_machine);
+        auto comm =
+            MakeInProcessCommunicator(store, r, world, 60s, allreduce, per_machine, compression);
         body(*comm);
       } catch (...) {
         errors[static_cast<size_t>(r)] = std::current_exception();
@@ -143,6 +145,68 @@ TEST(Reducer, GradientsAreViewsOfTheBucketAndSurviveZeroGrad) {
         EXPECT_TRUE(params[0].grad().storage().is_alias_of(params[1].grad().storage()));
       }
     });
+  }
+}
+
+// What every rank must hold after a compressed all-reduce of `inputs` (one per machine: already
+// summed within it): each value sent as `wire` (fp16: a share of the mean), summed in fp32 in
+// machine order, rounded to `wire` once more.
+at::Tensor CompressedReference(const std::vector<at::Tensor>& inputs, at::ScalarType wire) {
+  const double p = static_cast<double>(inputs.size());
+  const double scale = wire == at::kHalf ? p : 1.0;
+  at::Tensor sum = (inputs[0] * (1.0 / scale)).to(wire).to(at::kFloat);
+  for (size_t i = 1; i < inputs.size(); ++i)
+    sum.add_((inputs[i] * (1.0 / scale)).to(wire).to(at::kFloat));
+  return sum.to(wire).to(at::kFloat) * scale;
+}
+
+// Gradients over gloo as bf16/fp16: between ranks of a flat group and between machines' leaders;
+// the same bits on every rank, the expected rounding, odd sizes; other sums stay exact.
+TEST(GradientCompression, SumsIn32BitsAndEveryRankHoldsTheSameBits) {
+  struct Row {
+    const char* allreduce;
+    int world, per_machine;
+    const char* compression;
+    const char* backend;
+  };
+  for (const Row row :
+       {Row{"gloo", 3, 0, "bf16", "gloo/bf16"}, Row{"gloo", 2, 0, "fp16", "gloo/fp16"},
+        Row{"shm", 4, 2, "bf16", "shm+gloo/bf16"}, Row{"shm", 5, 2, "fp16", "shm+gloo/fp16"}}) {
+    SCOPED_TRACE(std::string(row.allreduce) + " " + std::to_string(row.world) + " ranks " +
+                 row.compression);
+    const at::ScalarType wire = std::string(row.compression) == "bf16" ? at::kBFloat16 : at::kHalf;
+    const int machines =
+        row.per_machine ? (row.world + row.per_machine - 1) / row.per_machine : row.world;
+    for (const int64_t n : {int64_t{1}, int64_t{7}, int64_t{100003}}) {
+      at::manual_seed(n);
+      std::vector<at::Tensor> values;  // rank r's gradients: exact in fp32 when summed per machine
+      for (int r = 0; r < row.world; ++r)
+        values.push_back((at::randn({n}) * 256).round() / 64 + 1.0 / 3);
+      std::vector<at::Tensor> per_machine(static_cast<size_t>(machines), at::zeros({n}));
+      for (int r = 0; r < row.world; ++r) {
+        const int m = row.per_machine ? r / row.per_machine : r;
+        per_machine[static_cast<size_t>(m)] = per_machine[static_cast<size_t>(m)] + values[r];
+      }
+      const at::Tensor expected = CompressedReference(per_machine, wire);
+      const at::Tensor exact = at::stack(values).sum(0);
+      // Two roundings of at most half a unit in the last place each, relative to what is rounded.
+      const double unit = wire == at::kBFloat16 ? 1.0 / 256 : 1.0 / 2048;
+      const at::Tensor bound = at::stack(per_machine).abs().sum(0) * 2 * unit + 1e-6;
+      OnRanks(
+          row.world, row.allreduce,
+          [&](Communicator& comm) {
+            EXPECT_EQ(comm.backend(), row.backend);
+            at::Tensor grad = values[comm.rank()].clone();
+            comm.AllReduceAsync(grad)->Wait();
+            EXPECT_TRUE(at::equal(grad, expected)) << "rank " << comm.rank() << " n " << n;
+            EXPECT_TRUE(at::all((grad - exact).abs() <= bound).item<bool>())
+                << "rank " << comm.rank();
+            std::vector<at::Tensor> metric = {values[comm.rank()].clone()};
+            comm.AllReduceSum(metric);  // not a gradient: exact
+            EXPECT_TRUE(at::allclose(metric[0], exact, 1e-6, 1e-5));
+          },
+          row.per_machine, row.compression);
+    }
   }
 }
 
