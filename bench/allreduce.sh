@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Gradient exchange on this machine, in interleaved rounds (bench/README.md):
 #  1. all-reduce bandwidth, 1 KiB..64 MiB of floats between 2 local ranks: the trainer's
-#     communicator over gloo and over shared memory (allreduce_bench under the runner), and
+#     communicator over gloo, over gloo sending bf16 (train.gradient_compression, the road
+#     between machines) and over shared memory (allreduce_bench under the runner), and
 #     OpenMPI's MPI_Allreduce as a reference (bench/mpi_allreduce.c, built here with mpicc);
 #     GB/s = bytes / median time of one all-reduce;
 #  2. training throughput of the trainer (gloo and shm) against PyTorch DDP (Debian's
@@ -29,8 +30,11 @@ sweep() {  # mode round
   if [ "$1" = mpi ]; then
     mpirun --allow-run-as-root --mca btl self,vader -np 2 "$tmp/mpi_allreduce" 0.3 >"$out"
   else
+    local allreduce=${1%-*} compression=none
+    [ "$1" = gloo-bf16 ] && compression=bf16
     "$runner" --log-root "$tmp/logs" --job-name ar --nproc-per-node 2 -- \
-      "$bench" --allreduce "$1" --seconds 0.3 --out "$out" >/dev/null 2>&1
+      "$bench" --allreduce "$allreduce" --compression "$compression" --seconds 0.3 \
+      --out "$out" >/dev/null 2>&1
   fi
   grep -v '^#' "$out" | while read -r bytes _ _ _ gbs; do echo "sweep $1 $bytes $gbs"; done >>"$results"
 }
@@ -60,7 +64,7 @@ echo "$(date -u +%FT%TZ) $(uname -n), $(nproc) CPUs, load $(cut -d' ' -f1-3 /pro
 mpicc -O2 -o "$tmp/mpi_allreduce" bench/mpi_allreduce.c
 for round in $(seq "$rounds"); do
   if [ "$part" != train ]; then
-    for mode in gloo shm mpi; do sweep "$mode" "$round"; done
+    for mode in gloo gloo-bf16 shm mpi; do sweep "$mode" "$round"; done
   fi
   if [ "$part" != sweep ]; then
     trainer_run 1 gloo
@@ -82,10 +86,11 @@ for kind, mode, size, value in rows:
         sweep.setdefault(int(size), {}).setdefault(mode, []).append(float(value))
 if sweep:
     print("\nall-reduce GB/s between 2 local ranks (median [min-max] over rounds)")
-    print(f"{'bytes':>10} {'gloo':>20} {'shm':>20} {'mpi':>20} {'shm/gloo':>9} {'shm/mpi':>8}")
+    print(f"{'bytes':>10} {'gloo':>20} {'gloo-bf16':>20} {'shm':>20} {'mpi':>20} "
+          f"{'bf16/gloo':>9} {'shm/gloo':>9} {'shm/mpi':>8}")
     for size in sorted(sweep):
         cells, med = [], {}
-        for mode in ("gloo", "shm", "mpi"):
+        for mode in ("gloo", "gloo-bf16", "shm", "mpi"):
             v = sweep[size].get(mode)
             if v:
                 m, lo, hi = stats(v)
@@ -95,7 +100,7 @@ if sweep:
                 cells.append("-")
         ratio = lambda a, b: f"{med[a] / med[b]:.2f}" if a in med and b in med else "-"
         print(f"{size:>10} " + " ".join(f"{c:>20}" for c in cells) +
-              f" {ratio('shm', 'gloo'):>9} {ratio('shm', 'mpi'):>8}")
+              f" {ratio('gloo-bf16', 'gloo'):>9} {ratio('shm', 'gloo'):>9} {ratio('shm', 'mpi'):>8}")
 train = {}
 for kind, who, nproc, value in rows:
     if kind == "train" and value:

@@ -129,18 +129,27 @@ class TcpTest(unittest.TestCase):
             self.assertEqual(code, 0, out)
         self.assertEqual(self.outcome()["status"], "succeeded")
 
-    def test_two_machines_of_two_workers_sum_in_shared_memory_and_between_leaders(self):
+    def two_machines_of_two_workers(self, *overrides):
         if not os.environ.get("TRAINER_BIN"):
             self.skipTest("TRAINER_BIN is not set")
-        procs = [self.start(n, "--config", SMOKE, "--nproc-per-node", "2",
-                            "train.allreduce=shm") for n in (0, 1)]
+        procs = [self.start(n, "--config", SMOKE, "--nproc-per-node", "2", *overrides)
+                 for n in (0, 1)]
         for proc in procs:
             code, out = self.finish(proc, timeout=120)
             self.assertEqual(code, 0, out)
         self.assertEqual(self.outcome()["status"], "succeeded")
         dirs = [d for d in os.listdir(self.root) if d.startswith("t-")]
         with open(os.path.join(self.root, dirs[0], "attempt-0", "train.log")) as f:
-            self.assertIn("world_size=4 rank=0 backend=shm+gloo ", f.read())
+            return f.read()
+
+    def test_two_machines_of_two_workers_sum_in_shared_memory_and_between_leaders(self):
+        log = self.two_machines_of_two_workers("train.allreduce=shm")
+        self.assertIn("world_size=4 rank=0 backend=shm+gloo ", log)
+
+    def test_gradients_cross_between_machines_as_bf16(self):
+        log = self.two_machines_of_two_workers("train.allreduce=shm",
+                                               "train.gradient_compression=bf16")
+        self.assertIn("world_size=4 rank=0 backend=shm+gloo/bf16 ", log)
 
     def test_a_worker_killed_on_one_machine_ends_both_naming_it(self):
         p0 = self.start(0, *self.sh("sleep 60"))
