@@ -7,10 +7,14 @@
 #     GB/s = bytes / median time of one all-reduce;
 #  2. training throughput of the trainer (gloo and shm) against PyTorch DDP (Debian's
 #     python3-torch under torchrun) on the MLP 784-512-512-10, synthetic data, batch 64 per rank,
-#     SGD, 1 intra-op thread per rank, at 1 and 2 workers: global samples/s over all steps.
+#     SGD, 1 intra-op thread per rank, at 1 and 2 workers: global samples/s over all steps;
+#     and two independent 1-worker jobs at once (no-comm-bound: 2 workers without any gradient
+#     exchange, the most 2 workers can reach on this machine).
 # Prints median, min and max over the rounds, and the ratios.
 #   bench/allreduce.sh [ROUNDS] [STEPS] [PART]   (PART: all, sweep or train; BUILD=build;
-#   MODEL=cnn trains the trainer's CNN instead of the MLP, on both sides)
+#   MODEL=cnn trains the trainer's CNN instead of the MLP, on both sides; NET_RATE=1gbit (root)
+#   runs everything in a network namespace whose loopback is shaped to that rate with tc's tbf,
+#   a stand-in for the network between two machines)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=${1:-5}
@@ -22,6 +26,16 @@ runner=$build/runner/runner
 bench=$build/bench/allreduce_bench
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
+if [ -n "${NET_RATE:-}" ] && [ -z "${ALLREDUCE_NETNS:-}" ]; then
+  ns=allreduce-bench-$$
+  ip netns add "$ns"
+  trap 'ip netns del "$ns"; rm -rf "$tmp"' EXIT
+  ip netns exec "$ns" ip link set lo up
+  ip netns exec "$ns" tc qdisc add dev lo root tbf rate "$NET_RATE" burst 1mb latency 100ms
+  echo "loopback shaped to $NET_RATE (tc tbf) in network namespace $ns"
+  ALLREDUCE_NETNS=$ns ip netns exec "$ns" "$0" "$@"
+  exit
+fi
 results=$tmp/results.txt
 : >"$results"
 
@@ -39,16 +53,32 @@ sweep() {  # mode round
   grep -v '^#' "$out" | while read -r bytes _ _ _ gbs; do echo "sweep $1 $bytes $gbs"; done >>"$results"
 }
 
-trainer_run() {  # nproc allreduce
-  rm -rf "$tmp/logs"
-  "$runner" --log-root "$tmp/logs" --job-name tp --nproc-per-node "$1" train.model="$model" \
+trainer_run() {  # nproc allreduce [label [overrides...]]: global samples/s into the results
+  local nproc=$1 allreduce=$2 label=${3:-$2}
+  shift 2
+  shift $(($# > 0 ? 1 : 0))
+  local logs=$tmp/logs-$label
+  rm -rf "$logs"
+  "$runner" --log-root "$logs" --job-name tp --nproc-per-node "$nproc" train.model="$model" \
     "train.hidden_sizes=[512,512]" train.dataset=synthetic train.synthetic_samples=65536 \
     train.batch_size=64 train.optimizer=sgd train.lr=0.01 train.momentum=0.9 train.epochs=100 \
     train.max_steps="$steps" train.log_every=1000000 train.eval_every_epoch=false \
-    train.num_threads=1 train.allreduce="$2" >/dev/null 2>&1
+    train.num_threads=1 train.allreduce="$allreduce" "$@" >/dev/null 2>&1
   local rate
-  rate=$(grep -o 'done: .*' "$tmp"/logs/tp-*/current/train.log | sed -E 's/.* ([0-9]+) samples\/s.*/\1/')
-  echo "train trainer-$2 $1 $rate" >>"$results"
+  rate=$(grep -o 'done: .*' "$logs"/tp-*/current/train.log | sed -E 's/.* ([0-9]+) samples\/s.*/\1/')
+  echo "train trainer-$label $nproc $rate" >>"$results"
+}
+
+# Two independent 1-worker jobs at once: no communication at all, so their summed samples/s is
+# what 2 workers could reach on this machine if exchanging gradients cost nothing.
+trainer_pair() {
+  trainer_run 1 gloo pair-a &
+  trainer_run 1 gloo pair-b
+  wait
+  local a b
+  a=$(grep '^train trainer-pair-a ' "$results" | tail -1 | cut -d' ' -f4)
+  b=$(grep '^train trainer-pair-b ' "$results" | tail -1 | cut -d' ' -f4)
+  echo "train no-comm-bound 2 $((a + b))" >>"$results"
 }
 
 ddp_run() {  # nproc
@@ -72,6 +102,8 @@ for round in $(seq "$rounds"); do
     trainer_run 2 gloo
     ddp_run 2
     trainer_run 2 shm
+    trainer_run 2 gloo gloo-bf16 train.gradient_compression=bf16
+    trainer_pair
   fi
 done
 echo "load at the end $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -120,7 +152,12 @@ if train:
     show("trainer shm, 2 workers / DDP, 2 workers", ("trainer-shm", 2), ("ddp", 2))
     show("trainer gloo, 2 workers / DDP, 2 workers", ("trainer-gloo", 2), ("ddp", 2))
     show("trainer shm / trainer gloo, 2 workers", ("trainer-shm", 2), ("trainer-gloo", 2))
+    show("trainer gloo sending bf16 / trainer gloo, 2 workers", ("trainer-gloo-bf16", 2),
+         ("trainer-gloo", 2))
     show("trainer 1 worker / DDP 1 worker", ("trainer-gloo", 1), ("ddp", 1))
+    show("no-communication bound, 2 workers / DDP, 2 workers", ("no-comm-bound", 2), ("ddp", 2))
+    show("trainer shm, 2 workers / no-communication bound", ("trainer-shm", 2),
+         ("no-comm-bound", 2))
     for who in ("trainer-shm", "trainer-gloo", "ddp"):
         one = ("trainer-gloo", 1) if who.startswith("trainer") else ("ddp", 1)
         if (who, 2) in med and one in med:
