@@ -22,13 +22,6 @@ StoreServerOptions JobStoreOptions(const std::vector<AgentInfo>& agents,
   return options;
 }
 
-namespace {
-
-// Descriptors the agent needs besides the store's connections (as the store server reserves).
-constexpr uint64_t kOtherFiles = 256;
-
-}  // namespace
-
 uint64_t ExpectedStoreClients(const StoreCapacity& capacity) {
   return 2 * static_cast<uint64_t>(std::max(capacity.workers, 0)) +
          2 * static_cast<uint64_t>(std::max(capacity.agents, 0));
@@ -45,8 +38,8 @@ std::vector<std::string> StoreCapacityWarnings(const StoreCapacity& capacity) {
                               " connections to the store (two per PyTorch 1.13 worker, two per "
                               "agent)";
   std::vector<std::string> lines;
-  if (capacity.hard_files < expected + kOtherFiles) {
-    const std::string wanted = std::to_string(expected + kOtherFiles);
+  if (capacity.hard_files < expected + kStoreOtherFiles) {
+    const std::string wanted = std::to_string(expected + kStoreOtherFiles);
     lines.push_back(
         "store: " + clients + ", but the agent on host " + capacity.host + " may open at most " +
         std::to_string(capacity.hard_files) +

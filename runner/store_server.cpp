@@ -32,8 +32,6 @@ constexpr int kMaxEvents = 1024;
 constexpr int kAcceptBurst = 1024;
 // An idle connection keeps at most this much buffer capacity after a large request or reply.
 constexpr size_t kIdleCapacity = size_t{64} << 10;
-// Descriptors the process needs besides the store's connections (logs, pipes, MPI, workers).
-constexpr uint64_t kOtherFiles = 256;
 
 int OpenSpare() { return open("/dev/null", O_RDONLY | O_CLOEXEC); }
 
@@ -50,25 +48,20 @@ class StoreServer::Impl {
     limits_.max_key_bytes = std::min(options_.max_key_bytes, store_protocol::kMaxKeyBytes);
     limits_.max_value_bytes = std::min(options_.max_value_bytes, store_protocol::kMaxValueBytes);
     limits_.pause_reading_bytes = options_.pause_reading_bytes;
-    const uint64_t files =
-        store_socket::RaiseOpenFilesLimit(options_.max_connections + kOtherFiles);
-    if (files < options_.max_connections + kOtherFiles && log_) {
-      log_("store: this process may open only " + std::to_string(files) +
-           " files (ulimit -n), so the store holds fewer than its cap of " +
-           std::to_string(options_.max_connections) + " connections; raise the hard limit");
-    }
+    // Whether the job's clients fit is the agent's to say (StoreCapacityWarnings): it knows how
+    // many there will be, where the cap is only an upper bound.
+    (void)store_socket::RaiseOpenFilesLimit(options_.max_connections + kStoreOtherFiles);
     listen_fd_ = store_socket::Listen(address, port, &port_);
     spare_fd_ = OpenSpare();
     epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
-    if (epoll_fd_ < 0 || pipe2(wake_, O_CLOEXEC | O_NONBLOCK) != 0) {
+    if (epoll_fd_ < 0 || pipe2(wake_, O_CLOEXEC | O_NONBLOCK) != 0 ||
+        !Watch(wake_[0], EPOLL_CTL_ADD, EPOLLIN) || !Watch(listen_fd_, EPOLL_CTL_ADD, EPOLLIN)) {
       const std::string why = std::strerror(errno);
-      close(listen_fd_);
-      if (epoll_fd_ >= 0) close(epoll_fd_);
-      throw common::CommunicationError("store: cannot create its epoll set or wake-up pipe: " +
-                                       why);
+      for (int fd : {listen_fd_, epoll_fd_, wake_[0], wake_[1]}) {
+        if (fd >= 0) close(fd);
+      }
+      throw common::CommunicationError("store: cannot set up its epoll set: " + why);
     }
-    Watch(wake_[0], EPOLL_CTL_ADD, EPOLLIN);
-    Watch(listen_fd_, EPOLL_CTL_ADD, EPOLLIN);
     thread_ = std::thread([this] { Loop(); });
   }
 
@@ -141,11 +134,12 @@ class StoreServer::Impl {
     if (admitted) log_(*admitted);
   }
 
-  void Watch(int fd, int op, uint32_t events) {
+  // False with errno set when epoll refuses (ENOMEM, ENOSPC: fs.epoll.max_user_watches).
+  bool Watch(int fd, int op, uint32_t events) {
     epoll_event event{};
     event.events = events;
     event.data.fd = fd;
-    epoll_ctl(epoll_fd_, op, fd, &event);
+    return epoll_ctl(epoll_fd_, op, fd, &event) == 0;
   }
 
   // One epoll set, level-triggered: a round costs the ready connections and the connections their
@@ -209,18 +203,23 @@ class StoreServer::Impl {
         Answer(conn);
         if (!conn.closing && !conn.out.empty()) Flush(conn);
       }
+      if (!conn.closing) {
+        Trim(conn.in);
+        Trim(conn.out);
+        const uint32_t want =
+            (Paused(conn) ? 0u : uint32_t{EPOLLIN}) | (conn.out.empty() ? 0u : uint32_t{EPOLLOUT});
+        if (want != conn.interest && !Watch(conn.id, EPOLL_CTL_MOD, want)) {
+          ++stats_.closed_by_server;
+          Log("store: closed the connection of " + conn.peer + ": " + store_socket::Unwatched());
+          conn.closing = true;
+        }
+        conn.interest = want;
+      }
       if (conn.closing) {
         state_.Disconnect(conn.id);
         close(conn.id);  // also leaves the epoll set
         connections_.erase(it);
-        continue;
       }
-      Trim(conn.in);
-      Trim(conn.out);
-      const uint32_t want =
-          (Paused(conn) ? 0u : uint32_t{EPOLLIN}) | (conn.out.empty() ? 0u : uint32_t{EPOLLOUT});
-      if (want != conn.interest) Watch(conn.id, EPOLL_CTL_MOD, want);
-      conn.interest = want;
     }
     touched_.clear();
   }
@@ -256,11 +255,14 @@ class StoreServer::Impl {
                    " connections, its cap; raise launch.store_max_connections");
         continue;
       }
+      if (!Watch(fd, EPOLL_CTL_ADD, EPOLLIN)) {
+        Refuse(fd, name, store_socket::Unwatched());
+        continue;
+      }
       StoreConnection& conn = connections_[fd];
       conn.id = fd;
       conn.peer = name;
       conn.interest = EPOLLIN;
-      Watch(fd, EPOLL_CTL_ADD, EPOLLIN);
     }
   }
 

@@ -53,6 +53,11 @@ struct StoreServerOptions {
   std::chrono::milliseconds log_interval{6000};
 };
 
+// Descriptors a process holding the store needs besides the store's connections (logs, pipes,
+// MPI, workers): the store raises the open-files limit to its cap plus these, and the agent's
+// capacity check (runner/store_job.h) asks for them too.
+inline constexpr uint64_t kStoreOtherFiles = 256;
+
 // What the server has seen, for diagnostics and tests.
 struct StoreServerStats {
   size_t connections = 0;         // open now

@@ -114,4 +114,9 @@ uint64_t RaiseOpenFilesLimit(uint64_t wanted) {
   return limit.rlim_cur;
 }
 
+std::string Unwatched() {
+  return std::string("the store cannot watch it (epoll_ctl: ") + std::strerror(errno) +
+         "); after 'No space left on device', raise fs.epoll.max_user_watches";
+}
+
 }  // namespace runner::store_socket

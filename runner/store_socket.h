@@ -32,4 +32,8 @@ void CloseAtOnce(int fd);
 // soft limit in force afterwards.
 [[nodiscard]] uint64_t RaiseOpenFilesLimit(uint64_t wanted);
 
+// Why a connection epoll_ctl just refused (errno) is closed: a connection epoll does not watch
+// would never be served, so it is closed and said rather than left silent.
+[[nodiscard]] std::string Unwatched();
+
 }  // namespace runner::store_socket
