@@ -32,11 +32,14 @@ class PackageTest(unittest.TestCase, InstalledChecks):
     def setUpClass(cls):
         cls.tmpdir = tempfile.TemporaryDirectory(prefix="package-test-")
         cls.tmp = cls.tmpdir.name
-        result = run([os.path.join(SOURCE_DIR, "scripts/package"), os.path.join(cls.tmp, "out")],
+        # OUTDIR relative to where the packager stands, not to the repository.
+        result = run([os.path.join(SOURCE_DIR, "scripts/package"), "out"], cwd=cls.tmp,
                      env=dict(os.environ, BUILD_DIR=BUILD_DIR), timeout=600)
         if result.returncode != 0:
             raise AssertionError(f"scripts/package failed:\n{result.stdout}")
         cls.deb = result.stdout.splitlines()[-1]
+        if os.path.dirname(cls.deb) != os.path.join(os.path.realpath(cls.tmp), "out"):
+            raise AssertionError(f"the package is not in the caller's out/: {cls.deb}")
         cls.arch = run(["dpkg", "--print-architecture"]).stdout.strip()
         cls.root = os.path.join(cls.tmp, "root")
         extracted = run(["dpkg-deb", "-x", cls.deb, cls.root])
@@ -82,3 +85,18 @@ class PackageTest(unittest.TestCase, InstalledChecks):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class PackageArgumentsTest(unittest.TestCase):
+    def test_a_debug_build_is_refused_naming_it_and_the_fix(self):
+        with tempfile.TemporaryDirectory(prefix="package-args-") as tmp:
+            os.makedirs(os.path.join(tmp, "dbg"))
+            with open(os.path.join(tmp, "dbg", "CMakeCache.txt"), "w") as f:
+                f.write("CMAKE_BUILD_TYPE:STRING=Debug\n")
+            result = run([os.path.join(SOURCE_DIR, "scripts/package"), "out"], cwd=tmp,
+                         env=dict(os.environ, BUILD_DIR="dbg"))
+            self.assertEqual(result.returncode, 1, result.stdout)
+            self.assertIn(f"package: {os.path.realpath(tmp)}/dbg is configured with "
+                          "CMAKE_BUILD_TYPE='Debug'", result.stdout)
+            self.assertIn("-DCMAKE_BUILD_TYPE=RelWithDebInfo", result.stdout)
+            self.assertFalse(os.path.exists(os.path.join(tmp, "out")))
