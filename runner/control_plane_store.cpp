@@ -34,6 +34,8 @@ StoreControlPlane::StoreControlPlane(const StoreControlPlaneOptions& options) : 
   what_ = "the job's store at " + options_.master_source + " = " + options_.master_addr + ":" +
           std::to_string(options_.master_port);
   Join();
+  WatchConnections();
+  ConnectBeat();
   live_thread_ = std::thread([this] { Live(); });
 }
 
@@ -51,6 +53,7 @@ StoreControlPlane::~StoreControlPlane() {
   }
   wake_.notify_all();
   if (live_thread_.joinable()) live_thread_.join();
+  if (rank() == 0 && options_.hosted) options_.hosted->SetCloseObserver(nullptr);
 }
 
 std::string StoreControlPlane::Describe() const {

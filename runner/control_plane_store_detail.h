@@ -67,7 +67,9 @@ class StoreControlPlane final : public ControlPlane {
   void WaitForEveryone(Clock::time_point deadline);
   void Live();
   void CheckLiveness(const std::vector<std::string>& counters, std::vector<int64_t>& last,
-                     std::vector<Clock::time_point>& changed);
+                     std::vector<Clock::time_point>& changed, const std::set<std::string>& closed);
+  void WatchConnections();
+  void ConnectBeat();
   void SayGoodbye();
   void WaitForGoodbyes(double seconds);
   [[nodiscard]] std::string Where() const;
@@ -100,12 +102,16 @@ class StoreControlPlane final : public ControlPlane {
 
   // The liveness thread.
   std::thread live_thread_;
+  std::unique_ptr<StoreClient> beat_;  // the liveness connection, until the thread takes it
   std::mutex mutex_;
   std::condition_variable wake_;
   bool stop_ = false;
   std::string live_error_;    // what the thread saw go wrong (the store lost), for the main thread
   std::set<int> lost_ranks_;  // node 0: declared lost
   std::string lost_message_;  // node 0: the first of them, for /runner/lost
+  // Node 0: the peers ("address:port") of the connections its store saw close since the
+  // liveness thread last looked; matched against each agent's /runner/beat_from/<r>.
+  std::set<std::string> closed_peers_;
 };
 
 }  // namespace runner::store_plane

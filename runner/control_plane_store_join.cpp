@@ -163,33 +163,56 @@ void StoreControlPlane::WaitForEveryone(Clock::time_point deadline) {
   throw common::CommunicationError(reason);
 }
 
+// Node 0: an agent's liveness connection that closes is an agent gone (killed, crashed), known at
+// once instead of after lost_after_s of silence, unless it said goodbye first (it always does
+// before closing when it ends normally or aborts).
+void StoreControlPlane::WatchConnections() {
+  if (rank() != 0 || !options_.hosted) return;
+  options_.hosted->SetCloseObserver([this](const std::string& peer) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    closed_peers_.insert(peer);
+  });
+}
+
+// The liveness connection, before the agent goes on (so that node 0 knows where its beats come
+// from before there are workers to lose).
+void StoreControlPlane::ConnectBeat() {
+  const bool host = rank() == 0 && options_.hosted;
+  // A store slow to answer is not a lost one: on a loaded node 0 its thread can wait seconds for
+  // a core (256 agents on 2 cores: 5 s, and a healthy job ended). A store that is gone closes the
+  // connection at once; only a machine cut off takes this long.
+  const double request_timeout_s = 3 * options_.lost_after_s;
+  beat_ = std::make_unique<StoreClient>(host ? options_.hosted->address() : options_.master_addr,
+                                        host ? options_.hosted->port() : options_.master_port,
+                                        options_.lost_after_s, request_timeout_s, what_);
+  if (rank() != 0) beat_->Set(RankKey("beat_from", rank()), beat_->LocalName());
+}
+
 // The liveness thread: bumps this agent's counter; node 0 also watches everyone's.
 void StoreControlPlane::Live() {
   std::vector<int64_t> last(static_cast<size_t>(size()), -1);
   std::vector<Clock::time_point> changed(static_cast<size_t>(size()), Clock::now());
-  std::unique_ptr<StoreClient> beat;
+  std::unique_ptr<StoreClient> beat = std::move(beat_);
   std::unique_lock<std::mutex> lock(mutex_);
   while (!stop_) {
     lock.unlock();
     try {
-      if (!beat) {
-        const bool host = rank() == 0 && options_.hosted;
-        // A store slow to answer is not a lost one: on a loaded node 0 its thread can wait
-        // seconds for a core (256 agents on 2 cores: 5 s, and a healthy job ended). A store that
-        // is gone closes the connection at once; only a machine cut off takes this long.
-        const double request_timeout_s = 3 * options_.lost_after_s;
-        beat =
-            std::make_unique<StoreClient>(host ? options_.hosted->address() : options_.master_addr,
-                                          host ? options_.hosted->port() : options_.master_port,
-                                          options_.lost_after_s, request_timeout_s, what_);
-      }
       (void)beat->Add(RankKey("alive", rank()), 1);
       if (rank() == 0) {
+        // The connections that closed before the keys are read: an agent writes where its
+        // beats come from, and says goodbye when it ends, before its connection closes; so
+        // one closed here whose agent has no goodbye in what is read next is gone for good.
+        std::set<std::string> closed;
+        {
+          std::lock_guard<std::mutex> guard(mutex_);
+          closed.swap(closed_peers_);
+        }
         std::vector<std::string> keys;
-        for (int r = 0; r < size(); ++r) keys.push_back(RankKey("alive", r));
-        for (int r = 0; r < size(); ++r) keys.push_back(RankKey("bye", r));
+        for (const char* base : {"alive", "bye", "beat_from"}) {
+          for (int r = 0; r < size(); ++r) keys.push_back(RankKey(base, r));
+        }
         const std::vector<std::string> values = beat->MultiGet(keys);
-        CheckLiveness(values, last, changed);
+        CheckLiveness(values, last, changed, closed);
         const std::string lost = [&] {
           std::lock_guard<std::mutex> guard(mutex_);
           return lost_message_;
@@ -209,27 +232,33 @@ void StoreControlPlane::Live() {
 
 void StoreControlPlane::CheckLiveness(const std::vector<std::string>& values,
                                       std::vector<int64_t>& last,
-                                      std::vector<Clock::time_point>& changed) {
+                                      std::vector<Clock::time_point>& changed,
+                                      const std::set<std::string>& closed) {
   const Clock::time_point now = Clock::now();
   const size_t n = static_cast<size_t>(size());
   std::lock_guard<std::mutex> lock(mutex_);
   for (size_t r = 1; r < n; ++r) {
     if (!values[n + r].empty() || lost_ranks_.count(static_cast<int>(r))) continue;
+    std::string why;
     const int64_t count =
         ParseCount(values[r], "agent " + std::to_string(r) + "'s liveness counter");
-    if (count != last[r]) {
+    if (!values[2 * n + r].empty() && closed.count(values[2 * n + r])) {
+      why =
+          " is gone: its agent's connection to the job's store closed without a goodbye (the "
+          "agent was killed or crashed, or its connection broke)";
+    } else if (count != last[r]) {
       last[r] = count;
       changed[r] = now;
       continue;
+    } else {
+      const double silent = std::chrono::duration<double>(now - changed[r]).count();
+      if (silent < options_.lost_after_s) continue;
+      why = " stopped answering: its agent gave no sign of life for " + Seconds(silent) +
+            " (killed, stopped, or its machine is down or cut off)";
     }
-    const double silent = std::chrono::duration<double>(now - changed[r]).count();
-    if (silent < options_.lost_after_s) continue;
     lost_ranks_.insert(static_cast<int>(r));
     if (lost_message_.empty()) {
-      lost_message_ = Name(static_cast<int>(r)) + " stopped answering: its agent gave no sign of " +
-                      "life for " + Seconds(silent) +
-                      " (killed, stopped, or its machine is down or cut off); the job cannot go "
-                      "on without it";
+      lost_message_ = Name(static_cast<int>(r)) + why + "; the job cannot go on without it";
     }
   }
 }

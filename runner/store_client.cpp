@@ -17,6 +17,7 @@
 
 #include "common/errors.h"
 #include "runner/store_protocol.h"
+#include "runner/store_socket.h"
 
 namespace runner {
 
@@ -120,6 +121,13 @@ StoreClient::StoreClient(const std::string& host, int port, double connect_timeo
   std::string hello(1, static_cast<char>(kValidate));
   proto::Writer(&hello).Scalar<uint32_t>(proto::kValidationMagic);
   Send(hello);
+}
+
+std::string StoreClient::LocalName() const {
+  sockaddr_storage local{};
+  socklen_t length = sizeof(local);
+  if (getsockname(fd_, reinterpret_cast<sockaddr*>(&local), &length) != 0) return "";
+  return store_socket::PeerName(local, length);
 }
 
 StoreClient::~StoreClient() {

@@ -36,6 +36,8 @@ class StoreClient {
   // cancelled with CANCEL_WAIT). The store answers when the last key is set: no polling.
   [[nodiscard]] bool Wait(const std::vector<std::string>& keys, double timeout_s);
   [[nodiscard]] const std::string& what() const { return what_; }
+  // This end of the connection as the store names its peers ("10.0.0.2:41234"); "" if unknown.
+  [[nodiscard]] std::string LocalName() const;
 
  private:
   void Send(const std::string& bytes);

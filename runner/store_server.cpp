@@ -103,6 +103,10 @@ class StoreServer::Impl {
     std::lock_guard<std::mutex> lock(mutex_);
     options_.allow = std::move(allow);
   }
+  void SetCloseObserver(std::function<void(const std::string&)> observer) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    on_close_ = std::move(observer);
+  }
 
   StoreServerStats Stats() const {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -217,6 +221,7 @@ class StoreServer::Impl {
       }
       if (conn.closing) {
         state_.Disconnect(conn.id);
+        if (on_close_) on_close_(conn.peer);
         close(conn.id);  // also leaves the epoll set
         connections_.erase(it);
       }
@@ -347,16 +352,8 @@ class StoreServer::Impl {
         std::to_string(options_.max_buffered_bytes) + "; does it read its replies?");
   }
 
-  void Flush(StoreConnection& conn) {
-    while (!conn.out.empty()) {
-      ssize_t n = send(conn.id, conn.out.data(), conn.out.size(), MSG_NOSIGNAL);
-      if (n > 0) {
-        conn.out.erase(0, static_cast<size_t>(n));
-      } else {
-        if (n < 0 && errno != EAGAIN && errno != EINTR) conn.closing = true;
-        return;
-      }
-    }
+  static void Flush(StoreConnection& conn) {
+    if (!store_socket::SendSome(conn.id, conn.out)) conn.closing = true;
   }
 
   std::string address_;
@@ -375,6 +372,7 @@ class StoreServer::Impl {
   mutable std::mutex mutex_;
   std::unordered_map<int, StoreConnection> connections_;
   std::vector<int> touched_;  // connections to settle at the end of this round
+  std::function<void(const std::string&)> on_close_;
   StoreState state_;
   StoreServerStats stats_;
   std::thread thread_;
@@ -391,5 +389,8 @@ std::vector<std::string> StoreServer::DescribeWaits() const { return impl_->Desc
 size_t StoreServer::NumKeys() const { return impl_->NumKeys(); }
 StoreServerStats StoreServer::Stats() const { return impl_->Stats(); }
 void StoreServer::SetAllowList(StoreAllowList allow) { impl_->SetAllow(std::move(allow)); }
+void StoreServer::SetCloseObserver(std::function<void(const std::string&)> observer) {
+  impl_->SetCloseObserver(std::move(observer));
+}
 
 }  // namespace runner

@@ -90,6 +90,10 @@ class StoreServer {
   // Who may connect from now on; connections already open stay. (The TCP rendezvous opens the
   // store to any agent until they have met, then narrows it to the job's hosts.)
   void SetAllowList(StoreAllowList allow);
+  // Called with the peer's name (as the store logs it, "10.0.0.2:41234") whenever a connection
+  // ends, from the store's thread with its lock held: it must be quick and must not call the
+  // server. Null: nobody. Once this returns, the previous observer is never called again.
+  void SetCloseObserver(std::function<void(const std::string& peer)> observer);
 
   class Impl;
 

@@ -5,6 +5,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -112,6 +113,15 @@ uint64_t RaiseOpenFilesLimit(uint64_t wanted) {
     if (setrlimit(RLIMIT_NOFILE, &next) == 0) return raised;
   }
   return limit.rlim_cur;
+}
+
+bool SendSome(int fd, std::string& out) {
+  while (!out.empty()) {
+    const ssize_t n = send(fd, out.data(), out.size(), MSG_NOSIGNAL);
+    if (n <= 0) return !(n < 0 && errno != EAGAIN && errno != EINTR);
+    out.erase(0, static_cast<size_t>(n));
+  }
+  return true;
 }
 
 std::string Unwatched() {

@@ -32,6 +32,10 @@ void CloseAtOnce(int fd);
 // soft limit in force afterwards.
 [[nodiscard]] uint64_t RaiseOpenFilesLimit(uint64_t wanted);
 
+// Sends what the non-blocking socket `fd` takes now of `out`, erasing it from `out`; false when
+// the connection failed (anything but EAGAIN or EINTR).
+[[nodiscard]] bool SendSome(int fd, std::string& out);
+
 // Why a connection epoll_ctl just refused (errno) is closed: a connection epoll does not watch
 // would never be served, so it is closed and said rather than left silent.
 [[nodiscard]] std::string Unwatched();

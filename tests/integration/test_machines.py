@@ -167,7 +167,8 @@ class MachinesTest(unittest.TestCase):
         for proc in procs[:2]:
             code, out = self.finish(proc)
             self.assertEqual(code, 5, out)
-            self.assertIn(f"node rank 2 (host m2, pid {procs[2].pid}) stopped answering", out)
+            self.assertIn(f"node rank 2 (host m2, pid {procs[2].pid}) is gone: its agent's "
+                          "connection to the job's store closed without a goodbye", out)
         self.assertLess(time.monotonic() - start, 20)
 
     def test_a_wrong_interface_name_on_one_machine_ends_every_agent_naming_it(self):

@@ -172,7 +172,8 @@ class TcpTest(unittest.TestCase):
         code0, out0 = self.finish(p0)
         self.assertLess(time.monotonic() - start, 15)
         self.assertEqual(code0, 5, out0)
-        self.assertIn(f"node rank 1 (host node1, pid {p1.pid}) stopped answering", out0)
+        self.assertIn(f"node rank 1 (host node1, pid {p1.pid}) is gone: its agent's connection "
+                      "to the job's store closed without a goodbye", out0)
 
     def test_node_0_killed_is_named_by_the_other(self):
         p0 = self.start(0, *self.sh("sleep 60"))

@@ -193,6 +193,66 @@ TEST(StoreControlPlaneTest, AnAgentThatStopsAnsweringIsNamedToTheOthers) {
   EXPECT_LT(std::chrono::steady_clock::now() - start, 5s);
 }
 
+// An agent 1 by hand: joined, with a liveness connection that beats until `beats` are done.
+struct FakeAgent {
+  explicit FakeAgent(const Job& job)
+      : port(job.store->port()), main("127.0.0.1", port, 1, 1, "test") {
+    (void)main.Add("/runner/join/1", 1);
+    main.Set("/runner/agent/1",
+             common::RecordWriter().Add("host", "ghost").Add("pid", 42).Add("nnodes", 2).str());
+    (void)main.Add("/runner/joined", 1);
+  }
+  void Beat(std::chrono::milliseconds for_how_long) {
+    if (!beat) {
+      beat = std::make_unique<StoreClient>("127.0.0.1", port, 1, 1, "test");
+      beat->Set("/runner/beat_from/1", beat->LocalName());
+    }
+    const auto end = std::chrono::steady_clock::now() + for_how_long;
+    while (std::chrono::steady_clock::now() < end) {
+      (void)beat->Add("/runner/alive/1", 1);
+      std::this_thread::sleep_for(20ms);
+    }
+  }
+  int port;
+  StoreClient main;
+  std::unique_ptr<StoreClient> beat;
+};
+
+// What node 0 throws within `how_long` of polling.
+std::string PollFor(ControlPlane& node0, std::chrono::milliseconds how_long) {
+  const auto start = std::chrono::steady_clock::now();
+  return What([&] {
+    while (std::chrono::steady_clock::now() - start < how_long) {
+      (void)node0.PollNotice();
+      std::this_thread::sleep_for(5ms);
+    }
+  });
+}
+
+// Its liveness connection closing without a goodbye names it at once (not after lost_after_s of
+// silence); one that said goodbye first is not lost.
+TEST(StoreControlPlaneTest, AnAgentWhoseConnectionClosesWithoutAGoodbyeIsNamedAtOnce) {
+  for (const bool goodbye : {false, true}) {
+    SCOPED_TRACE(goodbye ? "goodbye first" : "killed");
+    Job job;
+    FakeAgent agent(job);
+    std::unique_ptr<ControlPlane> node0 = MakeStoreControlPlane(job.Options(0, 2));
+    node0->BeginAttempt(0);
+    agent.Beat(300ms);  // node 0 has read where its beats come from
+    if (goodbye) agent.main.Set("/runner/bye/1", "1");
+    agent.beat.reset();
+    const std::string message = PollFor(*node0, 250ms);  // half of lost_after_s
+    if (goodbye) {
+      EXPECT_EQ(message, "(no error)");
+    } else {
+      EXPECT_EQ(message,
+                "node rank 1 (host ghost, pid 42) is gone: its agent's connection to the job's "
+                "store closed without a goodbye (the agent was killed or crashed, or its "
+                "connection broke); the job cannot go on without it");
+    }
+  }
+}
+
 // The rendezvous' failure modes, each with its message.
 TEST(StoreControlPlaneTest, NodesThatNeverArriveAreNamedAtTheTimeout) {
   Job job;
