@@ -58,19 +58,6 @@ void SumSlots(T* __restrict out, const std::vector<const T*>& in, size_t lo, siz
 
 }  // namespace
 
-std::string ShmSegmentName(const std::string& token, const std::string& run_id, int attempt,
-                           int node) {
-  uint64_t h = 1469598103934665603ULL;  // FNV-1a
-  for (char c : token + "\n" + run_id) {
-    h ^= static_cast<unsigned char>(c);
-    h *= 1099511628211ULL;
-  }
-  char hex[17];
-  std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(h));
-  return "/runner-" + std::string(hex) + "-a" + std::to_string(attempt) + "-n" +
-         std::to_string(node);
-}
-
 ShmGroup::ShmGroup(const ShmGroupOptions& o, int fd, void* base, size_t bytes)
     : name_(o.name),
       rank_(o.rank),
@@ -222,10 +209,16 @@ std::string ShmGroup::Describe(const std::string& what) const {
          std::to_string(size_) + ", pid " + std::to_string(getpid()) + ")";
 }
 
+std::string ShmGroup::Text(const Op& op) {
+  std::string text = std::string(op.kind) + " #" + std::to_string(op.number);
+  if (op.unit != nullptr) text += " of " + std::to_string(op.count) + " " + op.unit;
+  if (op.root >= 0) text += " from local rank " + std::to_string(op.root);
+  return text;
+}
+
 template <typename T>
-void ShmGroup::Sum(T* data, size_t count, const char* type) {
-  const std::string what = "all-reduce #" + std::to_string(++collectives_) + " of " +
-                           std::to_string(count) + " " + type + " values";
+void ShmGroup::Sum(T* data, size_t count, const char* unit) {
+  const Op what{"all-reduce", ++collectives_, count, unit};
   if (size_ == 1) return;
   const auto deadline = Clock::now() + timeout_;
   const size_t per = chunk_ / sizeof(T);
@@ -254,12 +247,11 @@ void ShmGroup::Sum(T* data, size_t count, const char* type) {
   }
 }
 
-void ShmGroup::AllReduceSum(float* data, size_t count) { Sum(data, count, "float"); }
-void ShmGroup::AllReduceSum(double* data, size_t count) { Sum(data, count, "double"); }
+void ShmGroup::AllReduceSum(float* data, size_t count) { Sum(data, count, "float values"); }
+void ShmGroup::AllReduceSum(double* data, size_t count) { Sum(data, count, "double values"); }
 
 void ShmGroup::Broadcast(void* data, size_t bytes, int root) {
-  const std::string what = "broadcast #" + std::to_string(++collectives_) + " of " +
-                           std::to_string(bytes) + " bytes from local rank " + std::to_string(root);
+  const Op what{"broadcast", ++collectives_, bytes, "bytes", root};
   if (size_ == 1) return;
   const auto deadline = Clock::now() + timeout_;
   auto* p = static_cast<char*>(data);
@@ -273,7 +265,7 @@ void ShmGroup::Broadcast(void* data, size_t bytes, int root) {
 }
 
 void ShmGroup::Barrier() {
-  const std::string what = "barrier #" + std::to_string(++collectives_);
+  const Op what{"barrier", ++collectives_};
   if (size_ == 1) return;
   Sync(what, Clock::now() + timeout_);
 }

@@ -13,6 +13,7 @@
 #include "common/errors.h"
 #include "common/heartbeat.h"
 #include "trainer/comm.h"
+#include "trainer/comm_detail.h"
 #include "trainer/reducer.h"
 
 namespace trainer {
@@ -120,6 +121,35 @@ TEST(ShmCommunicator, IntegerSumsAreRefusedWithTheWayOut) {
   });
 }
 
+TEST(ShmCommunicator, TheMachinesStatusesDecideTheRoad) {
+  const std::string bad =
+      "unavailable on machine 1 (host b, rank 2): cannot reserve 1536 KiB for shared-memory "
+      "segment /dev/shm/runner-x: No space left on device";
+  const std::string strict = "error: train.allreduce=shm, but shared memory is " + bad +
+                             ". Fix: give /dev/shm room (docker --shm-size, mount -o "
+                             "remount,size=...), or set train.allreduce=auto (gloo where shared "
+                             "memory is unusable) or gloo";
+  struct Row {
+    std::string mode;
+    std::vector<std::string> statuses;
+    std::string want;
+  };
+  const Row rows[] = {
+      {"auto", {"shm"}, "shm"},
+      {"auto", {"solo", "shm"}, "shm"},
+      {"auto", {"solo", "solo"}, "gloo"},
+      {"auto", {"shm", bad}, "gloo"},
+      {"shm", {"shm", "shm"}, "shm"},
+      {"shm", {"solo", "solo"}, "gloo"},  // nothing to share anywhere
+      {"shm", {"shm", bad}, strict},
+      {"shm", {"solo", bad}, strict},
+  };
+  for (const Row& row : rows) {
+    SCOPED_TRACE(row.mode + " " + row.statuses.back());
+    EXPECT_EQ(detail::DecideAllReduce(row.mode, row.statuses), row.want);
+  }
+}
+
 TEST(Reducer, GradientsAreViewsOfTheBucketAndSurviveZeroGrad) {
   for (const char* allreduce : {"shm", "gloo"}) {
     SCOPED_TRACE(allreduce);
@@ -141,6 +171,34 @@ TEST(Reducer, GradientsAreViewsOfTheBucketAndSurviveZeroGrad) {
         sgd.step();
         sgd.zero_grad();
         EXPECT_TRUE(params[0].grad().storage().is_alias_of(params[1].grad().storage()));
+      }
+    });
+  }
+}
+
+// LibTorch 2.x's zero_grad() sets gradients to none, and backward then makes a fresh tensor that
+// is not the bucket's: the reducer copies it back in before the all-reduce, so the sum is right.
+TEST(Reducer, AGradientSetToNoneOrReplacedIsStillReduced) {
+  for (const char* allreduce : {"shm", "gloo"}) {
+    SCOPED_TRACE(allreduce);
+    OnRanks(2, allreduce, [](Communicator& comm) {
+      common::HeartbeatWriter heartbeat;
+      std::vector<at::Tensor> params = {at::ones({3, 4}).requires_grad_(),
+                                        at::ones({5}).requires_grad_()};
+      Reducer reducer(params, comm, heartbeat, /*bucket_bytes=*/1 << 20, /*overlap=*/true);
+      ASSERT_EQ(reducer.num_buckets(), 1u);
+      for (int step = 1; step <= 3; ++step) {
+        SCOPED_TRACE("step " + std::to_string(step));
+        if (step == 2) params[0].mutable_grad() = at::Tensor();    // set to none
+        if (step == 3) params[1].mutable_grad() = at::zeros({5});  // a tensor of its own
+        reducer.Prepare(true);
+        const double scale = (comm.rank() + 1) * step;  // mean over the 2 ranks: 1.5 x step
+        ((params[0] * scale).sum() + (params[1] * 2 * scale).sum()).backward();
+        (void)reducer.Finish("optimizer");
+        EXPECT_TRUE(at::all(params[0].grad() == 1.5 * step).item<bool>()) << params[0].grad();
+        EXPECT_TRUE(at::all(params[1].grad() == 3.0 * step).item<bool>()) << params[1].grad();
+        EXPECT_TRUE(params[0].grad().storage().is_alias_of(params[1].grad().storage()));
+        for (at::Tensor& p : params) p.mutable_grad().zero_();
       }
     });
   }
