@@ -4,10 +4,13 @@
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 #include <torch/optim/sgd.h>
+#include <unistd.h>
 
+#include <atomic>
 #include <exception>
 #include <functional>
 #include <thread>
+#include <torch/csrc/distributed/c10d/HashStore.hpp>
 #include <vector>
 
 #include "common/errors.h"
@@ -147,6 +150,70 @@ TEST(ShmCommunicator, TheMachinesStatusesDecideTheRoad) {
   for (const Row& row : rows) {
     SCOPED_TRACE(row.mode + " " + row.statuses.back());
     EXPECT_EQ(detail::DecideAllReduce(row.mode, row.statuses), row.want);
+  }
+}
+
+// A rank's view of the job's store that counts its reads of the machines' agreement ("shm/...").
+class CountingStore final : public c10d::Store {
+ public:
+  explicit CountingStore(c10::intrusive_ptr<c10d::Store> inner) : inner_(std::move(inner)) {}
+  void set(const std::string& key, const std::vector<uint8_t>& value) override {
+    inner_->set(key, value);
+  }
+  std::vector<uint8_t> get(const std::string& key) override {
+    if (key.rfind("shm/", 0) == 0) ++shm_reads;
+    return inner_->get(key);
+  }
+  int64_t add(const std::string& key, int64_t value) override { return inner_->add(key, value); }
+  bool deleteKey(const std::string& key) override { return inner_->deleteKey(key); }
+  bool check(const std::vector<std::string>& keys) override { return inner_->check(keys); }
+  int64_t getNumKeys() override { return inner_->getNumKeys(); }
+  void wait(const std::vector<std::string>& keys) override { inner_->wait(keys); }
+  void wait(const std::vector<std::string>& keys, const std::chrono::milliseconds& t) override {
+    inner_->wait(keys, t);
+  }
+  std::atomic<int> shm_reads{0};
+
+ private:
+  c10::intrusive_ptr<c10d::Store> inner_;
+};
+
+// Rank 0 reads every machine's status; each other rank reads at most its own machine's and the
+// decision, however many machines there are (not world x machines reads in all).
+TEST(ShmCommunicator, RanksReadOneDecisionNotEveryMachinesStatus) {
+  const int world = 8, per_machine = 2, nodes = world / per_machine;
+  auto shared = c10::make_intrusive<c10d::HashStore>();
+  std::vector<c10::intrusive_ptr<CountingStore>> stores;
+  for (int r = 0; r < world; ++r) stores.push_back(c10::make_intrusive<CountingStore>(shared));
+  std::vector<std::thread> threads;
+  std::vector<std::string> backends(world);
+  for (int r = 0; r < world; ++r) {
+    threads.emplace_back([&, r] {
+      detail::ShmSetup s;
+      s.mode = "auto";
+      s.rank = r;
+      s.size = world;
+      s.local_rank = r % per_machine;
+      s.local_size = per_machine;
+      s.node = r / per_machine;
+      s.nodes = nodes;
+      s.segment = "/runner-test-reads-" + std::to_string(getpid()) + "-n" + std::to_string(s.node);
+      s.timeout = 60s;
+      s.address = "127.0.0.1";
+      auto comm = detail::MakeShmCommunicator(s, stores[static_cast<size_t>(r)]);
+      backends[static_cast<size_t>(r)] = comm ? comm->backend() : "none";
+    });
+  }
+  for (auto& t : threads) t.join();
+  for (int r = 0; r < world; ++r) {
+    SCOPED_TRACE("rank " + std::to_string(r));
+    EXPECT_EQ(backends[static_cast<size_t>(r)], "shm+gloo");
+    const int reads = stores[static_cast<size_t>(r)]->shm_reads;
+    if (r == 0) {
+      EXPECT_EQ(reads, nodes);
+    } else {
+      EXPECT_LE(reads, 2);
+    }
   }
 }
 
