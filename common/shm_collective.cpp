@@ -45,13 +45,14 @@ std::pair<size_t, size_t> Slice(size_t n, int r, int size, size_t unit) {
   return {lo, std::min(n, lo + per * unit)};
 }
 
+// out[lo, hi) = in[0] + in[1] + ... + in[n - 1], in that order.
 template <typename T>
-void SumSlots(T* __restrict out, const std::vector<const T*>& in, size_t lo, size_t hi) {
-  const T* __restrict a = in[0];
-  const T* __restrict b = in[1];
+void SumSlots(T* __restrict out, const void* const* in, size_t n, size_t lo, size_t hi) {
+  const T* __restrict a = static_cast<const T*>(in[0]);
+  const T* __restrict b = static_cast<const T*>(in[1]);
   for (size_t j = lo; j < hi; ++j) out[j] = a[j] + b[j];
-  for (size_t k = 2; k < in.size(); ++k) {
-    const T* __restrict c = in[k];
+  for (size_t k = 2; k < n; ++k) {
+    const T* __restrict c = static_cast<const T*>(in[k]);
     for (size_t j = lo; j < hi; ++j) out[j] += c[j];
   }
 }
@@ -69,6 +70,7 @@ ShmGroup::ShmGroup(const ShmGroupOptions& o, int fd, void* base, size_t bytes)
       bytes_(bytes),
       header_(static_cast<Header*>(base)),
       pidfds_(static_cast<size_t>(o.size), -1),
+      inputs_(static_cast<size_t>(o.size), nullptr),
       next_check_(Clock::now()) {}
 
 ShmGroup::~ShmGroup() {
@@ -222,7 +224,7 @@ void ShmGroup::Sum(T* data, size_t count, const char* unit) {
   if (size_ == 1) return;
   const auto deadline = Clock::now() + timeout_;
   const size_t per = chunk_ / sizeof(T);
-  std::vector<const T*> in(static_cast<size_t>(size_));
+  std::vector<const void*>& in = inputs_;  // sized once: a collective allocates nothing
   for (size_t off = 0; off < count; off += per) {
     const size_t n = std::min(per, count - off);
     const int set = static_cast<int>(step_++ & 1);
@@ -235,10 +237,10 @@ void ShmGroup::Sum(T* data, size_t count, const char* unit) {
     std::memcpy(slot + hi, chunk + hi, (n - hi) * sizeof(T));
     Sync(what, deadline);
     for (int k = 0; k < size_; ++k) {
-      in[static_cast<size_t>(k)] = k == rank_ ? chunk : reinterpret_cast<T*>(Slot(set, k));
+      in[static_cast<size_t>(k)] = k == rank_ ? static_cast<const void*>(chunk) : Slot(set, k);
     }
     if (lo < hi) {
-      SumSlots(result, in, lo, hi);
+      SumSlots(result, in.data(), in.size(), lo, hi);
       std::memcpy(chunk + lo, result + lo, (hi - lo) * sizeof(T));
     }
     Sync(what, deadline);

@@ -114,10 +114,11 @@ class ShmGroup {
   size_t bytes_;
   Header* header_;
   bool unlinked_ = false;
-  uint32_t seq_ = 0;          // barriers passed
-  uint64_t step_ = 0;         // chunks moved (selects the set of slots)
-  uint64_t collectives_ = 0;  // collectives started, for messages
-  std::vector<int> pidfds_;   // per peer; -1: none (self, or no pidfd_open)
+  uint32_t seq_ = 0;                 // barriers passed
+  uint64_t step_ = 0;                // chunks moved (selects the set of slots)
+  uint64_t collectives_ = 0;         // collectives started, for messages
+  std::vector<int> pidfds_;          // per peer; -1: none (self, or no pidfd_open)
+  std::vector<const void*> inputs_;  // a sum's inputs, one per rank
   std::chrono::steady_clock::time_point next_check_;
 };
 
