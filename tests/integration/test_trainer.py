@@ -20,7 +20,8 @@ TRAINER = os.environ.get("TRAINER_BIN", "")
 SOURCE = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CLEAN_ENV = clean_env()
 # The shared-memory segments' names (common/shm_name.h).
-SEGMENT = re.compile(r"^runner-[0-9a-f]{16}-a\d+-n\d+(-p\d+)?$")
+SEGMENT = re.compile(r"^runner-[0-9a-f]{16}-a\d+-n\d+(-p\d+-ns\d+)?$")
+PID_NAMESPACE = os.stat("/proc/self/ns/pid").st_ino
 
 
 class TrainerJobTest(unittest.TestCase):
@@ -203,11 +204,13 @@ torch.jit.save(torch.jit.script(Net()), {path!r})
             os.listdir(self.root) if os.path.isdir(self.root) else []), timeout=60, what="job")
         wait_for(lambda: (lambda p: p and p.get("phase") == "comm-setup")(
             self.progress_of(job, 1)), timeout=120, what="rank 1 held in comm-setup")
-        mine = f"-p{proc.pid}"  # named for its agent (other jobs may run meanwhile)
+        mine = f"-p{proc.pid}-ns{PID_NAMESPACE}"  # its agent's (other jobs may run meanwhile)
         made = wait_for(lambda: {n for n in self.segments() - before if n.endswith(mine)},
                         timeout=30, what=lambda: f"a segment ending {mine}: {self.segments()}")
         self.assertEqual(len(made), 1, made)
-        return proc, job, made.pop()
+        name = made.pop()
+        self.assertEqual(os.stat(os.path.join("/dev/shm", name)).st_mode & 0o777, 0o600)
+        return proc, job, name
 
     def test_a_worker_killed_before_the_machine_met_leaves_no_segment(self):
         # Rank 1 is killed while rank 0 waits for it to open the segment; rank 0 is stopped
@@ -233,7 +236,7 @@ torch.jit.save(torch.jit.script(Net()), {path!r})
         wait_for(lambda: not any(os.path.exists(f"/proc/{p}") for p in pids), timeout=60,
                  what="the workers to die with their agent")
         self.assertIn(name, self.segments())
-        live = os.path.join("/dev/shm", f"runner-{'ab' * 8}-a0-n0-p{os.getpid()}")
+        live = os.path.join("/dev/shm", f"runner-{'ab' * 8}-a0-n0-p{os.getpid()}-ns{PID_NAMESPACE}")
         os.close(os.open(live, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
         try:
             again = subprocess.run([RUNNER, "--log-root", os.path.join(self.tmp.name, "again"),
