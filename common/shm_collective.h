@@ -33,7 +33,8 @@
 namespace common {
 
 // Shared memory cannot be used on this machine (no /dev/shm, full, not permitted): the caller
-// falls back to another transport. The message says why and names the segment.
+// falls back to another transport (train.allreduce auto) or fails (shm). The message says why
+// and names the segment.
 class ShmUnavailable : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
