@@ -180,8 +180,9 @@ std::vector<KeySpec> TrainRunKeys() {
        T::kEnum,
        "auto",
        "how workers on one machine sum gradients: shm (shared memory, then gloo between one "
-       "leader per machine), gloo (one flat gloo group) or auto (shm when two or more workers "
-       "share a machine); shm falls back to gloo with a warning where /dev/shm is unusable",
+       "leader per machine; where /dev/shm is unusable every worker fails with exit 4, naming "
+       "the machine and why), gloo (one flat gloo group) or auto (shm when two or more workers "
+       "share a machine, else gloo; gloo with a warning where /dev/shm is unusable)",
        0,
        0,
        false,
@@ -221,7 +222,8 @@ std::vector<KeySpec> TrainRunKeys() {
       {"train.fault_inject", T::kString, "\"\"",
        "TEST ONLY, never in production: RANK:PHASE:SECONDS[@STEP],... makes rank RANK sleep "
        "SECONDS on entering PHASE (data, forward, backward, optimizer, evaluation, checkpoint) at "
-       "every step, or only after STEP steps (a hang); \"\": none"},
+       "every step, or only after STEP steps (a hang); or once in comm-setup, while the "
+       "machine's shared-memory segment is being opened; \"\": none"},
   };
 }
 

@@ -74,8 +74,8 @@ std::string ParseOne(std::string_view item, InjectedFault* fault) {
 }  // namespace
 
 const std::vector<std::string_view>& FaultPhases() {
-  static const std::vector<std::string_view> phases = {"data",      "forward",    "backward",
-                                                       "optimizer", "evaluation", "checkpoint"};
+  static const std::vector<std::string_view> phases = {
+      "comm-setup", "data", "forward", "backward", "optimizer", "evaluation", "checkpoint"};
   return phases;
 }
 

@@ -9,6 +9,12 @@
 // done (@5: during the 6th step; a long sleep there is a hang). The trainer names the phase in its
 // heartbeat before it sleeps, so the watchdog sees where the rank is. Parsed when the config is
 // loaded, by the runner and by the trainer alike. Pure.
+//
+// One more phase comes before the steps, once (steps done 0): comm-setup, while the
+// communicator is built. With train.allreduce auto or shm, a rank of a machine with two or more
+// workers sleeps where that machine's shared-memory segment exists in /dev/shm but not every
+// local rank has opened it yet (local rank 0 after making it, the others before opening it):
+// the window in which a killed worker leaves the name to the runner's agent to remove.
 
 #include <cstdint>
 #include <string>

@@ -45,31 +45,19 @@ std::pair<size_t, size_t> Slice(size_t n, int r, int size, size_t unit) {
   return {lo, std::min(n, lo + per * unit)};
 }
 
+// out[lo, hi) = in[0] + in[1] + ... + in[n - 1], in that order.
 template <typename T>
-void SumSlots(T* __restrict out, const std::vector<const T*>& in, size_t lo, size_t hi) {
-  const T* __restrict a = in[0];
-  const T* __restrict b = in[1];
+void SumSlots(T* __restrict out, const void* const* in, size_t n, size_t lo, size_t hi) {
+  const T* __restrict a = static_cast<const T*>(in[0]);
+  const T* __restrict b = static_cast<const T*>(in[1]);
   for (size_t j = lo; j < hi; ++j) out[j] = a[j] + b[j];
-  for (size_t k = 2; k < in.size(); ++k) {
-    const T* __restrict c = in[k];
+  for (size_t k = 2; k < n; ++k) {
+    const T* __restrict c = static_cast<const T*>(in[k]);
     for (size_t j = lo; j < hi; ++j) out[j] += c[j];
   }
 }
 
 }  // namespace
-
-std::string ShmSegmentName(const std::string& token, const std::string& run_id, int attempt,
-                           int node) {
-  uint64_t h = 1469598103934665603ULL;  // FNV-1a
-  for (char c : token + "\n" + run_id) {
-    h ^= static_cast<unsigned char>(c);
-    h *= 1099511628211ULL;
-  }
-  char hex[17];
-  std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(h));
-  return "/runner-" + std::string(hex) + "-a" + std::to_string(attempt) + "-n" +
-         std::to_string(node);
-}
 
 ShmGroup::ShmGroup(const ShmGroupOptions& o, int fd, void* base, size_t bytes)
     : name_(o.name),
@@ -82,6 +70,7 @@ ShmGroup::ShmGroup(const ShmGroupOptions& o, int fd, void* base, size_t bytes)
       bytes_(bytes),
       header_(static_cast<Header*>(base)),
       pidfds_(static_cast<size_t>(o.size), -1),
+      inputs_(static_cast<size_t>(o.size), nullptr),
       next_check_(Clock::now()) {}
 
 ShmGroup::~ShmGroup() {
@@ -222,14 +211,20 @@ std::string ShmGroup::Describe(const std::string& what) const {
          std::to_string(size_) + ", pid " + std::to_string(getpid()) + ")";
 }
 
+std::string ShmGroup::Text(const Op& op) {
+  std::string text = std::string(op.kind) + " #" + std::to_string(op.number);
+  if (op.unit != nullptr) text += " of " + std::to_string(op.count) + " " + op.unit;
+  if (op.root >= 0) text += " from local rank " + std::to_string(op.root);
+  return text;
+}
+
 template <typename T>
-void ShmGroup::Sum(T* data, size_t count, const char* type) {
-  const std::string what = "all-reduce #" + std::to_string(++collectives_) + " of " +
-                           std::to_string(count) + " " + type + " values";
+void ShmGroup::Sum(T* data, size_t count, const char* unit) {
+  const Op what{"all-reduce", ++collectives_, count, unit};
   if (size_ == 1) return;
   const auto deadline = Clock::now() + timeout_;
   const size_t per = chunk_ / sizeof(T);
-  std::vector<const T*> in(static_cast<size_t>(size_));
+  std::vector<const void*>& in = inputs_;  // sized once: a collective allocates nothing
   for (size_t off = 0; off < count; off += per) {
     const size_t n = std::min(per, count - off);
     const int set = static_cast<int>(step_++ & 1);
@@ -242,10 +237,10 @@ void ShmGroup::Sum(T* data, size_t count, const char* type) {
     std::memcpy(slot + hi, chunk + hi, (n - hi) * sizeof(T));
     Sync(what, deadline);
     for (int k = 0; k < size_; ++k) {
-      in[static_cast<size_t>(k)] = k == rank_ ? chunk : reinterpret_cast<T*>(Slot(set, k));
+      in[static_cast<size_t>(k)] = k == rank_ ? static_cast<const void*>(chunk) : Slot(set, k);
     }
     if (lo < hi) {
-      SumSlots(result, in, lo, hi);
+      SumSlots(result, in.data(), in.size(), lo, hi);
       std::memcpy(chunk + lo, result + lo, (hi - lo) * sizeof(T));
     }
     Sync(what, deadline);
@@ -254,12 +249,11 @@ void ShmGroup::Sum(T* data, size_t count, const char* type) {
   }
 }
 
-void ShmGroup::AllReduceSum(float* data, size_t count) { Sum(data, count, "float"); }
-void ShmGroup::AllReduceSum(double* data, size_t count) { Sum(data, count, "double"); }
+void ShmGroup::AllReduceSum(float* data, size_t count) { Sum(data, count, "float values"); }
+void ShmGroup::AllReduceSum(double* data, size_t count) { Sum(data, count, "double values"); }
 
 void ShmGroup::Broadcast(void* data, size_t bytes, int root) {
-  const std::string what = "broadcast #" + std::to_string(++collectives_) + " of " +
-                           std::to_string(bytes) + " bytes from local rank " + std::to_string(root);
+  const Op what{"broadcast", ++collectives_, bytes, "bytes", root};
   if (size_ == 1) return;
   const auto deadline = Clock::now() + timeout_;
   auto* p = static_cast<char*>(data);
@@ -273,7 +267,7 @@ void ShmGroup::Broadcast(void* data, size_t bytes, int root) {
 }
 
 void ShmGroup::Barrier() {
-  const std::string what = "barrier #" + std::to_string(++collectives_);
+  const Op what{"barrier", ++collectives_};
   if (size_ == 1) return;
   Sync(what, Clock::now() + timeout_);
 }

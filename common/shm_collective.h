@@ -2,9 +2,11 @@
 // Collectives among the workers of one machine through a POSIX shared-memory segment: an
 // all-reduce (sum) of float or double buffers, a broadcast of bytes and a barrier. No LibTorch.
 //
-// The segment (mode 0600, named per job, attempt and node: ShmSegmentName) is created by local
+// The segment (mode 0600, named per job, attempt and node: common/shm_name.h) is created by local
 // rank 0 and opened by the others; as soon as every rank has mapped it the name is unlinked, so
 // nothing is left in /dev/shm whatever happens to the processes afterwards (SIGKILL included).
+// A rank killed before that leaves the name to the runner's agent, which removes it when the
+// attempt ends (or, when the agent itself was killed, the next agent on the machine does).
 //
 // The all-reduce works in chunks of `chunk_bytes` (cache-sized): every rank copies the parts of
 // its chunk that the others sum into its own slot, then rank r sums slice r of the chunk over
@@ -31,7 +33,8 @@
 namespace common {
 
 // Shared memory cannot be used on this machine (no /dev/shm, full, not permitted): the caller
-// falls back to another transport. The message says why and names the segment.
+// falls back to another transport (train.allreduce auto) or fails (shm). The message says why
+// and names the segment.
 class ShmUnavailable : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
@@ -44,11 +47,6 @@ struct ShmGroupOptions {
   std::chrono::milliseconds timeout{1800 * 1000};  // per collective, and for meeting
   size_t chunk_bytes = 256 * 1024;                 // per rank and chunk; a multiple of 64
 };
-
-// "/runner-<16 hex digits of a hash of token and run id>-a<attempt>-n<node>": the same on every
-// local rank of one attempt, different for every job, attempt and node, and no secret in /dev/shm.
-[[nodiscard]] std::string ShmSegmentName(const std::string& token, const std::string& run_id,
-                                         int attempt, int node);
 
 class ShmGroup {
  public:
@@ -72,7 +70,6 @@ class ShmGroup {
 
   [[nodiscard]] int rank() const { return rank_; }
   [[nodiscard]] int size() const { return size_; }
-  [[nodiscard]] const std::string& name() const { return name_; }
 
   // Sums `data` over the local ranks, in place (every rank passes as many values).
   void AllReduceSum(float* data, size_t count);
@@ -84,14 +81,25 @@ class ShmGroup {
   struct Header;  // the segment's first bytes (common/shm_layout.h)
 
  private:
+  // A collective, for messages: "all-reduce #3 of 10 float values". Put into words only when it
+  // fails, so a collective that succeeds allocates nothing.
+  struct Op {
+    const char* kind;            // "all-reduce", "broadcast", "barrier"
+    uint64_t number;             // its number among this group's collectives
+    size_t count = 0;            // values or bytes
+    const char* unit = nullptr;  // "float values", "bytes", ...; null: no count
+    int root = -1;               // a broadcast's
+  };
+  [[nodiscard]] static std::string Text(const Op& op);
+
   ShmGroup(const ShmGroupOptions& options, int fd, void* base, size_t bytes);
   template <typename T>
-  void Sum(T* data, size_t count, const char* type);
-  void Sync(const std::string& what, std::chrono::steady_clock::time_point deadline);
-  void WaitFor(int peer, uint32_t seq, const std::string& what,
+  void Sum(T* data, size_t count, const char* unit);
+  void Sync(const Op& op, std::chrono::steady_clock::time_point deadline);
+  void WaitFor(int peer, uint32_t seq, const Op& op,
                std::chrono::steady_clock::time_point deadline);
-  [[noreturn]] void Fail(const std::string& what, const std::string& why);
-  void CheckPeers(const std::string& what);
+  [[noreturn]] void Fail(const Op& op, const std::string& why);
+  void CheckPeers(const Op& op);
   [[nodiscard]] std::string Missing(uint32_t seq) const;
   [[nodiscard]] std::string Describe(const std::string& what) const;
   [[nodiscard]] char* Slot(int set, int rank) const;
@@ -107,10 +115,11 @@ class ShmGroup {
   size_t bytes_;
   Header* header_;
   bool unlinked_ = false;
-  uint32_t seq_ = 0;          // barriers passed
-  uint64_t step_ = 0;         // chunks moved (selects the set of slots)
-  uint64_t collectives_ = 0;  // collectives started, for messages
-  std::vector<int> pidfds_;   // per peer; -1: none (self, or no pidfd_open)
+  uint32_t seq_ = 0;                 // barriers passed
+  uint64_t step_ = 0;                // chunks moved (selects the set of slots)
+  uint64_t collectives_ = 0;         // collectives started, for messages
+  std::vector<int> pidfds_;          // per peer; -1: none (self, or no pidfd_open)
+  std::vector<const void*> inputs_;  // a sum's inputs, one per rank
   std::chrono::steady_clock::time_point next_check_;
 };
 

@@ -67,7 +67,7 @@ void CpuRelax() {
 
 }  // namespace
 
-void ShmGroup::Sync(const std::string& what, Clock::time_point deadline) {
+void ShmGroup::Sync(const Op& what, Clock::time_point deadline) {
   if (const int failed = header_->failed.load(); failed != 0) {
     Fail(what, "local rank " + std::to_string(failed - 1) +
                    " gave up on an earlier collective; this group cannot be used any more");
@@ -81,8 +81,7 @@ void ShmGroup::Sync(const std::string& what, Clock::time_point deadline) {
   }
 }
 
-void ShmGroup::WaitFor(int peer, uint32_t seq, const std::string& what,
-                       Clock::time_point deadline) {
+void ShmGroup::WaitFor(int peer, uint32_t seq, const Op& what, Clock::time_point deadline) {
   Peer* p = PeerAt(base_, peer);
   const auto start = Clock::now();
   for (int i = 0;; ++i) {
@@ -128,7 +127,7 @@ std::string ShmGroup::Missing(uint32_t seq) const {
   return "local rank(s) " + (ranks.empty() ? std::string("none") : ranks);
 }
 
-void ShmGroup::CheckPeers(const std::string& what) {
+void ShmGroup::CheckPeers(const Op& what) {
   for (int k = 0; k < size_; ++k) {
     if (k == rank_) continue;
     const int pid = PeerAt(base_, k)->pid.load();
@@ -146,11 +145,11 @@ void ShmGroup::CheckPeers(const std::string& what) {
   }
 }
 
-void ShmGroup::Fail(const std::string& what, const std::string& why) {
+void ShmGroup::Fail(const Op& what, const std::string& why) {
   int32_t none = 0;
   header_->failed.compare_exchange_strong(none, rank_ + 1);
   for (int k = 0; k < size_; ++k) FutexWake(&PeerAt(base_, k)->seq);
-  throw CommunicationError(Describe(what) + ": " + why);
+  throw CommunicationError(Describe(Text(what)) + ": " + why);
 }
 
 }  // namespace common

@@ -56,6 +56,7 @@ void WriteContract(const WorkerContract& c, std::map<std::string, std::string>& 
   env[v::kAttemptDir] = c.attempt_dir;
   env[v::kConfig] = c.config_path;
   env[v::kJobToken] = c.token;
+  env[v::kNodeAgentPid] = std::to_string(c.node_agent_pid);
   // Set even when empty: a CPU worker sees no GPU, whatever the agent saw.
   env[v::kDevices] = c.device;
 }
@@ -89,6 +90,7 @@ WorkerContract ReadContract(const Environment& env) {
   c.restart_count = OptionalInt(env, v::kRestartCount, 0, 1 << 20, 0);
   c.node_count = OptionalInt(env, v::kGroupWorldSize, 1, 1 << 20, 1);
   c.max_restarts = OptionalInt(env, v::kMaxRestarts, 0, 1 << 30, 0);
+  c.node_agent_pid = OptionalInt(env, v::kNodeAgentPid, 0, 1 << 30, 0);
   return c;
 }
 

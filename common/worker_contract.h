@@ -37,7 +37,10 @@ inline constexpr char kJobDir[] = "RUNNER_JOB_DIR";          // the job director
 inline constexpr char kAttemptDir[] = "RUNNER_ATTEMPT_DIR";  // this attempt's directory
 inline constexpr char kConfig[] = "RUNNER_CONFIG";           // the resolved job.yaml
 inline constexpr char kJobToken[] = "RUNNER_JOB_TOKEN";      // random per job
-inline constexpr char kDevices[] = "CUDA_VISIBLE_DEVICES";   // the worker's GPU; "" on CPU
+// The pid of the node's first agent: it owns the node's shared-memory segment names
+// (common/shm_name.h), so a name whose agent is gone can be removed.
+inline constexpr char kNodeAgentPid[] = "RUNNER_NODE_AGENT_PID";
+inline constexpr char kDevices[] = "CUDA_VISIBLE_DEVICES";  // the worker's GPU; "" on CPU
 }  // namespace contract_env
 
 struct WorkerContract {
@@ -57,6 +60,7 @@ struct WorkerContract {
   std::string attempt_dir;  // where rank 0 writes train.log and friends
   std::string config_path;  // job.yaml
   std::string token;        // random per job
+  int node_agent_pid = 0;   // RUNNER_NODE_AGENT_PID; 0: not set (not under the runner)
   std::string device;       // CUDA_VISIBLE_DEVICES; "" on CPU (a CPU worker sees no GPU)
 };
 

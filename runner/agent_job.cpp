@@ -18,6 +18,7 @@
 #include "common/seconds.h"
 #include "common/version.h"
 #include "runner/agent_support.h"
+#include "runner/attempt_shm.h"
 #include "runner/control_plane.h"
 #include "runner/job_dir.h"
 #include "runner/net_interface.h"
@@ -360,6 +361,7 @@ int AgentJob::Run() {
                                   dir.AttemptPath(attempt));
     for (WorkerLaunch& launch : launches)
       launch.heartbeat_path = heartbeats.RankFile(launch.contract.rank);
+    const AttemptShmSegment segment(launches);  // removed when the attempt ends, however
     supervisor.SetAttemptDir(dir.AttemptPath(attempt));
     ProcessWorkerRunner runner(SelfExecutable(), write_errors_.get());
     const double attempt_started_at = common::UnixSeconds();

@@ -138,11 +138,14 @@ Layout BuildLayout(const std::vector<AgentInfo>& agents) {
   layout.first_rank_of_agent.resize(n);
   layout.first_local_rank_of_agent.resize(n);
   layout.workers_on_node.assign(layout.hosts.size(), 0);
+  layout.agent_pid_of_node.assign(layout.hosts.size(), 0);
   std::vector<int> agents_on_node(layout.hosts.size(), 0);
   for (size_t i = 0; i < n; ++i) {
     const int node = node_of_host.at(agents[i].host);
     layout.node_of_agent[i] = node;
     layout.local_index_of_agent[i] = agents_on_node[static_cast<size_t>(node)]++;
+    if (layout.local_index_of_agent[i] == 0)
+      layout.agent_pid_of_node[static_cast<size_t>(node)] = agents[i].pid;
     layout.first_local_rank_of_agent[i] = layout.workers_on_node[static_cast<size_t>(node)];
     layout.workers_on_node[static_cast<size_t>(node)] += agents[i].nproc;
   }

@@ -48,6 +48,7 @@ struct Layout {
   std::vector<int> first_rank_of_agent;   // global rank of its first worker
   std::vector<int> first_local_rank_of_agent;
   std::vector<int> workers_on_node;
+  std::vector<int> agent_pid_of_node;  // the pid of its first agent: owns its /dev/shm names
   int world_size = 0;
 };
 

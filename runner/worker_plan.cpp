@@ -31,6 +31,7 @@ std::vector<WorkerLaunch> PlanWorkerLaunches(const WorkerPlanInput& in) {
     c.attempt_dir = in.attempt_dir;
     c.config_path = in.config_path;
     c.token = in.session->token;
+    c.node_agent_pid = layout.agent_pid_of_node.at(static_cast<size_t>(node));
     if (!plan.devices.value.empty()) c.device = plan.devices.value[static_cast<size_t>(i)];
     c.omp_threads = std::max(1, in.cpus / std::max(1, nproc));
     w.argv = in.command;

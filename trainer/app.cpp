@@ -10,6 +10,7 @@
 #include "common/cli_util.h"
 #include "common/config.h"
 #include "common/errors.h"
+#include "common/fault_inject.h"
 #include "common/heartbeat.h"
 #include "common/job_end_time.h"
 #include "common/job_layout.h"
@@ -129,9 +130,12 @@ int RunTrainer(const std::vector<std::string>& args, const common::Environment& 
     if (backend == "auto") backend = HaveNccl() && !contract.device.empty() ? "nccl" : "gloo";
     const auto timeout = std::chrono::milliseconds(
         static_cast<int64_t>(config.GetFloat("train.collective_timeout_s") * 1000));
+    const double setup_fault_s = common::InjectedDelay(
+        common::ParseFaultInjection(config.GetString(common::kFaultInjectKey), ""), contract.rank,
+        "comm-setup", 0);
     std::unique_ptr<Communicator> comm =
         MakeCommunicator(contract, backend, timeout, config.GetString("train.allreduce"),
-                         config.GetString("train.gradient_compression"));
+                         config.GetString("train.gradient_compression"), setup_fault_s);
     const TrainContext context = MakeContext(config, contract, env);
     InstallStopHandlers(config.GetString("launch.preempt_signal").c_str());
     const TrainResult result = Train(config, *comm, context, heartbeat);

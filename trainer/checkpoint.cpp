@@ -65,7 +65,9 @@ std::map<std::string, std::string> TrajectoryKeys(const common::Config& config) 
 }
 
 std::string HashKeys(const std::map<std::string, std::string>& keys) {
-  uint64_t h = 1469598103934665603ULL;  // FNV-1a
+  // FNV-1a, as common/shm_name.cpp's segment names: two copies on purpose, each must stay as it
+  // is (checkpoints written before hold this hash).
+  uint64_t h = 1469598103934665603ULL;
   for (const auto& [key, value] : keys) {
     for (char c : key + "=" + value + "\n") {
       h ^= static_cast<unsigned char>(c);

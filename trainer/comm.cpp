@@ -8,7 +8,7 @@
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 
 #include "common/errors.h"
-#include "common/shm_collective.h"
+#include "common/shm_name.h"
 #include "trainer/comm_detail.h"
 
 namespace trainer {
@@ -45,19 +45,27 @@ class C10dCommunicator final : public Communicator {
 
   class Work final : public Pending {
    public:
-    Work(c10::intrusive_ptr<c10d::Work> work, std::string what)
-        : work_(std::move(work)), what_(std::move(what)) {}
+    // `what` names the collective; with `values` >= 0 the failure message adds how many values
+    // of which type (built only then: an all-reduce per bucket and step allocates nothing).
+    Work(c10::intrusive_ptr<c10d::Work> work, std::string what, int64_t values = -1,
+         c10::ScalarType type = c10::ScalarType::Undefined)
+        : work_(std::move(work)), what_(std::move(what)), values_(values), type_(type) {}
     void Wait() override {
       try {
         work_->wait();
       } catch (const std::exception& e) {
-        throw common::CommunicationError(what_ + " failed: " + e.what());
+        std::string what = what_;
+        if (values_ >= 0)
+          what += " of " + std::to_string(values_) + " " + c10::toString(type_) + " values";
+        throw common::CommunicationError(what + " failed: " + e.what());
       }
     }
 
    private:
     c10::intrusive_ptr<c10d::Work> work_;
-    std::string what_;
+    std::string what_;  // short: no allocation
+    int64_t values_;
+    c10::ScalarType type_;
   };
 
   int rank() const override { return group_->getRank(); }
@@ -66,7 +74,8 @@ class C10dCommunicator final : public Communicator {
 
   std::unique_ptr<Pending> AllReduceAsync(at::Tensor& tensor) override {
     std::vector<at::Tensor> tensors = {tensor};
-    return std::make_unique<Work>(group_->allreduce(tensors), "all-reduce of " + Describe(tensor));
+    return std::make_unique<Work>(group_->allreduce(tensors), "all-reduce", tensor.numel(),
+                                  tensor.scalar_type());
   }
 
   void AllReduceSum(std::vector<at::Tensor>& tensors) override {
@@ -88,10 +97,6 @@ class C10dCommunicator final : public Communicator {
   void Barrier() override { Work(group_->barrier(), "barrier").Wait(); }
 
  private:
-  static std::string Describe(const at::Tensor& t) {
-    return std::to_string(t.numel()) + " " + std::string(c10::toString(t.scalar_type())) +
-           " values";
-  }
   c10::intrusive_ptr<Group> group_;
   std::string backend_;
 };
@@ -147,7 +152,8 @@ std::unique_ptr<Communicator> MakeCommunicator(const common::WorkerContract& con
                                                const std::string& backend,
                                                std::chrono::milliseconds timeout,
                                                const std::string& allreduce,
-                                               const std::string& compression) {
+                                               const std::string& compression,
+                                               double setup_fault_s) {
   if (contract.standalone || contract.world_size == 1) {
     if (backend == "nccl" && !HaveNccl()) {
       throw common::ConfigError(
@@ -185,11 +191,11 @@ std::unique_ptr<Communicator> MakeCommunicator(const common::WorkerContract& con
     s.local_size = contract.local_world_size;
     s.node = contract.node_rank;
     s.nodes = contract.node_count;
-    s.segment = common::ShmSegmentName(contract.token, contract.run_id + "@" + where,
-                                       contract.restart_count, contract.node_rank);
+    s.segment = common::ShmSegmentName(contract);  // as the runner's agent names it
     s.timeout = timeout;
     s.address = contract.master_addr;
     s.compression = compression;
+    s.setup_fault_s = setup_fault_s;
     if (std::unique_ptr<Communicator> comm = detail::MakeShmCommunicator(s, store)) return comm;
   }
   try {

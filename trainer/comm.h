@@ -44,15 +44,18 @@ class Communicator {
 // one with no process group. `allreduce` is train.allreduce: "gloo" (one flat Gloo group), "shm"
 // or "auto" (shm when two or more workers share a machine): sums in shared memory within each
 // machine and over Gloo between one leader per machine (trainer/comm_detail.h), or flat Gloo
-// with a warning when shared memory is unavailable. Throws common::CommunicationError (store
-// unreachable, peers missing within `timeout`) or common::ConfigError (nccl without a CUDA build).
-// `compression` is train.gradient_compression: "none", or "bf16"/"fp16" for the gradients'
-// all-reduces wherever they go over Gloo (between the machines' leaders; every rank in a flat
-// group), summed in fp32 (detail::WireAllReduce); never within shared memory.
+// with a warning when shared memory is unavailable (auto), or an error (shm: exit 4, naming the
+// machine and the reason). Throws common::CommunicationError (store unreachable, peers missing
+// within `timeout`), common::EnvironmentError (shm and a machine cannot share memory) or
+// common::ConfigError (nccl without a CUDA build). `compression` is train.gradient_compression:
+// "none", or "bf16"/"fp16" for the gradients' all-reduces wherever they go over Gloo (between the
+// machines' leaders; every rank in a flat group), summed in fp32 (detail::WireAllReduce); never
+// within shared memory. `setup_fault_s`: tests only, the seconds this rank holds in the
+// shared-memory set-up (train.fault_inject's comm-setup phase).
 [[nodiscard]] std::unique_ptr<Communicator> MakeCommunicator(
     const common::WorkerContract& contract, const std::string& backend,
     std::chrono::milliseconds timeout, const std::string& allreduce = "gloo",
-    const std::string& compression = "none");
+    const std::string& compression = "none", double setup_fault_s = 0);
 
 // For tests: ranks as threads of one process over an in-memory store (real ProcessGroupGloo, or
 // with `allreduce` "shm" the ranks as the local ranks of machines of `per_machine` ranks each,

@@ -37,18 +37,29 @@ struct ShmSetup {
   std::chrono::milliseconds timeout{0};
   std::string address;               // the store's, for the leaders' Gloo group
   std::string compression = "none";  // train.gradient_compression, for the Gloo hop
-  bool flat = false;  // every rank its own "machine": one flat Gloo group (MakeQueuedGloo)
+  bool flat = false;         // every rank its own "machine": one flat Gloo group (MakeQueuedGloo)
+  double setup_fault_s = 0;  // tests: train.fault_inject's comm-setup delay for this rank
 };
+
+// What the job does from every machine's status (MakeShmCommunicator): "shm", "gloo" (one flat
+// Gloo group: in auto a machine cannot share memory, or no machine has two workers) or
+// "error: <message>" (train.allreduce=shm and a machine cannot share memory).
+[[nodiscard]] std::string DecideAllReduce(const std::string& mode,
+                                          const std::vector<std::string>& statuses);
 
 // The hierarchical communicator: sums within each machine in shared memory
 // (common/shm_collective.h), between one leader per machine (local rank 0) over a Gloo group of
 // the leaders (a PrefixStore "leaders" on `store`; rank = node, size = nodes), and back within
 // the machine. Its collectives run in order on a thread of their own, so AllReduceAsync does not
-// block. The local ranks' leaders first publish under `store` whether their machine can share
-// memory; every rank reads all of them and they all take the same road. Returns nullptr when the
-// job goes on with one flat Gloo group: no machine has two workers (mode auto), or shared memory
-// is unavailable on one of them (a warning on stderr from that machine's local rank 0, naming
-// the reason). Throws common::CommunicationError when the machines do not meet.
+// block. Each machine's local rank 0 makes the segment and publishes under `store` whether its
+// machine can share memory ("shm/node_<k>"); its other local ranks open the segment at once
+// (its name leaves /dev/shm then); rank 0 reads every machine's status and publishes one
+// decision ("shm/decision", DecideAllReduce) that every other rank reads. Returns nullptr when
+// the job goes on with one flat Gloo group: no machine has two workers, or (mode auto) shared
+// memory is unavailable on one of them (a warning on stderr from that machine's local rank 0,
+// naming the reason). Throws common::EnvironmentError on every rank when mode is shm and a
+// machine cannot share memory (naming the machine, host, rank and reason), and
+// common::CommunicationError when the machines do not meet.
 [[nodiscard]] std::unique_ptr<Communicator> MakeShmCommunicator(
     const ShmSetup& setup, const c10::intrusive_ptr<c10d::Store>& store);
 

@@ -7,6 +7,18 @@
 
 namespace trainer {
 
+namespace {
+
+// Parameter `p`'s gradient as a tensor on `flat`'s storage from element `offset` (not an autograd
+// view, so an in-place zero_grad's detach_ keeps it where it is).
+at::Tensor SliceOf(const at::Tensor& flat, int64_t offset, const at::Tensor& p) {
+  at::Tensor grad = at::empty({0}, flat.options());
+  grad.set_(flat.storage(), offset, p.sizes(), p.strides());
+  return grad;
+}
+
+}  // namespace
+
 Reducer::Reducer(std::vector<at::Tensor> parameters, Communicator& comm,
                  common::HeartbeatWriter& heartbeat, int64_t bucket_bytes, bool overlap)
     : parameters_(std::move(parameters)), comm_(comm), heartbeat_(heartbeat), overlap_(overlap) {
@@ -66,8 +78,7 @@ void Reducer::MakeGradientsViews(Bucket& bucket) {
   int64_t offset = 0;
   for (size_t k : bucket.params) {
     at::Tensor& p = parameters_[k];
-    at::Tensor grad = at::empty({0}, bucket.flat.options());
-    grad.set_(bucket.flat.storage(), offset, p.sizes(), p.strides());
+    at::Tensor grad = SliceOf(bucket.flat, offset, p);
     if (p.grad().defined()) grad.copy_(p.grad());
     p.mutable_grad() = grad;
     offset += p.numel();
@@ -100,8 +111,34 @@ void Reducer::LaunchReadyInOrder() {
   }
 }
 
+// The gradients must still be the bucket's when it is all-reduced. A zero_grad that sets them to
+// none (LibTorch 2.x's default; the trainer zeroes in place) or anything else that replaces one
+// leaves backward writing into a fresh tensor, and the bucket would be summed stale. A gradient
+// that is not its slice any more is copied into it (none: zeros) and made the slice again, so the
+// sum is right either way. Comparing data pointers costs next to nothing.
+void Reducer::KeepGradientsInBucket(Bucket& bucket) {
+  const auto* base = static_cast<const char*>(bucket.flat.data_ptr());
+  const auto item = static_cast<int64_t>(bucket.flat.element_size());
+  int64_t offset = 0;
+  for (size_t k : bucket.params) {
+    at::Tensor& p = parameters_[k];
+    const at::Tensor& grad = p.grad();
+    if (!grad.defined() || grad.data_ptr() != base + offset * item || grad.sizes() != p.sizes()) {
+      at::Tensor slice = SliceOf(bucket.flat, offset, p);
+      if (grad.defined()) {
+        slice.copy_(grad);
+      } else {
+        slice.zero_();  // no gradient this time: it contributes zeros
+      }
+      p.mutable_grad() = slice;
+    }
+    offset += p.numel();
+  }
+}
+
 void Reducer::Launch(Bucket& bucket) {
   if (bucket.views) {  // the gradients are the bucket already
+    KeepGradientsInBucket(bucket);
     bucket.collective = heartbeat_.Issue();
     bucket.pending = comm_.AllReduceAsync(bucket.flat);
     return;

@@ -9,7 +9,9 @@
 //   copies the averages back into the gradients (never before the wait);
 // - where a bucket's parameters share a dtype and are contiguous, their gradients live in the
 //   bucket's flat tensor (DDP's gradient_as_bucket_view): backward accumulates into it, the
-//   all-reduce and the division work on it in place, and nothing is flattened or copied back;
+//   all-reduce and the division work on it in place, and nothing is flattened or copied back.
+//   Before each all-reduce a gradient that is not its slice any more (set to none and made
+//   afresh by backward, as LibTorch 2.x's zero_grad does by default) is copied back in;
 // - with sync disabled (accumulation micro-steps) the hooks do nothing: gradients accumulate
 //   locally and only the last micro-step communicates.
 // overlap=false all-reduces every bucket after backward instead (the baseline for bench/).
@@ -55,6 +57,7 @@ class Reducer {
     bool views = false;      // the parameters' gradients are views of `flat`
   };
   void MakeGradientsViews(Bucket& bucket);
+  void KeepGradientsInBucket(Bucket& bucket);
   void MarkReady(size_t param);
   void Launch(Bucket& bucket);
   void LaunchReadyInOrder();

@@ -2,6 +2,7 @@
 // (trainer/comm_detail.h).
 
 #include <ATen/ATen.h>
+#include <unistd.h>
 
 #include <condition_variable>
 #include <deque>
@@ -13,6 +14,7 @@
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 
 #include "common/errors.h"
+#include "common/heartbeat.h"
 #include "common/shm_collective.h"
 #include "trainer/comm_detail.h"
 
@@ -73,7 +75,7 @@ class ShmCommunicator final : public Communicator {
   void Barrier() override {
     Submit([this] {
       LocalBarrier();
-      if (leaders_) Gloo(leaders_->barrier(), "barrier");
+      if (leaders_) Gloo(leaders_->barrier(), [] { return std::string("barrier"); });
       if (setup_.nodes > 1) LocalBarrier();
     })->Wait();
   }
@@ -119,11 +121,13 @@ class ShmCommunicator final : public Communicator {
     if (local_) local_->Barrier();
   }
 
-  void Gloo(const c10::intrusive_ptr<c10d::Work>& work, const std::string& what) {
+  // `what()` names the collective; called only when it failed.
+  template <typename What>
+  void Gloo(const c10::intrusive_ptr<c10d::Work>& work, const What& what) {
     try {
       work->wait();
     } catch (const std::exception& e) {
-      throw common::CommunicationError(what + " " + Between() + " failed: " + e.what());
+      throw common::CommunicationError(what() + " " + Between() + " failed: " + e.what());
     }
   }
 
@@ -155,7 +159,8 @@ class ShmCommunicator final : public Communicator {
       });
     } else if (leaders_) {
       std::vector<at::Tensor> one = {t};
-      Gloo(leaders_->allreduce(one), "all-reduce of " + std::to_string(n) + " values");
+      Gloo(leaders_->allreduce(one),
+           [n] { return "all-reduce of " + std::to_string(n) + " values"; });
     }
     if (setup_.nodes > 1) LocalBroadcast(t, 0);
     if (!t.is_same(tensor)) tensor.copy_(t);
@@ -174,11 +179,12 @@ class ShmCommunicator final : public Communicator {
         at::Tensor node = at::full({1}, root_local >= 0 ? setup_.node + 1.0 : 0.0, at::kDouble);
         std::vector<at::Tensor> one = {node};
         Gloo(leaders_->allreduce(one),
-             "finding the machine of broadcast root " + std::to_string(root));
+             [root] { return "finding the machine of broadcast root " + std::to_string(root); });
         c10d::BroadcastOptions options;
         options.rootRank = static_cast<int>(node.item<double>()) - 1;
         std::vector<at::Tensor> data = {t};
-        Gloo(leaders_->broadcast(data, options), "broadcast from rank " + std::to_string(root));
+        Gloo(leaders_->broadcast(data, options),
+             [root] { return "broadcast from rank " + std::to_string(root); });
       }
       if (root_local < 0) LocalBroadcast(t, 0);
     }
@@ -198,9 +204,22 @@ class ShmCommunicator final : public Communicator {
 };
 
 std::string Text(const std::vector<uint8_t>& v) { return std::string(v.begin(), v.end()); }
+std::vector<uint8_t> Bytes(const std::string& s) {
+  return std::vector<uint8_t>(s.begin(), s.end());
+}
 
-// Local rank 0's answer for its machine: "shm" (segment made), "solo" (one worker here, none
-// needed) or "unavailable: why". Sets `segment` when made.
+std::string NodeKey(int node) { return "shm/node_" + std::to_string(node); }
+constexpr char kDecisionKey[] = "shm/decision";
+constexpr char kUnavailable[] = "unavailable";
+
+std::string HostName() {
+  char host[256] = {};
+  gethostname(host, sizeof(host) - 1);
+  return host;
+}
+
+// Local rank 0's status of its machine: "shm" (segment made: set in `segment`), "solo" (one
+// worker here, none needed) or "unavailable on machine <k> (host <h>, rank <r>): why".
 std::string MakeSegment(const ShmSetup& s, std::unique_ptr<common::ShmGroup>& segment) {
   if (s.local_size < 2) return "solo";
   common::ShmGroupOptions o;
@@ -212,11 +231,25 @@ std::string MakeSegment(const ShmSetup& s, std::unique_ptr<common::ShmGroup>& se
     segment = common::ShmGroup::Create(o);
     return "shm";
   } catch (const common::ShmUnavailable& e) {
-    return std::string("unavailable: ") + e.what();
+    if (s.mode == "auto") {
+      std::cerr << "trainer: warning: machine " << s.node
+                << ": shared memory unavailable: " << e.what()
+                << "; every rank all-reduces over gloo instead (train.allreduce=" << s.mode
+                << "). Fix: give /dev/shm room (docker --shm-size, mount -o "
+                << "remount,size=...), or set train.allreduce=gloo" << std::endl;
+    }
+    return std::string(kUnavailable) + " on machine " + std::to_string(s.node) + " (host " +
+           HostName() + ", rank " + std::to_string(s.rank) + "): " + e.what();
   }
 }
 
-}  // namespace
+// train.fault_inject's comm-setup phase (tests): this rank holds where the segment exists but
+// not every local rank has opened it.
+void Hold(const ShmSetup& s) {
+  if (s.setup_fault_s <= 0) return;
+  common::ProcessHeartbeat().Phase("comm-setup");
+  std::this_thread::sleep_for(std::chrono::duration<double>(s.setup_fault_s));
+}
 
 std::unique_ptr<Communicator> MakeQueuedGloo(ShmSetup setup,
                                              c10::intrusive_ptr<c10d::ProcessGroupGloo> group) {
@@ -228,37 +261,61 @@ std::unique_ptr<Communicator> MakeQueuedGloo(ShmSetup setup,
   return std::make_unique<ShmCommunicator>(setup, nullptr, std::move(group));
 }
 
-std::unique_ptr<Communicator> MakeShmCommunicator(const ShmSetup& s,
-                                                  const c10::intrusive_ptr<c10d::Store>& store) {
+// The machine's local ranks meet: local rank 0 makes the segment and publishes its status, the
+// others open it at once (so that its name leaves /dev/shm before anyone waits for the other
+// machines). Null where this machine has no segment.
+std::unique_ptr<common::ShmGroup> MeetLocally(const ShmSetup& s, c10d::Store& store) {
   std::unique_ptr<common::ShmGroup> local;
-  try {
-    if (s.local_rank == 0) {
-      const std::string mine = MakeSegment(s, local);
-      if (mine.rfind("unavailable", 0) == 0) {
-        std::cerr << "trainer: warning: machine " << s.node << ": shared memory " << mine
-                  << "; every rank all-reduces over gloo instead (train.allreduce=" << s.mode
-                  << "). Fix: give /dev/shm room (docker --shm-size, mount -o remount,size=...), "
-                  << "or set train.allreduce=gloo" << std::endl;
-      }
-      store->set("shm/node_" + std::to_string(s.node),
-                 std::vector<uint8_t>(mine.begin(), mine.end()));
-    }
-    bool any_shm = false, all_usable = true;
-    for (int k = 0; k < s.nodes; ++k) {
-      const std::string status = Text(store->get("shm/node_" + std::to_string(k)));
-      any_shm = any_shm || status == "shm";
-      all_usable = all_usable && status.rfind("unavailable", 0) != 0;
-    }
-    if (!all_usable || !any_shm) return nullptr;  // `local` goes, and its name with it
+  if (s.local_rank == 0) {
+    const std::string status = MakeSegment(s, local);
+    if (local) Hold(s);
+    store.set(NodeKey(s.node), Bytes(status));
+  } else if (s.local_size > 1 && Text(store.get(NodeKey(s.node))) == "shm") {
+    Hold(s);
     common::ShmGroupOptions o;
     o.name = s.segment;
     o.rank = s.local_rank;
     o.size = s.local_size;
     o.timeout = s.timeout;
-    if (s.local_size > 1) {  // a machine with one worker needs no segment
-      if (!local) local = common::ShmGroup::Join(o);
-      local->WaitForAll();
+    local = common::ShmGroup::Join(o);
+  }
+  if (local) local->WaitForAll();
+  return local;
+}
+
+// Rank 0 reads every machine's status once and publishes the decision; the others read that.
+std::string Decide(const ShmSetup& s, c10d::Store& store) {
+  if (s.rank != 0) return Text(store.get(kDecisionKey));
+  std::vector<std::string> statuses;
+  for (int k = 0; k < s.nodes; ++k) statuses.push_back(Text(store.get(NodeKey(k))));
+  const std::string decision = DecideAllReduce(s.mode, statuses);
+  store.set(kDecisionKey, Bytes(decision));
+  return decision;
+}
+
+}  // namespace
+
+std::string DecideAllReduce(const std::string& mode, const std::vector<std::string>& statuses) {
+  bool any_shm = false;
+  for (const std::string& status : statuses) {
+    if (status.rfind(kUnavailable, 0) == 0) {
+      if (mode != "shm") return "gloo";
+      return "error: train.allreduce=shm, but shared memory is " + status +
+             ". Fix: give /dev/shm room (docker --shm-size, mount -o remount,size=...), or set "
+             "train.allreduce=auto (gloo where shared memory is unusable) or gloo";
     }
+    any_shm = any_shm || status == "shm";
+  }
+  return any_shm ? "shm" : "gloo";  // no machine with two workers: nothing to share
+}
+
+std::unique_ptr<Communicator> MakeShmCommunicator(const ShmSetup& s,
+                                                  const c10::intrusive_ptr<c10d::Store>& store) {
+  try {
+    std::unique_ptr<common::ShmGroup> local = MeetLocally(s, *store);
+    const std::string decision = Decide(s, *store);
+    if (decision.rfind("error: ", 0) == 0) throw common::EnvironmentError(decision.substr(7));
+    if (decision != "shm") return nullptr;  // `local` goes, and its name with it
     c10::intrusive_ptr<c10d::ProcessGroupGloo> leaders;
     if (s.nodes > 1 && s.local_rank == 0) {
       auto prefixed = c10::make_intrusive<c10d::PrefixStore>("leaders", store);

@@ -19,6 +19,18 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
+// Zeroes the gradients in place, as LibTorch 1.13's zero_grad does: never sets them to none (2.x's
+// default), since the reducer's gradients are views of its buckets.
+void ZeroGradientsInPlace(torch::optim::Optimizer& optimizer) {
+  for (auto& group : optimizer.param_groups()) {
+    for (at::Tensor& p : group.params()) {
+      if (!p.grad().defined()) continue;
+      p.mutable_grad().detach_();
+      p.mutable_grad().zero_();
+    }
+  }
+}
+
 }  // namespace
 
 at::Tensor ForwardWithPrecision(Model& model, const at::Tensor& input, bool bf16) {
@@ -69,7 +81,7 @@ double StepRunner::Run(const std::vector<int64_t>& indices, int64_t epoch, int64
   if (options_.grad_clip_norm > 0)
     torch::nn::utils::clip_grad_norm_(params_, options_.grad_clip_norm);
   optimizer_.step();
-  optimizer_.zero_grad();
+  ZeroGradientsInPlace(optimizer_);
   times->optimizer += common::Seconds(Clock::now() - start);
   return loss_sum / static_cast<double>(options_.grad_accum_steps);
 }

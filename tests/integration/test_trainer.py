@@ -19,6 +19,9 @@ RUNNER = os.environ.get("RUNNER_BIN", "")
 TRAINER = os.environ.get("TRAINER_BIN", "")
 SOURCE = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CLEAN_ENV = clean_env()
+# The shared-memory segments' names (common/shm_name.h).
+SEGMENT = re.compile(r"^runner-[0-9a-f]{16}-a\d+-n\d+(-p\d+-ns\d+)?$")
+PID_NAMESPACE = os.stat("/proc/self/ns/pid").st_ino
 
 
 class TrainerJobTest(unittest.TestCase):
@@ -158,12 +161,99 @@ torch.jit.save(torch.jit.script(Net()), {path!r})
         with open(os.path.join(job, "current", "train.log")) as f:
             self.assertIn("backend=gloo ", f.read())
 
+    def test_a_full_dev_shm_with_allreduce_shm_is_an_error_naming_the_machine(self):
+        # As above, but train.allreduce=shm asks for shared memory: every worker fails with the
+        # environment error (4), naming the machine, its host, the rank and the way out.
+        if os.geteuid() != 0:
+            self.skipTest("needs root for a mount namespace")
+        script = ('mount -t tmpfs -o size=64k tmpfs /dev/shm && exec "$@"')
+        proc = subprocess.run(
+            ["unshare", "-m", "sh", "-c", script, "sh", RUNNER, "--log-root", self.root,
+             "--job-name", "t", "--nproc-per-node", "2", "train.model=mlp",
+             "train.allreduce=shm", "train.hidden_sizes=[512,512]",
+             "train.synthetic_samples=2048", "train.batch_size=16", "train.max_steps=5",
+             "train.eval_every_epoch=false"],
+            capture_output=True, text=True, timeout=180, env=CLEAN_ENV, cwd=self.tmp.name)
+        self.assertEqual(proc.returncode, 20, proc.stdout[-3000:] + proc.stderr[-3000:])
+        self.assertRegex(proc.stderr, r"trainer: environment error: train.allreduce=shm, but "
+                         r"shared memory is unavailable on machine 0 \(host \S+, rank 0\): "
+                         r"cannot reserve \d+ KiB for shared-memory segment \S+: No space left "
+                         r"on device. Fix: give /dev/shm room \(docker --shm-size, mount -o "
+                         r"remount,size=...\), or set train.allreduce=auto \(gloo where shared "
+                         r"memory is unusable\) or gloo")
+        self.assertNotIn("every rank all-reduces over gloo instead", proc.stderr)
+        job = os.path.join(self.root, os.listdir(self.root)[0])
+        with open(os.path.join(job, "outcome.json")) as f:
+            self.assertEqual(json.load(f)["first_failure"]["exit_code"], 4)
+
+    def segments(self):
+        return {n for n in os.listdir("/dev/shm") if SEGMENT.match(n)}
+
+    def start_held_job(self):
+        """A job of 2 workers in shared memory whose rank 1 holds in the communicator's set-up
+        (train.fault_inject's comm-setup), where the machine's segment is in /dev/shm and rank 1
+        has not opened it. Returns the runner, its job directory and the segment's name."""
+        before = self.segments()
+        proc = DrainedProcess([RUNNER, "--log-root", self.root, "--job-name", "t",
+                               "--nproc-per-node", "2", "train.allreduce=shm",
+                               "train.hidden_sizes=[32]", "train.synthetic_samples=2048",
+                               "train.batch_size=16", "train.eval_every_epoch=false",
+                               "train.fault_inject=1:comm-setup:600"],
+                              env=CLEAN_ENV, cwd=self.tmp.name)
+        job = wait_for(lambda: (lambda d: os.path.join(self.root, d[0]) if d else None)(
+            os.listdir(self.root) if os.path.isdir(self.root) else []), timeout=60, what="job")
+        wait_for(lambda: (lambda p: p and p.get("phase") == "comm-setup")(
+            self.progress_of(job, 1)), timeout=120, what="rank 1 held in comm-setup")
+        mine = f"-p{proc.pid}-ns{PID_NAMESPACE}"  # its agent's (other jobs may run meanwhile)
+        made = wait_for(lambda: {n for n in self.segments() - before if n.endswith(mine)},
+                        timeout=30, what=lambda: f"a segment ending {mine}: {self.segments()}")
+        self.assertEqual(len(made), 1, made)
+        name = made.pop()
+        self.assertEqual(os.stat(os.path.join("/dev/shm", name)).st_mode & 0o777, 0o600)
+        return proc, job, name
+
+    def test_a_worker_killed_before_the_machine_met_leaves_no_segment(self):
+        # Rank 1 is killed while rank 0 waits for it to open the segment; rank 0 is stopped
+        # before it handles signals. The agent removes the name when the attempt ends.
+        proc, job, name = self.start_held_job()
+        try:
+            os.kill(self.progress_of(job, 1)["pid"], signal.SIGKILL)
+            out, _ = proc.communicate(timeout=120)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        self.assertEqual(proc.returncode, 21, out[-3000:])
+        self.assertNotIn(name, self.segments())
+
+    def test_a_segment_left_by_a_killed_agent_goes_at_the_next_start(self):
+        # The agent itself is SIGKILLed while rank 1 holds: its workers die with it and nobody is
+        # left to remove the name. The next runner started on the machine removes it, and leaves
+        # alone the segment of a job whose agent is alive (here: this test).
+        proc, job, name = self.start_held_job()
+        pids = [self.progress_of(job, r)["pid"] for r in (0, 1)]
+        proc.kill()
+        proc.communicate(timeout=60)
+        wait_for(lambda: not any(os.path.exists(f"/proc/{p}") for p in pids), timeout=60,
+                 what="the workers to die with their agent")
+        self.assertIn(name, self.segments())
+        live = os.path.join("/dev/shm", f"runner-{'ab' * 8}-a0-n0-p{os.getpid()}-ns{PID_NAMESPACE}")
+        os.close(os.open(live, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+        try:
+            again = subprocess.run([RUNNER, "--log-root", os.path.join(self.tmp.name, "again"),
+                                    "--job-name", "u", "--nproc-per-node", "1", "--", "true"],
+                                   capture_output=True, text=True, timeout=120, env=CLEAN_ENV,
+                                   cwd=self.tmp.name)
+            self.assertEqual(again.returncode, 0, again.stderr[-3000:])
+            self.assertNotIn(name, self.segments())
+            self.assertTrue(os.path.exists(live))
+        finally:
+            os.unlink(live)
+
     def test_a_worker_killed_mid_all_reduce_in_shared_memory_ends_the_job(self):
         # Rank 1 falls asleep in backward at step 3, so rank 0 waits for it in the shared-memory
         # all-reduce; then rank 1 is killed. The job ends as it does over gloo (21, rank 1 named)
         # and no segment is left in /dev/shm.
-        segment = re.compile(r"^runner-[0-9a-f]{16}-a\d+-n\d+$")
-        before = {n for n in os.listdir("/dev/shm") if segment.match(n)}
+        before = self.segments()
         proc = DrainedProcess([RUNNER, "--log-root", self.root, "--job-name", "t",
                                "--nproc-per-node", "2", "train.allreduce=shm",
                                "train.hidden_sizes=[32]", "train.synthetic_samples=2048",
@@ -189,7 +279,7 @@ torch.jit.save(torch.jit.script(Net()), {path!r})
         self.assertEqual((failure["rank"], failure["signal_name"]), (1, "SIGKILL"), failure)
         with open(os.path.join(job, "current", "train.log")) as f:
             self.assertIn("backend=shm ", f.read())
-        left = {n for n in os.listdir("/dev/shm") if segment.match(n)} - before
+        left = self.segments() - before
         self.assertEqual(left, set())
 
     def test_bad_torchscript_file_is_a_config_error(self):

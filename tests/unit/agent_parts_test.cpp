@@ -137,6 +137,7 @@ AgentInfo Agent(int rank, const std::string& host, int nproc, int node = -1,
                 std::vector<InterfaceAddress> addrs = {}) {
   AgentInfo a;
   a.agent = rank;
+  a.pid = 1000 + rank;
   a.host = host;
   a.nproc = nproc;
   a.scheduler_node = node;
@@ -198,6 +199,13 @@ TEST(RendezvousTest, LayoutIsNodeMajorAndHeterogeneous) {
     EXPECT_EQ(layout.first_local_rank_of_agent, row.first_local);
     EXPECT_EQ(layout.world_size, row.world);
   }
+  // Each node's first agent owns the node's shared-memory names (common/shm_name.h).
+  EXPECT_EQ(BuildLayout({Agent(0, "a", 1, 0), Agent(1, "a", 2, 0), Agent(2, "b", 1, 1)})
+                .agent_pid_of_node,
+            (std::vector<int>{1000, 1002}));
+  EXPECT_EQ(BuildLayout({Agent(0, "a", 1), Agent(1, "b", 1), Agent(2, "a", 1), Agent(3, "b", 1)})
+                .agent_pid_of_node,
+            (std::vector<int>{1000, 1001}));
 }
 
 TEST(RendezvousTest, ContradictoryNodeIdsAreRefused) {

@@ -254,6 +254,7 @@ TEST(WorkerPlanTest, RanksDevicesContractAndPathsFollowTheLayout) {
   layout.first_rank_of_agent = {0, 2, 4};
   layout.first_local_rank_of_agent = {0, 0, 2};
   layout.workers_on_node = {2, 3};
+  layout.agent_pid_of_node = {100, 200};
   layout.world_size = 5;
   AgentPlan plan;
   plan.nproc.value = 1;
@@ -274,6 +275,7 @@ TEST(WorkerPlanTest, RanksDevicesContractAndPathsFollowTheLayout) {
   EXPECT_EQ(c.restart_count, 1);
   EXPECT_EQ(c.max_restarts, 2);
   EXPECT_EQ(c.run_id, "77");
+  EXPECT_EQ(c.node_agent_pid, 200);  // node 1's first agent names its segment
   EXPECT_EQ(c.device, "3");
   EXPECT_EQ(c.omp_threads, 8);
   EXPECT_EQ(launches[0].log_path, "/j/attempt-1/rank-4.log");
@@ -288,6 +290,7 @@ TEST(WorkerPlanTest, CpuWorkersSplitTheAgentsCpus) {
   layout.first_rank_of_agent = {0};
   layout.first_local_rank_of_agent = {0};
   layout.workers_on_node = {2};
+  layout.agent_pid_of_node = {100};
   layout.world_size = 2;
   AgentPlan plan;
   plan.nproc.value = 2;

@@ -29,6 +29,7 @@ TEST(FaultInjectTest, GoodValues) {
       {"0:optimizer:.5", {{0, "optimizer", 0.5, -1}}},
       {"2:evaluation:1e-3", {{2, "evaluation", 0.001, -1}}},
       {"0:checkpoint:30@12,1:forward:0.1", {{0, "checkpoint", 30, 12}, {1, "forward", 0.1, -1}}},
+      {"1:comm-setup:600", {{1, "comm-setup", 600, -1}}},
       {"1:forward:0.1,1:forward:0.2@3", {{1, "forward", 0.1, -1}, {1, "forward", 0.2, 3}}},
   };
   for (const Row& row : rows) {
@@ -49,11 +50,11 @@ TEST(FaultInjectTest, BadValuesSayWhichPartIsWrong) {
       {"-1:forward:0.1", "fault 1 ('-1:forward:0.1'): rank '-1' is not an integer >= 0"},
       {" 1:forward:0.1", "fault 1 (' 1:forward:0.1'): rank ' 1' is not an integer >= 0"},
       {"1:fwd:0.1",
-       "fault 1 ('1:fwd:0.1'): phase 'fwd' is not one of data, forward, backward, optimizer, "
-       "evaluation, checkpoint"},
-      {"1:all-reduce:0.1",
-       "fault 1 ('1:all-reduce:0.1'): phase 'all-reduce' is not one of data, forward, backward, "
+       "fault 1 ('1:fwd:0.1'): phase 'fwd' is not one of comm-setup, data, forward, backward, "
        "optimizer, evaluation, checkpoint"},
+      {"1:all-reduce:0.1",
+       "fault 1 ('1:all-reduce:0.1'): phase 'all-reduce' is not one of comm-setup, data, "
+       "forward, backward, optimizer, evaluation, checkpoint"},
       {"1:forward:", "fault 1 ('1:forward:'): seconds '' is not a number in (0, 604800]"},
       {"1:forward:0", "fault 1 ('1:forward:0'): seconds '0' is not a number in (0, 604800]"},
       {"1:forward:-1", "fault 1 ('1:forward:-1'): seconds '-1' is not a number in (0, 604800]"},

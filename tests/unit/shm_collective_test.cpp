@@ -252,18 +252,5 @@ TEST(ShmCollective, SetUpFailuresAreClear) {
   EXPECT_FALSE(InDevShm(o.name));
 }
 
-TEST(ShmCollective, SegmentNamesDifferPerJobAttemptAndNodeAndHideTheToken) {
-  const std::string token = "0123456789abcdef0123456789abcdef";
-  const std::string a = ShmSegmentName(token, "job-1", 0, 0);
-  EXPECT_EQ(a, ShmSegmentName(token, "job-1", 0, 0));
-  EXPECT_NE(a, ShmSegmentName(token, "job-1", 1, 0));
-  EXPECT_NE(a, ShmSegmentName(token, "job-1", 0, 1));
-  EXPECT_NE(a, ShmSegmentName(token, "job-2", 0, 0));
-  EXPECT_NE(a, ShmSegmentName("fedcba9876543210fedcba9876543210", "job-1", 0, 0));
-  EXPECT_EQ(a.find(token), std::string::npos);
-  EXPECT_EQ(a.rfind("/runner-", 0), 0u) << a;
-  EXPECT_EQ(a.find('/', 1), std::string::npos) << a;
-}
-
 }  // namespace
 }  // namespace common

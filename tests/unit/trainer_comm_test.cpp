@@ -4,15 +4,19 @@
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 #include <torch/optim/sgd.h>
+#include <unistd.h>
 
+#include <atomic>
 #include <exception>
 #include <functional>
 #include <thread>
+#include <torch/csrc/distributed/c10d/HashStore.hpp>
 #include <vector>
 
 #include "common/errors.h"
 #include "common/heartbeat.h"
 #include "trainer/comm.h"
+#include "trainer/comm_detail.h"
 #include "trainer/reducer.h"
 
 namespace trainer {
@@ -122,6 +126,99 @@ TEST(ShmCommunicator, IntegerSumsAreRefusedWithTheWayOut) {
   });
 }
 
+TEST(ShmCommunicator, TheMachinesStatusesDecideTheRoad) {
+  const std::string bad =
+      "unavailable on machine 1 (host b, rank 2): cannot reserve 1536 KiB for shared-memory "
+      "segment /dev/shm/runner-x: No space left on device";
+  const std::string strict = "error: train.allreduce=shm, but shared memory is " + bad +
+                             ". Fix: give /dev/shm room (docker --shm-size, mount -o "
+                             "remount,size=...), or set train.allreduce=auto (gloo where shared "
+                             "memory is unusable) or gloo";
+  struct Row {
+    std::string mode;
+    std::vector<std::string> statuses;
+    std::string want;
+  };
+  const Row rows[] = {
+      {"auto", {"shm"}, "shm"},
+      {"auto", {"solo", "shm"}, "shm"},
+      {"auto", {"solo", "solo"}, "gloo"},
+      {"auto", {"shm", bad}, "gloo"},
+      {"shm", {"shm", "shm"}, "shm"},
+      {"shm", {"solo", "solo"}, "gloo"},  // nothing to share anywhere
+      {"shm", {"shm", bad}, strict},
+      {"shm", {"solo", bad}, strict},
+  };
+  for (const Row& row : rows) {
+    SCOPED_TRACE(row.mode + " " + row.statuses.back());
+    EXPECT_EQ(detail::DecideAllReduce(row.mode, row.statuses), row.want);
+  }
+}
+
+// A rank's view of the job's store that counts its reads of the machines' agreement ("shm/...").
+class CountingStore final : public c10d::Store {
+ public:
+  explicit CountingStore(c10::intrusive_ptr<c10d::Store> inner) : inner_(std::move(inner)) {}
+  void set(const std::string& key, const std::vector<uint8_t>& value) override {
+    inner_->set(key, value);
+  }
+  std::vector<uint8_t> get(const std::string& key) override {
+    if (key.rfind("shm/", 0) == 0) ++shm_reads;
+    return inner_->get(key);
+  }
+  int64_t add(const std::string& key, int64_t value) override { return inner_->add(key, value); }
+  bool deleteKey(const std::string& key) override { return inner_->deleteKey(key); }
+  bool check(const std::vector<std::string>& keys) override { return inner_->check(keys); }
+  int64_t getNumKeys() override { return inner_->getNumKeys(); }
+  void wait(const std::vector<std::string>& keys) override { inner_->wait(keys); }
+  void wait(const std::vector<std::string>& keys, const std::chrono::milliseconds& t) override {
+    inner_->wait(keys, t);
+  }
+  std::atomic<int> shm_reads{0};
+
+ private:
+  c10::intrusive_ptr<c10d::Store> inner_;
+};
+
+// Rank 0 reads every machine's status; each other rank reads at most its own machine's and the
+// decision, however many machines there are (not world x machines reads in all).
+TEST(ShmCommunicator, RanksReadOneDecisionNotEveryMachinesStatus) {
+  const int world = 8, per_machine = 2, nodes = world / per_machine;
+  auto shared = c10::make_intrusive<c10d::HashStore>();
+  std::vector<c10::intrusive_ptr<CountingStore>> stores;
+  for (int r = 0; r < world; ++r) stores.push_back(c10::make_intrusive<CountingStore>(shared));
+  std::vector<std::thread> threads;
+  std::vector<std::string> backends(world);
+  for (int r = 0; r < world; ++r) {
+    threads.emplace_back([&, r] {
+      detail::ShmSetup s;
+      s.mode = "auto";
+      s.rank = r;
+      s.size = world;
+      s.local_rank = r % per_machine;
+      s.local_size = per_machine;
+      s.node = r / per_machine;
+      s.nodes = nodes;
+      s.segment = "/runner-test-reads-" + std::to_string(getpid()) + "-n" + std::to_string(s.node);
+      s.timeout = 60s;
+      s.address = "127.0.0.1";
+      auto comm = detail::MakeShmCommunicator(s, stores[static_cast<size_t>(r)]);
+      backends[static_cast<size_t>(r)] = comm ? comm->backend() : "none";
+    });
+  }
+  for (auto& t : threads) t.join();
+  for (int r = 0; r < world; ++r) {
+    SCOPED_TRACE("rank " + std::to_string(r));
+    EXPECT_EQ(backends[static_cast<size_t>(r)], "shm+gloo");
+    const int reads = stores[static_cast<size_t>(r)]->shm_reads;
+    if (r == 0) {
+      EXPECT_EQ(reads, nodes);
+    } else {
+      EXPECT_LE(reads, 2);
+    }
+  }
+}
+
 TEST(Reducer, GradientsAreViewsOfTheBucketAndSurviveZeroGrad) {
   for (const char* allreduce : {"shm", "gloo"}) {
     SCOPED_TRACE(allreduce);
@@ -207,6 +304,34 @@ TEST(GradientCompression, SumsIn32BitsAndEveryRankHoldsTheSameBits) {
           },
           row.per_machine, row.compression);
     }
+  }
+}
+
+// LibTorch 2.x's zero_grad() sets gradients to none, and backward then makes a fresh tensor that
+// is not the bucket's: the reducer copies it back in before the all-reduce, so the sum is right.
+TEST(Reducer, AGradientSetToNoneOrReplacedIsStillReduced) {
+  for (const char* allreduce : {"shm", "gloo"}) {
+    SCOPED_TRACE(allreduce);
+    OnRanks(2, allreduce, [](Communicator& comm) {
+      common::HeartbeatWriter heartbeat;
+      std::vector<at::Tensor> params = {at::ones({3, 4}).requires_grad_(),
+                                        at::ones({5}).requires_grad_()};
+      Reducer reducer(params, comm, heartbeat, /*bucket_bytes=*/1 << 20, /*overlap=*/true);
+      ASSERT_EQ(reducer.num_buckets(), 1u);
+      for (int step = 1; step <= 3; ++step) {
+        SCOPED_TRACE("step " + std::to_string(step));
+        if (step == 2) params[0].mutable_grad() = at::Tensor();    // set to none
+        if (step == 3) params[1].mutable_grad() = at::zeros({5});  // a tensor of its own
+        reducer.Prepare(true);
+        const double scale = (comm.rank() + 1) * step;  // mean over the 2 ranks: 1.5 x step
+        ((params[0] * scale).sum() + (params[1] * 2 * scale).sum()).backward();
+        (void)reducer.Finish("optimizer");
+        EXPECT_TRUE(at::all(params[0].grad() == 1.5 * step).item<bool>()) << params[0].grad();
+        EXPECT_TRUE(at::all(params[1].grad() == 3.0 * step).item<bool>()) << params[1].grad();
+        EXPECT_TRUE(params[0].grad().storage().is_alias_of(params[1].grad().storage()));
+        for (at::Tensor& p : params) p.mutable_grad().zero_();
+      }
+    });
   }
 }
 

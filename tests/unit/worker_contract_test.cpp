@@ -19,7 +19,8 @@ using Vars = std::map<std::string, std::string>;
 auto Fields(const WorkerContract& c) {
   return std::tie(c.standalone, c.rank, c.local_rank, c.world_size, c.local_world_size, c.node_rank,
                   c.node_count, c.master_addr, c.master_port, c.restart_count, c.max_restarts,
-                  c.run_id, c.job_dir, c.attempt_dir, c.config_path, c.token, c.device);
+                  c.run_id, c.job_dir, c.attempt_dir, c.config_path, c.token, c.node_agent_pid,
+                  c.device);
 }
 
 WorkerContract Full() {
@@ -39,6 +40,7 @@ WorkerContract Full() {
   c.attempt_dir = "/logs/train-123/attempt-2";
   c.config_path = "/logs/train-123/job.yaml";
   c.token = "s3cret";
+  c.node_agent_pid = 4711;
   c.device = "1";
   return c;
 }
@@ -94,6 +96,7 @@ TEST(WorkerContractTest, WrittenVariables) {
                          {"RUNNER_ATTEMPT_DIR", "/logs/train-123/attempt-2"},
                          {"RUNNER_CONFIG", "/logs/train-123/job.yaml"},
                          {"RUNNER_JOB_TOKEN", "s3cret"},
+                         {"RUNNER_NODE_AGENT_PID", "4711"},
                          {"CUDA_VISIBLE_DEVICES", ""}};
   EXPECT_EQ(env, expected);
 }
@@ -117,6 +120,7 @@ TEST(WorkerContractTest, TorchrunWithoutTheRunnersVariables) {
   EXPECT_EQ(c.node_rank, 0);
   EXPECT_EQ(c.node_count, 1);
   EXPECT_EQ(c.restart_count, 0);
+  EXPECT_EQ(c.node_agent_pid, 0);
   EXPECT_EQ(c.job_dir, "");
 }
 
@@ -155,6 +159,8 @@ TEST(WorkerContractTest, ErrorsNameTheVariableAndItsValue) {
       {{{"GROUP_WORLD_SIZE", "0"}}, "GROUP_WORLD_SIZE='0' is not an integer in 1..1048576"},
       {{{"TORCHELASTIC_MAX_RESTARTS", "many"}},
        "TORCHELASTIC_MAX_RESTARTS='many' is not an integer in 0..1073741824"},
+      {{{"RUNNER_NODE_AGENT_PID", "-3"}},
+       "RUNNER_NODE_AGENT_PID='-3' is not an integer in 0..1073741824"},
   };
   for (const Row& row : rows) {
     Vars env;
