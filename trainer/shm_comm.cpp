@@ -251,16 +251,6 @@ void Hold(const ShmSetup& s) {
   std::this_thread::sleep_for(std::chrono::duration<double>(s.setup_fault_s));
 }
 
-std::unique_ptr<Communicator> MakeQueuedGloo(ShmSetup setup,
-                                             c10::intrusive_ptr<c10d::ProcessGroupGloo> group) {
-  setup.flat = true;
-  setup.node = setup.rank;
-  setup.nodes = setup.size;
-  setup.local_rank = 0;
-  setup.local_size = 1;
-  return std::make_unique<ShmCommunicator>(setup, nullptr, std::move(group));
-}
-
 // The machine's local ranks meet: local rank 0 makes the segment and publishes its status, the
 // others open it at once (so that its name leaves /dev/shm before anyone waits for the other
 // machines). Null where this machine has no segment.
@@ -294,6 +284,16 @@ std::string Decide(const ShmSetup& s, c10d::Store& store) {
 }
 
 }  // namespace
+
+std::unique_ptr<Communicator> MakeQueuedGloo(ShmSetup setup,
+                                             c10::intrusive_ptr<c10d::ProcessGroupGloo> group) {
+  setup.flat = true;
+  setup.node = setup.rank;
+  setup.nodes = setup.size;
+  setup.local_rank = 0;
+  setup.local_size = 1;
+  return std::make_unique<ShmCommunicator>(setup, nullptr, std::move(group));
+}
 
 std::string DecideAllReduce(const std::string& mode, const std::vector<std::string>& statuses) {
   bool any_shm = false;
