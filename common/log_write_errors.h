@@ -24,11 +24,18 @@ struct LogWriteError {
   int error = 0;            // errno of the first failure
   uint64_t bytes_lost = 0;  // bytes of lines that did not reach the file (or reached it cut)
   uint64_t lines_lost = 0;  // lines dropped or cut
+  // Why, when not the errno's text: "the disk did not keep up (...)" for lines dropped because
+  // writes to the file were too slow (error is then EAGAIN).
+  std::string reason;
 };
 
 // The line said once per file when its first write fails: the file, the errno text, and what to
-// do (free space in job.log_root, or point job.log_root elsewhere).
-[[nodiscard]] std::string DescribeFirstWriteError(const std::string& file, int error);
+// do (free space in job.log_root, or point job.log_root elsewhere; for a `reason`, a slow disk:
+// check it, raise job.log_buffer_mib, or point job.log_root elsewhere).
+[[nodiscard]] std::string DescribeFirstWriteError(const std::string& file, int error,
+                                                  const std::string& reason = "");
+// The reason of `e` in words: its reason, else its errno's text.
+[[nodiscard]] std::string WriteErrorText(const LogWriteError& e);
 // "1200 lines (96.0 KiB) lost: rank-0.log (No space left on device), events.jsonl (...)".
 [[nodiscard]] std::string SummarizeWriteErrors(const std::vector<LogWriteError>& errors);
 
@@ -43,9 +50,9 @@ class LogWriteErrors {
   // Counts a failed write of `lines` lines (`bytes` bytes) to `file`. The first failure of a file
   // goes to the reporter with DescribeFirstWriteError, unless `report` is false (the agent's own
   // log sink, which says it on stderr itself: logging from inside it would deadlock).
-  // Returns whether this was the file's first failure.
+  // `reason`: see LogWriteError. Returns whether this was the file's first failure.
   bool Record(const std::string& file, int error, uint64_t bytes, uint64_t lines, int rank = -1,
-              bool report = true);
+              bool report = true, const std::string& reason = "");
 
   [[nodiscard]] std::vector<LogWriteError> Snapshot() const;  // in the order first seen
   [[nodiscard]] bool Any() const;

@@ -361,7 +361,8 @@ int AgentJob::Run() {
     for (WorkerLaunch& launch : launches)
       launch.heartbeat_path = heartbeats.RankFile(launch.contract.rank);
     supervisor.SetAttemptDir(dir.AttemptPath(attempt));
-    ProcessWorkerRunner runner(SelfExecutable(), write_errors_.get());
+    ProcessWorkerRunner runner(SelfExecutable(), write_errors_.get(),
+                               LogWriterOptionsFrom(config_));
     const double attempt_started_at = common::UnixSeconds();
     const AttemptOutcome outcome = supervisor.RunAttempt(attempt, launches, worker_env, runner);
     const int agreed = AgreeAndRecord(attempt, restarts, outcome, attempt_started_at);
