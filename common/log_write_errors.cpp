@@ -68,10 +68,12 @@ bool LogWriteErrors::Record(const std::string& file, int error, uint64_t bytes, 
     if (it != index_.end()) {
       errors_[it->second].bytes_lost += bytes;
       errors_[it->second].lines_lost += lines;
-      return false;
+    } else {
+      index_[file] = errors_.size();
+      errors_.push_back({file, rank, error, bytes, lines, reason});
     }
-    index_[file] = errors_.size();
-    errors_.push_back({file, rank, error, bytes, lines, reason});
+    if (said_[file]) return false;
+    said_[file] = true;
     if (report) reporter = reporter_;
   }
   if (reporter) reporter(DescribeFirstWriteError(file, error, reason));
@@ -92,6 +94,12 @@ void LogWriteErrors::Clear() {
   std::lock_guard<std::mutex> lock(mutex_);
   errors_.clear();
   index_.clear();
+  said_.clear();
+}
+
+void LogWriteErrors::NewAttempt() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  said_.clear();
 }
 
 }  // namespace common

@@ -6,8 +6,9 @@
 // counts, and a job whose workers all succeeded but whose logs lost lines ends with
 // common::kExitLogsIncomplete instead of 0.
 //
-// Thread-safe: the agent's rank logs, its events.jsonl lines and its own log (written from the
-// store's thread too) all count into one tally.
+// Thread-safe: the agent's rank logs (written by their writer thread, common/log_writer.h), its
+// events.jsonl lines and its own log (written from the store's thread too) all count into one
+// tally.
 
 #include <cstdint>
 #include <functional>
@@ -56,13 +57,19 @@ class LogWriteErrors {
 
   [[nodiscard]] std::vector<LogWriteError> Snapshot() const;  // in the order first seen
   [[nodiscard]] bool Any() const;
-  void Clear();  // a new attempt: new files, new counts, first failures said again
+  void Clear();  // forgets everything
+  // A new attempt: the counts stay (the job's outcome.json lists every line its logs lost, the
+  // earlier attempts' files, named by path, included, and what the last attempt lost after its
+  // record was taken: its attempt_ended event, its agent's closing lines); a file that failed
+  // before is said again at its next failure.
+  void NewAttempt();
 
  private:
   mutable std::mutex mutex_;
   Reporter reporter_;
   std::vector<LogWriteError> errors_;
   std::map<std::string, size_t> index_;
+  std::map<std::string, bool> said_;  // files whose failure was said this attempt
 };
 
 }  // namespace common
