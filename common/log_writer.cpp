@@ -97,7 +97,9 @@ struct LogWriter::State {
   std::vector<std::unique_ptr<File>> files;
   size_t next = 0;
   bool stop = false;
-  bool abandoned = false;  // a Flush timed out: nothing more is accepted
+  bool abandoned = false;      // a Flush timed out: nothing more is accepted
+  double progress = Steady();  // when the thread last ended a write, or was given work idle
+  bool busy = false;           // the thread has work queued or under way
 };
 
 // Under the mutex. A file's first failure goes to the reporter, or to stderr for a file whose
@@ -127,6 +129,7 @@ LogWriter::State::File* LogWriter::State::NextPending() {
 void LogWriter::State::Run() {
   std::unique_lock<std::mutex> lock(mutex);
   for (;;) {
+    if (NextPending() == nullptr) busy = false;
     work.wait(lock, [&] { return stop || NextPending() != nullptr; });
     File* f = NextPending();
     if (f == nullptr) {
@@ -145,6 +148,7 @@ void LogWriter::State::Run() {
     lock.lock();
     f->writing = false;
     f->writing_lines = 0;
+    progress = Steady();
     f->queued_bytes -= std::min<uint64_t>(f->queued_bytes, out.size());
     // After a Flush that timed out, its loss was counted there (and the counts may be gone).
     if (!abandoned) Count(*f, loss, "");
@@ -202,11 +206,11 @@ void LogWriter::State::Drop(File& f, std::string_view stamp, uint64_t bytes, uin
   f.drop_last = when;
   f.drop_lines += lines;
   f.drop_bytes += bytes;
-  const double stall = f.writing ? Steady() - f.write_started : 0;
+  const double stall = Steady() - progress;
   f.drop_stall_s = std::max(f.drop_stall_s, stall);
   Count(f, {EAGAIN, bytes, lines},
         "the disk did not keep up (a write to it had taken " + Seconds(stall) + " s when its " +
-            std::to_string(options.max_queued_bytes) + "-byte buffer filled)");
+            std::to_string(options.max_queued_bytes) + "-byte buffer was full)");
 }
 
 // Under the mutex: the note of the lines dropped since the last one, ahead of what comes next.
@@ -254,26 +258,38 @@ int LogWriter::AddFile(std::unique_ptr<LogSink> sink, const std::string& name, i
 void LogWriter::Submit(int file, std::string_view stamp, std::string bytes, size_t lines) {
   if (bytes.empty()) return;
   State& s = *state_;
-  std::lock_guard<std::mutex> lock(s.mutex);
+  std::unique_lock<std::mutex> lock(s.mutex);
   State::File& f = *s.files.at(static_cast<size_t>(file));
   if (s.abandoned) return s.Drop(f, stamp, bytes.size(), lines);
-  const size_t room =
-      f.queued_bytes < s.options.max_queued_bytes ? s.options.max_queued_bytes - f.queued_bytes : 0;
   // The note of an open gap takes room too; it is small (about 200 bytes).
   const size_t note = f.drop_lines > 0 ? 256 : 0;
+  const auto room = [&]() -> size_t {
+    const size_t max = s.options.max_queued_bytes;
+    return f.queued_bytes < max ? max - f.queued_bytes : 0;
+  };
+  // A disk that keeps up, however slowly, is waited for (the worker's pipe fills and it waits
+  // too, as for any slow reader); one whose write has not ended for stall_s is not.
+  while (note + bytes.size() > room() && !s.abandoned) {
+    const double since = Steady() - s.progress;
+    if (since >= s.options.stall_s) break;
+    s.idle.wait_for(lock, std::chrono::duration<double>(s.options.stall_s - since));
+  }
+  if (s.abandoned) return s.Drop(f, stamp, bytes.size(), lines);
   size_t keep = 0;
   size_t keep_lines = 0;
-  if (note + bytes.size() <= room) {
+  if (note + bytes.size() <= room()) {
     keep = bytes.size();
     keep_lines = lines;
   } else {
-    for (size_t nl = bytes.find('\n'); nl != std::string::npos && note + nl + 1 <= room;
+    for (size_t nl = bytes.find('\n'); nl != std::string::npos && note + nl + 1 <= room();
          nl = bytes.find('\n', nl + 1)) {
       keep = nl + 1;
       ++keep_lines;
     }
   }
   if (keep > 0) {
+    if (!s.busy) s.progress = Steady();  // an idle thread's progress counts from now
+    s.busy = true;
     s.QueueDropNote(f, stamp.empty() ? Timestamp() : std::string(stamp));
     f.pending.append(bytes, 0, keep);
     f.pending_lines += keep_lines;
@@ -287,7 +303,11 @@ bool LogWriter::Flush(double timeout_s) {
   State& s = *state_;
   std::unique_lock<std::mutex> lock(s.mutex);
   if (s.abandoned) return false;
-  for (auto& f : s.files) s.QueueDropNote(*f, Timestamp());
+  for (auto& f : s.files) {
+    if (f->drop_lines > 0 && !s.busy) s.progress = Steady();
+    if (f->drop_lines > 0) s.busy = true;
+    s.QueueDropNote(*f, Timestamp());
+  }
   s.work.notify_one();
   const auto empty = [&] {
     return std::all_of(s.files.begin(), s.files.end(),

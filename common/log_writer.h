@@ -3,10 +3,12 @@
 // slow or stalled disk under job.log_root (an NFS server that hangs for a minute) never stalls
 // the agent's loop (supervision, heartbeats, signals) nor, through a full pipe, its workers.
 //
-// The caller hands over complete lines (Submit) and never waits: each file has a bounded queue
-// (LogWriterOptions::max_queued_bytes, counting what is being written). What does not fit is
-// dropped, whole lines, and counted in LogWriteErrors ("the disk did not keep up"); when the queue
-// has room again one note line marks the gap in the file:
+// The caller hands over complete lines (Submit): each file has a bounded queue
+// (LogWriterOptions::max_queued_bytes, counting what is being written). When it is full, Submit
+// waits while the disk keeps up (the thread ends writes), so a fast producer on a working disk
+// loses nothing; once the thread has ended no write for stall_s (a stalled disk) it waits no
+// more: what does not fit is dropped, whole lines, and counted in LogWriteErrors ("the disk did
+// not keep up"); when the queue has room again one note line marks the gap in the file:
 //
 //   <stamp> [runner] 1200 lines (96000 bytes) of this log were dropped between <t1> and <t2>:
 //   the disk did not keep up (a write to it had taken 12.5 s)
@@ -46,6 +48,10 @@ class LogSink {
 struct LogWriterOptions {
   size_t max_queued_bytes = 4u << 20;  // per file: job.log_buffer_mib
   double flush_timeout_s = 10;         // the destructor's Flush: job.log_flush_timeout_s
+  // A full queue makes Submit wait while the thread ends writes (a disk that keeps up, however
+  // slowly: the worker waits for its pipe as for any slow reader), at most until the thread has
+  // ended none for this long (a stalled disk): then it drops.
+  double stall_s = 1;
 };
 
 class LogWriter {
@@ -64,8 +70,8 @@ class LogWriter {
               bool report = true);
 
   // Hands over `bytes`: `lines` whole lines, each ending in '\n', read at `stamp` (used in the
-  // note of a gap; "" takes the time now when one is needed). Never waits. What does not fit in
-  // the file's queue is dropped (whole lines, the last ones) and counted.
+  // note of a gap; "" takes the time now when one is needed). Waits at most stall_s (see above).
+  // What does not fit in the file's queue then is dropped (whole lines, the last ones), counted.
   void Submit(int file, std::string_view stamp, std::string bytes, size_t lines);
 
   // Waits up to `timeout_s` until every accepted line is written (notes of open gaps included);

@@ -167,7 +167,8 @@ class SlowLogDiskTest(unittest.TestCase):
         wait_for(lambda: LINE.search(self.rank_log().splitlines()[-1]), 60, "lines after the note")
         out, outcome, lines, total, longest = self.finish(runner)
         self.assertEqual(runner.returncode, 1, out[-3000:])
-        self.assertLess(longest, 2.0, "a print of rank 1 waited this long (s) for the stalled disk")
+        # The agent waits 1 s for a stalled write before it drops; the stall lasts ~8 s.
+        self.assertLess(longest, 4.0, "a print of rank 1 waited this long (s) for the stalled disk")
         self.assertEqual((outcome["exit_code"], outcome["logs_complete"]), (1, False))
         [errors] = [e for e in outcome["log_write_errors"] if e["file"].endswith("/rank-1.log")]
         self.assertRegex(errors["error"], r"^the disk did not keep up")

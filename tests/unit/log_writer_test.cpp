@@ -7,12 +7,14 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <memory>
 #include <mutex>
 #include <regex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "common/atomic_file.h"
@@ -37,6 +39,7 @@ struct FakeDisk {
   bool held = false;
   int writes_waiting = 0;
   size_t room = SIZE_MAX;
+  int delay_ms = 0;  // every write takes this long: a slow disk that keeps up
 
   void Hold() {
     std::lock_guard<std::mutex> lock(mutex);
@@ -67,6 +70,11 @@ class FakeSink : public common::LogSink {
     disk_->changed.notify_all();
     disk_->changed.wait(lock, [&] { return !disk_->held; });
     --disk_->writes_waiting;
+    if (disk_->delay_ms > 0) {
+      lock.unlock();
+      std::this_thread::sleep_for(std::chrono::milliseconds(disk_->delay_ms));
+      lock.lock();
+    }
     if (disk_->room == 0) {
       errno = ENOSPC;
       return -1;
@@ -106,12 +114,26 @@ TEST(LogWriterTest, EveryFileGetsItsLinesInOrder) {
   EXPECT_FALSE(errors.Any());
 }
 
+// A slow disk that keeps up: a full queue makes Submit wait for it (the worker's pipe would fill
+// and the worker wait, as for any slow reader); nothing is dropped.
+TEST(LogWriterTest, AFullQueueWaitsForASlowDiskThatKeepsUpAndLosesNothing) {
+  auto disk = std::make_shared<FakeDisk>();
+  disk->delay_ms = 5;
+  LogWriteErrors errors;
+  LogWriter writer({/*max_queued_bytes=*/64, 30, /*stall_s=*/2}, &errors);
+  const int f = writer.AddFile(std::make_unique<FakeSink>(disk), "f.log");
+  for (int i = 0; i < 200; i += 4) writer.Submit(f, "T", Lines(i, 4), 4);
+  ASSERT_TRUE(writer.Flush(30));
+  EXPECT_EQ(disk->Data(), Lines(0, 200));
+  EXPECT_FALSE(errors.Any());
+}
+
 // A held disk: the queue takes up to its bound, whole lines; the rest is dropped and counted, and
 // once the disk takes writes again one note marks the gap before the next lines.
 TEST(LogWriterTest, AStalledDiskDropsWholeLinesBeyondTheBoundCountsAndMarksThem) {
   auto disk = std::make_shared<FakeDisk>();
   LogWriteErrors errors;
-  LogWriter writer({/*max_queued_bytes=*/100, /*flush_timeout_s=*/30}, &errors);
+  LogWriter writer({/*max_queued_bytes=*/100, /*flush_timeout_s=*/30, /*stall_s=*/0.05}, &errors);
   const int f = writer.AddFile(std::make_unique<FakeSink>(disk), "/x/rank-1.log", 1);
   disk->Hold();
   writer.Submit(f, "T0", "first\n", 1);
@@ -147,7 +169,7 @@ TEST(LogWriterTest, AStalledDiskDropsWholeLinesBeyondTheBoundCountsAndMarksThem)
 TEST(LogWriterTest, ABatchThatFitsInPartKeepsItsFirstWholeLines) {
   auto disk = std::make_shared<FakeDisk>();
   LogWriteErrors errors;
-  LogWriter writer({/*max_queued_bytes=*/16, 30}, &errors);
+  LogWriter writer({/*max_queued_bytes=*/16, 30, /*stall_s=*/0.05}, &errors);
   const int f = writer.AddFile(std::make_unique<FakeSink>(disk), "f.log");
   disk->Hold();
   writer.Submit(f, "T", "aaaa\nbbbb\ncccc\ndddd\n", 4);  // 20 bytes: 3 lines fit
