@@ -159,17 +159,18 @@ void LogWriter::State::Run() {
 // Writes `out` (`lines` lines); after lines were lost a note of the gap goes first (and a newline
 // ends a line the disk cut short). A failure returns what was lost and never retries.
 Loss LogWriter::State::WriteOut(File& f, const std::string& out, uint64_t lines) {
-  std::string bytes;
+  std::string with_note;
   if (f.gap_lines > 0) {
-    bytes = (f.cut != Cut::kNone ? "\n" : "") + Timestamp() + " [runner] " +
-            std::to_string(f.gap_lines) + " lines (" + std::to_string(f.gap_bytes) +
-            " bytes) of this log were lost here" +
-            (f.cut == Cut::kLine ? ", the line above among them (cut short)" : "") +
-            ": cannot write: " + std::strerror(f.gap_error) + "\n";
+    with_note = (f.cut != Cut::kNone ? "\n" : "") + Timestamp() + " [runner] " +
+                std::to_string(f.gap_lines) + " lines (" + std::to_string(f.gap_bytes) +
+                " bytes) of this log were lost here" +
+                (f.cut == Cut::kLine ? ", the line above among them (cut short)" : "") +
+                ": cannot write: " + std::strerror(f.gap_error) + "\n";
   } else if (f.cut != Cut::kNone) {
-    bytes = "\n";
+    with_note = "\n";
   }
-  bytes += out;
+  if (!with_note.empty()) with_note += out;
+  const std::string& bytes = with_note.empty() ? out : with_note;  // no copy without a note
   const size_t note = bytes.size() - out.size();
   size_t done = 0;
   while (done < bytes.size()) {
@@ -256,7 +257,8 @@ int LogWriter::AddFile(std::unique_ptr<LogSink> sink, const std::string& name, i
 }
 
 void LogWriter::Submit(int file, std::string_view stamp, std::string bytes, size_t lines) {
-  if (bytes.empty()) return;
+  const size_t total = bytes.size();
+  if (total == 0) return;
   State& s = *state_;
   std::unique_lock<std::mutex> lock(s.mutex);
   State::File& f = *s.files.at(static_cast<size_t>(file));
@@ -288,15 +290,23 @@ void LogWriter::Submit(int file, std::string_view stamp, std::string bytes, size
     }
   }
   if (keep > 0) {
-    if (!s.busy) s.progress = Steady();  // an idle thread's progress counts from now
-    s.busy = true;
     s.QueueDropNote(f, stamp.empty() ? Timestamp() : std::string(stamp));
-    f.pending.append(bytes, 0, keep);
+    if (f.pending.empty() && keep == bytes.size()) {
+      f.pending = std::move(bytes);  // the common case: no copy
+    } else {
+      f.pending.append(bytes, 0, keep);
+    }
     f.pending_lines += keep_lines;
     f.queued_bytes += keep;
-    s.work.notify_one();
+    // A busy thread looks for more before it waits: only an idle one needs waking (a wake-up
+    // per read of a fast worker cost more CPU than the writes).
+    if (!s.busy) {
+      s.progress = Steady();  // an idle thread's progress counts from now
+      s.busy = true;
+      s.work.notify_one();
+    }
   }
-  if (keep < bytes.size()) s.Drop(f, stamp, bytes.size() - keep, lines - keep_lines);
+  if (keep < total) s.Drop(f, stamp, total - keep, lines - keep_lines);
 }
 
 bool LogWriter::Flush(double timeout_s) {
