@@ -7,7 +7,11 @@ time (the whole run's CPU minus the worker's, from /proc of the children), and a
 rank log holds every byte the worker printed, in order (timestamps taken off; a line longer than
 64 KiB arrives as pieces).
 
-    bench/log_path.py build/runner/runner [--rounds 3]
+    bench/log_path.py build/runner/runner [--rounds 3] [--baseline OTHER_RUNNER]
+
+--baseline: a second runner binary (an earlier build), run in the same rounds, interleaved, and
+reported on rows of its own. Copy both binaries out of the build tree first (a rebuild replaces
+them mid-run).
 """
 import argparse
 import glob
@@ -75,26 +79,31 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("runner")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--baseline", help="an earlier runner binary, interleaved")
     args = parser.parse_args()
-    runner = os.path.abspath(args.runner)
-    results = {name: {"direct": [], "runner": [], "agent_cpu": [], "ok": True} for name in WORKERS}
+    runners = {"": os.path.abspath(args.runner)}
+    if args.baseline:
+        runners = {"baseline: ": os.path.abspath(args.baseline), "": runners[""]}
+    results = {(label, name): {"direct": [], "runner": [], "agent_cpu": [], "ok": True}
+               for label in runners for name in WORKERS}
     with tempfile.TemporaryDirectory(prefix="bench-log-") as tmp:
         for _ in range(args.rounds):
             for name, script in WORKERS.items():
-                d_wall, d_cpu, data = direct(script, tmp)
-                r_wall, r_cpu, pieces = under_runner(runner, script, tmp)
-                r = results[name]
-                r["direct"].append(d_wall)
-                r["runner"].append(r_wall)
-                r["agent_cpu"].append(max(0.0, r_cpu - d_cpu))
-                r["ok"] = r["ok"] and same_bytes(data, pieces)
-                r["bytes"], r["lines"] = len(data), data.count(b"\n")
+                for label, runner in runners.items():
+                    d_wall, d_cpu, data = direct(script, tmp)
+                    r_wall, r_cpu, pieces = under_runner(runner, script, tmp)
+                    r = results[(label, name)]
+                    r["direct"].append(d_wall)
+                    r["runner"].append(r_wall)
+                    r["agent_cpu"].append(max(0.0, r_cpu - d_cpu))
+                    r["ok"] = r["ok"] and same_bytes(data, pieces)
+                    r["bytes"], r["lines"] = len(data), data.count(b"\n")
     print("| worker | direct (med) | under the runner (med, min-max) | runner / direct | "
           "lines/s under the runner | MB/s | runner's own CPU (med) | every byte, in order |")
     print("|---|---|---|---|---|---|---|---|")
-    for name, r in results.items():
+    for (label, name), r in results.items():
         d, w = statistics.median(r["direct"]), statistics.median(r["runner"])
-        print(f"| {name} | {d:.2f} s | {w:.2f} s ({min(r['runner']):.2f}-{max(r['runner']):.2f}) "
+        print(f"| {label}{name} | {d:.2f} s | {w:.2f} s ({min(r['runner']):.2f}-{max(r['runner']):.2f}) "
               f"| {w / d:.2f} | {r['lines'] / w:,.0f} | {r['bytes'] / w / 1e6:.0f} "
               f"| {statistics.median(r['agent_cpu']):.2f} s | {'yes' if r['ok'] else 'NO'} |")
     return 0 if all(r["ok"] for r in results.values()) else 1

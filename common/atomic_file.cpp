@@ -1,6 +1,7 @@
 #include "common/atomic_file.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -55,9 +56,14 @@ std::optional<FileError> WriteFileAtomic(const std::string& path, std::string_vi
 
 std::optional<FileError> AppendEventLine(const std::string& path, const JsonObject& event,
                                          mode_t mode) {
-  int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, mode);
+  int fd = open(path.c_str(), O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, mode);
   if (fd < 0) return FileError{"open", path, errno};
-  const std::string line = event.str() + "\n";
+  // A line cut short before (a full disk, here or on another agent) gets its newline first, so
+  // the next event never glues onto it.
+  struct stat st {};
+  char last = '\n';
+  if (fstat(fd, &st) == 0 && st.st_size > 0) (void)!pread(fd, &last, 1, st.st_size - 1);
+  const std::string line = (last == '\n' ? "" : "\n") + event.str() + "\n";
   ssize_t n = 0;
   do {
     n = write(fd, line.data(), line.size());

@@ -37,7 +37,8 @@ struct FileError {
 // Appends `event` as one line to `path` (events.jsonl), created with `mode`, with one write(2) on
 // an O_APPEND descriptor, so lines from several processes never interleave. A failed open (step
 // "open") and a failed or short write (step "write": a full disk) are returned; callers count a
-// lost line rather than stop a job for it.
+// lost line rather than stop a job for it. A file that ends inside a line (a write cut short
+// before) gets a newline ahead of the event: a cut line stays alone, the next event whole.
 [[nodiscard]] std::optional<FileError> AppendEventLine(const std::string& path,
                                                        const JsonObject& event, mode_t mode = 0640);
 

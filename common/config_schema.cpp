@@ -21,6 +21,14 @@ std::vector<KeySpec> JobKeys() {
        static_cast<double>(job_layout::kMaxJobNameLength)},
       {"job.log_root", T::kPath, "logs",
        "directory that holds the job directories (<log_root>/<name>-<id>/)"},
+      {"job.log_buffer_mib", T::kFloat, "4",
+       "MiB of each worker's log held in memory while the disk under job.log_root is slow; "
+       "beyond it lines are dropped (counted in outcome.json, marked in the log)",
+       0.0625, 1024},
+      {"job.log_flush_timeout_s", T::kFloat, "10",
+       "seconds the agent waits for a stalled disk to take the logs' last lines when its workers "
+       "end; what is still unwritten then is counted as lost",
+       0, 3600},
       {"job.seed", T::kInt, "42", "global random seed; each rank derives its own from it", 0,
        4294967295.0},
   };

@@ -21,7 +21,18 @@ std::string Size(uint64_t bytes) {
 
 }  // namespace
 
-std::string DescribeFirstWriteError(const std::string& file, int error) {
+std::string WriteErrorText(const LogWriteError& e) {
+  return e.reason.empty() ? std::string(std::strerror(e.error)) : e.reason;
+}
+
+std::string DescribeFirstWriteError(const std::string& file, int error, const std::string& reason) {
+  if (!reason.empty()) {
+    return "cannot write to " + file + " in time: " + reason +
+           "; its lines are being dropped while it is slow (counted in outcome.json, a note in "
+           "the file marks each gap) and the workers go on; fix: check the filesystem under "
+           "job.log_root (a slow or hung file server?), raise job.log_buffer_mib, or point "
+           "job.log_root (--log-root) at a faster disk";
+  }
   return "cannot write to " + file + ": " + std::strerror(error) +
          "; its lines are being dropped (counted in outcome.json) and the workers go on; fix: "
          "free space under job.log_root, or point job.log_root (--log-root) at a filesystem with "
@@ -38,7 +49,7 @@ std::string SummarizeWriteErrors(const std::vector<LogWriteError>& errors) {
     const size_t slash = e.file.rfind('/');
     files += (files.empty() ? "" : ", ") +
              (slash == std::string::npos ? e.file : e.file.substr(slash + 1)) + " (" +
-             std::strerror(e.error) + ")";
+             WriteErrorText(e) + ")";
   }
   return std::to_string(lines) + " lines (" + Size(bytes) + ") lost: " + files;
 }
@@ -49,7 +60,7 @@ void LogWriteErrors::SetReporter(Reporter reporter) {
 }
 
 bool LogWriteErrors::Record(const std::string& file, int error, uint64_t bytes, uint64_t lines,
-                            int rank, bool report) {
+                            int rank, bool report, const std::string& reason) {
   Reporter reporter;
   {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -57,13 +68,15 @@ bool LogWriteErrors::Record(const std::string& file, int error, uint64_t bytes, 
     if (it != index_.end()) {
       errors_[it->second].bytes_lost += bytes;
       errors_[it->second].lines_lost += lines;
-      return false;
+    } else {
+      index_[file] = errors_.size();
+      errors_.push_back({file, rank, error, bytes, lines, reason});
     }
-    index_[file] = errors_.size();
-    errors_.push_back({file, rank, error, bytes, lines});
+    if (said_[file]) return false;
+    said_[file] = true;
     if (report) reporter = reporter_;
   }
-  if (reporter) reporter(DescribeFirstWriteError(file, error));
+  if (reporter) reporter(DescribeFirstWriteError(file, error, reason));
   return true;
 }
 
@@ -81,6 +94,12 @@ void LogWriteErrors::Clear() {
   std::lock_guard<std::mutex> lock(mutex_);
   errors_.clear();
   index_.clear();
+  said_.clear();
+}
+
+void LogWriteErrors::NewAttempt() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  said_.clear();
 }
 
 }  // namespace common

@@ -13,59 +13,41 @@
 #include <mutex>
 
 #include "common/errors.h"
+#include "common/log_writer.h"
 
 namespace common {
 
 namespace {
 constexpr const char* kPattern = "%Y-%m-%dT%H:%M:%S.%e%z %-5l [%n] %v";
 
-// The agent's log file: one write(2) per line on an O_APPEND descriptor. A line that cannot be
-// written (a full disk) is counted in `errors` and dropped; the first failure is said on stderr
-// (never through the logger: this sink is inside it).
+// The agent's log file, written by its own writer thread (common/log_writer.h): a slow or
+// stalled disk never stalls the agent's loop through its own log lines. A line that cannot be
+// written (a full disk) or taken in time (a stalled one) is counted in `errors` and dropped; the
+// first failure is said on stderr (never through the logger: the counts' reporter logs into this
+// file).
 class AgentFileSink : public spdlog::sinks::base_sink<std::mutex> {
  public:
-  AgentFileSink(std::string path, std::shared_ptr<LogWriteErrors> errors)
-      : path_(std::move(path)), errors_(std::move(errors)) {
-    fd_ = open(path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
-    if (fd_ < 0)
-      throw EnvironmentError("cannot open log file '" + path_ + "': " + std::strerror(errno) +
+  AgentFileSink(const std::string& path, std::shared_ptr<LogWriteErrors> errors)
+      : errors_(std::move(errors)), writer_(LogWriterOptions{1u << 20, 5}, errors_.get()) {
+    const int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+    if (fd < 0)
+      throw EnvironmentError("cannot open log file '" + path + "': " + std::strerror(errno) +
                              "; check that job.log_root is on a writable filesystem");
+    file_ = writer_.AddFile(FdLogSink(fd), path, -1, /*report=*/false);
   }
-  ~AgentFileSink() override { close(fd_); }
-  AgentFileSink(const AgentFileSink&) = delete;
-  AgentFileSink& operator=(const AgentFileSink&) = delete;
 
  protected:
   void sink_it_(const spdlog::details::log_msg& msg) override {
     spdlog::memory_buf_t line;
     formatter_->format(msg, line);
-    size_t done = 0;
-    while (done < line.size()) {
-      const ssize_t n = write(fd_, line.data() + done, line.size() - done);
-      if (n > 0) {
-        done += static_cast<size_t>(n);
-      } else if (n < 0 && errno == EINTR) {
-        continue;
-      } else {
-        Lost(n < 0 ? errno : ENOSPC, line.size() - done);
-        return;
-      }
-    }
+    writer_.Submit(file_, "", std::string(line.data(), line.size()), 1);
   }
-  void flush_() override {}
+  void flush_() override {}  // called after every line (flush_on): never waits
 
  private:
-  void Lost(int error, size_t bytes) {
-    const bool first = errors_ == nullptr || errors_->Record(path_, error, bytes, 1, -1, false);
-    if (!first || said_) return;
-    said_ = true;
-    const std::string text = Timestamp() + " error " + DescribeFirstWriteError(path_, error) + "\n";
-    (void)!write(STDERR_FILENO, text.data(), text.size());
-  }
-  std::string path_;
-  std::shared_ptr<LogWriteErrors> errors_;
-  int fd_ = -1;
-  bool said_ = false;
+  std::shared_ptr<LogWriteErrors> errors_;  // before writer_, which counts into it to its end
+  LogWriter writer_;
+  int file_ = -1;
 };
 
 }  // namespace

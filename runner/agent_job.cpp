@@ -232,7 +232,7 @@ std::string AgentJob::RunnerLogName() const {
 void AgentJob::BeginAttemptLog(int attempt) {
   if (meeting_.me == 0) dir_->BeginAttempt(attempt);
   (void)control_.AllReduceMax(0);  // the attempt directory exists before anyone writes into it
-  write_errors_->Clear();
+  write_errors_->NewAttempt();     // the counts are the job's (common/log_write_errors.h)
   common::SetFileSink(log_, dir_->AttemptPath(attempt) + "/" + RunnerLogName(), write_errors_);
   const Layout& layout = meeting_.layout;
   const int first = layout.first_rank_of_agent[static_cast<size_t>(meeting_.me)];
@@ -363,7 +363,8 @@ int AgentJob::Run() {
       launch.heartbeat_path = heartbeats.RankFile(launch.contract.rank);
     const AttemptShmSegment segment(launches);  // removed when the attempt ends, however
     supervisor.SetAttemptDir(dir.AttemptPath(attempt));
-    ProcessWorkerRunner runner(SelfExecutable(), write_errors_.get());
+    ProcessWorkerRunner runner(SelfExecutable(), write_errors_.get(),
+                               LogWriterOptionsFrom(config_));
     const double attempt_started_at = common::UnixSeconds();
     const AttemptOutcome outcome = supervisor.RunAttempt(attempt, launches, worker_env, runner);
     const int agreed = AgreeAndRecord(attempt, restarts, outcome, attempt_started_at);

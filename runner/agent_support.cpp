@@ -106,4 +106,12 @@ void CheckWorld(const ControlPlane& control, const LaunchEnvironment& launch) {
   }
 }
 
+common::LogWriterOptions LogWriterOptionsFrom(const common::Config& config) {
+  common::LogWriterOptions options;
+  options.max_queued_bytes =
+      static_cast<size_t>(config.GetFloat("job.log_buffer_mib") * 1024 * 1024);
+  options.flush_timeout_s = config.GetFloat("job.log_flush_timeout_s");
+  return options;
+}
+
 }  // namespace runner

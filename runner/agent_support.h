@@ -7,6 +7,8 @@
 #include <map>
 #include <string>
 
+#include "common/config.h"
+#include "common/log_writer.h"
 #include "runner/launch_env.h"
 
 namespace runner {
@@ -36,6 +38,9 @@ struct JobDirNames {
 [[nodiscard]] std::string TrainerPath();
 // The SLURM_/NCCL_/CUDA_/OMPI_/PMIX_/TORCH/OMP_/MASTER_ variables as a JSON object.
 [[nodiscard]] std::string EnvironmentJson(const std::map<std::string, std::string>& env);
+
+// The rank logs' writer from job.log_buffer_mib and job.log_flush_timeout_s.
+[[nodiscard]] common::LogWriterOptions LogWriterOptionsFrom(const common::Config& config);
 
 class ControlPlane;
 // The control plane's world against the scheduler's view (agent count, this agent's rank).

@@ -120,7 +120,12 @@ void WriteToConsole(const std::string& text, common::LogWriteErrors* errors) {
     } else if (n < 0 && errno == EINTR) {
       continue;
     } else {
-      if (errors) errors->Record("console (stderr)", n < 0 ? errno : ENOSPC, text.size() - done, 1);
+      // Every line not wholly written is lost (a batch holds many).
+      const auto lines = std::count(text.begin() + static_cast<ptrdiff_t>(done), text.end(), '\n');
+      if (errors) {
+        errors->Record("console (stderr)", n < 0 ? errno : ENOSPC, text.size() - done,
+                       static_cast<uint64_t>(std::max<ptrdiff_t>(lines, 1)));
+      }
       return;
     }
   }
@@ -139,41 +144,23 @@ common::JsonObject EventHeader(const std::string& name, int attempt, int agent,
 }
 
 RankLog::RankLog(const std::string& path, size_t tail_lines, std::string mirror_prefix,
-                 common::LogWriteErrors* errors, int rank)
-    : path_(path),
+                 common::LogWriteErrors* errors, int rank, common::LogWriter* writer)
+    : writer_(writer),
       errors_(errors),
-      rank_(rank),
       tail_lines_(tail_lines),
       mirror_prefix_(std::move(mirror_prefix)) {
-  fd_ = open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, kFileMode);
-  if (fd_ < 0) Fail("open", path);
-}
-
-RankLog::RankLog(RankLog&& other) noexcept
-    : fd_(other.fd_),
-      path_(std::move(other.path_)),
-      errors_(other.errors_),
-      rank_(other.rank_),
-      gap_lines_(other.gap_lines_),
-      gap_bytes_(other.gap_bytes_),
-      gap_error_(other.gap_error_),
-      cut_(other.cut_),
-      partial_(std::move(other.partial_)),
-      tail_(std::move(other.tail_)),
-      tail_lines_(other.tail_lines_),
-      mirror_prefix_(std::move(other.mirror_prefix_)),
-      observer_(std::move(other.observer_)) {
-  other.fd_ = -1;
-}
-
-RankLog::~RankLog() {
-  if (fd_ >= 0) {
-    Finish();
-    close(fd_);
+  const int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, kFileMode);
+  if (fd < 0) Fail("open", path);
+  if (writer_ == nullptr) {
+    own_writer_ = std::make_unique<common::LogWriter>(common::LogWriterOptions{}, errors);
+    writer_ = own_writer_.get();
   }
+  file_ = writer_->AddFile(common::FdLogSink(fd), path, rank);
 }
 
-// The lines of one read share its stamp and go out in one write (a worker printing a million
+RankLog::~RankLog() { Finish(); }
+
+// The lines of one read share its stamp and go out in one batch (a worker printing a million
 // short lines cost a write and a clock reading per line).
 void RankLog::Feed(const char* data, size_t size) {
   partial_.append(data, size);
@@ -223,50 +210,8 @@ void RankLog::WriteLines(const std::vector<std::string>& lines, bool note) {
     }
     if (observer_ && !note) observer_(stamp, std::string(text));
   }
-  Append(stamp, out, lines.size());
+  writer_->Submit(file_, stamp, std::move(out), lines.size());
   if (!console.empty()) WriteToConsole(console, errors_);
-}
-
-// One line to the file; after lines were lost, a note of the gap goes first (and a newline ends a
-// line the disk cut short). Never waits: a full disk fails at once.
-void RankLog::Append(const std::string& stamp, const std::string& out, size_t lines) {
-  std::string bytes;
-  if (gap_lines_ > 0) {
-    bytes = (cut_ ? "\n" : "") + stamp + " [runner] " + std::to_string(gap_lines_) + " lines (" +
-            std::to_string(gap_bytes_) + " bytes) of this log were lost here" +
-            (cut_ ? ", the line above among them (cut short)" : "") +
-            ": cannot write: " + std::strerror(gap_error_) + "\n";
-  }
-  bytes += out;
-  size_t done = 0;
-  while (done < bytes.size()) {
-    const ssize_t n = write(fd_, bytes.data() + done, bytes.size() - done);
-    if (n > 0) {
-      done += static_cast<size_t>(n);
-    } else if (n < 0 && errno == EINTR) {
-      continue;
-    } else {
-      const int error = n < 0 ? errno : ENOSPC;
-      const size_t note = bytes.size() - out.size();
-      const uint64_t lost = std::min<uint64_t>(bytes.size() - done, out.size());
-      // Lines of `out` not (wholly) written: those whose newline did not make it.
-      const size_t kept_end = done > note ? done - note : 0;
-      const uint64_t lost_lines = std::min<uint64_t>(
-          lines, static_cast<uint64_t>(
-                     std::count(out.begin() + static_cast<ptrdiff_t>(kept_end), out.end(), '\n')));
-      if (note > 0 && done >= note) gap_lines_ = gap_bytes_ = 0;  // the note made it
-      // The file ends inside what was written now, not at a line's end.
-      if (done > 0) cut_ = done != note && bytes[done - 1] != '\n';
-      if (gap_lines_ == 0) gap_error_ = error;
-      gap_lines_ += lost_lines;
-      gap_bytes_ += lost;
-      if (errors_) errors_->Record(path_, error, lost, lost_lines, rank_);
-      return;
-    }
-  }
-  gap_lines_ = 0;
-  gap_bytes_ = 0;
-  cut_ = false;
 }
 
 JobLock::JobLock(const std::string& job_dir, const std::string& host) {

@@ -15,11 +15,13 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "common/json.h"
 #include "common/log_write_errors.h"
+#include "common/log_writer.h"
 
 namespace runner {
 
@@ -71,21 +73,25 @@ class JobLock {
 [[nodiscard]] common::JsonObject EventHeader(const std::string& name, int attempt, int agent,
                                              const std::string& host, int node);
 
-// Writes `text` to the agent's console (stderr); what cannot be written is counted in `errors`
-// (when given) as "console (stderr)".
+// Writes `text` (whole lines) to the agent's console (stderr); what cannot be written is counted
+// in `errors` (when given) as "console (stderr)": every line not wholly written.
 void WriteToConsole(const std::string& text, common::LogWriteErrors* errors);
 
 // A worker's output turned into timestamped lines of its rank-<R>.log; keeps the last lines for
-// outcome.json. Partial lines wait for their newline (or Finish). A line the disk has no room for
-// is dropped and counted in `errors` (the worker never waits for its log); when writing works
-// again a "[runner] N lines (B bytes) of this log were lost here" line marks the gap.
+// outcome.json. Partial lines wait for their newline (or Finish). The lines of one read go to
+// `writer`'s thread in one batch (common/log_writer.h): the agent never writes the file itself,
+// so a slow or stalled disk never stalls it; what the writer cannot take in time, or the disk
+// has no room for, is dropped, counted in `errors`, and marked by a note line in the file.
 class RankLog {
  public:
   // mirror_prefix non-empty: every line also goes to stderr with that prefix (the agent's console
-  // shows global rank 0 that way, so `runner` and Slurm's .out file show progress).
+  // shows global rank 0 that way, so `runner` and Slurm's .out file show progress); the console
+  // is written here, not by the writer (docs/ARCHITECTURE.md, "The log path"). No `writer`: the
+  // log has its own, with the default options.
   RankLog(const std::string& path, size_t tail_lines = 20, std::string mirror_prefix = "",
-          common::LogWriteErrors* errors = nullptr, int rank = -1);
-  RankLog(RankLog&& other) noexcept;
+          common::LogWriteErrors* errors = nullptr, int rank = -1,
+          common::LogWriter* writer = nullptr);
+  RankLog(RankLog&&) = delete;
   RankLog& operator=(RankLog&&) = delete;
   RankLog(const RankLog&) = delete;
   ~RankLog();
@@ -104,16 +110,10 @@ class RankLog {
  private:
   void WriteLine(const std::string& line, bool note = false);
   void WriteLines(const std::vector<std::string>& lines, bool note);
-  // `out` holds `lines` lines; what cannot be written is counted, never waited for.
-  void Append(const std::string& stamp, const std::string& out, size_t lines);
-  int fd_ = -1;
-  std::string path_;
+  std::unique_ptr<common::LogWriter> own_writer_;
+  common::LogWriter* writer_;
+  int file_ = -1;
   common::LogWriteErrors* errors_ = nullptr;
-  int rank_ = -1;
-  uint64_t gap_lines_ = 0;  // lines lost since the last one written
-  uint64_t gap_bytes_ = 0;
-  int gap_error_ = 0;
-  bool cut_ = false;  // the file ends in a line cut short (no newline)
   std::string partial_;
   std::deque<std::string> tail_;
   size_t tail_lines_;

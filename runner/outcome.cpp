@@ -54,7 +54,8 @@ void WriteLogErrors(common::RecordWriter& out, const std::vector<common::LogWrit
         .Add(prefix + "rank", errors[i].rank)
         .Add(prefix + "errno", errors[i].error)
         .Add(prefix + "bytes", static_cast<int64_t>(errors[i].bytes_lost))
-        .Add(prefix + "lines", static_cast<int64_t>(errors[i].lines_lost));
+        .Add(prefix + "lines", static_cast<int64_t>(errors[i].lines_lost))
+        .Add(prefix + "reason", errors[i].reason);
   }
 }
 
@@ -66,7 +67,8 @@ std::vector<common::LogWriteError> ReadLogErrors(const common::RecordReader& in)
     errors.push_back({in.String(prefix + "file"), in.Int32(prefix + "rank", -1),
                       in.Int32(prefix + "errno", 0),
                       static_cast<uint64_t>(in.Int(prefix + "bytes", 0)),
-                      static_cast<uint64_t>(in.Int(prefix + "lines", 0))});
+                      static_cast<uint64_t>(in.Int(prefix + "lines", 0)),
+                      in.Has(prefix + "reason") ? in.String(prefix + "reason") : ""});
   }
   return errors;
 }
@@ -77,7 +79,7 @@ std::string LogWriteErrorJson(const common::LogWriteError& e, const AgentView* v
   out.Add("file", e.file);
   if (e.rank >= 0) out.Add("rank", e.rank);
   return out.Add("errno", e.error)
-      .Add("error", std::string(std::strerror(e.error)))
+      .Add("error", common::WriteErrorText(e))
       .Add("bytes_lost", static_cast<int64_t>(e.bytes_lost))
       .Add("lines_lost", static_cast<int64_t>(e.lines_lost))
       .str();

@@ -9,6 +9,7 @@
 #include "common/heartbeat.h"
 #include "common/logging.h"
 #include "common/version.h"
+#include "runner/background_file.h"
 #include "runner/job_dir.h"
 #include "runner/proc_probe.h"
 #include "runner/stack_capture.h"
@@ -36,10 +37,16 @@ class SupervisorHangSink : public HangSink {
   SupervisorHangSink(spdlog::logger& log, ControlPlane& control,
                      std::function<void(const std::string&, const common::JsonObject&)> event,
                      std::string progress_path)
-      : log_(log),
-        control_(control),
-        event_(std::move(event)),
-        progress_path_(std::move(progress_path)) {}
+      : log_(log), control_(control), event_(std::move(event)) {
+    // Written by a thread of its own: a stalled disk never stalls the loop (said once).
+    if (!progress_path.empty()) {
+      progress_.emplace(std::move(progress_path),
+                        [&log, said = false](const std::string& e) mutable {
+                          if (!said) log.warn("cannot write the progress file: {}", e);
+                          said = true;
+                        });
+    }
+  }
   void Warn(const std::string& line) override { log_.warn("{}", line); }
   void Info(const std::string& line) override { log_.info("{}", line); }
   void Event(const std::string& name, const common::JsonObject& fields) override {
@@ -50,19 +57,14 @@ class SupervisorHangSink : public HangSink {
   }
   void Progress(const std::string& json) override {
     // The progress file is for people; one that cannot be written is said once, not fatal.
-    if (progress_path_.empty()) return;
-    if (std::optional<common::FileError> e = common::WriteFileAtomic(progress_path_, json)) {
-      if (!progress_failed_) log_.warn("cannot write the progress file: {}", e->Describe());
-      progress_failed_ = true;
-    }
+    if (progress_) progress_->Write(json);
   }
 
  private:
   spdlog::logger& log_;
   ControlPlane& control_;
   std::function<void(const std::string&, const common::JsonObject&)> event_;
-  std::string progress_path_;
-  bool progress_failed_ = false;
+  std::optional<BackgroundFile> progress_;
 };
 
 }  // namespace

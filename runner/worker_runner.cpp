@@ -37,7 +37,7 @@ void ProcessWorkerRunner::OpenLog(int worker, int rank, const std::string& log_p
   // Global rank 0's output also reaches this agent's console (and Slurm's .out file), and so do
   // every rank's warnings and errors, collapsed across ranks.
   RankLog& log = slots_[worker].log.emplace(log_path, 20, mirror_to_console ? "rank 0 | " : "",
-                                            write_errors_, rank);
+                                            write_errors_, rank, writer_.get());
   if (mirror_to_console) console_.set_shown_rank(rank);
   log.set_observer([this, rank](const std::string& stamp, const std::string& text) {
     if (IsWarningOrError(text)) console_.Add(rank, stamp, text, SteadySeconds());
@@ -118,6 +118,11 @@ WaitResult ProcessWorkerRunner::Wait(double timeout_s) {
     return !entry.second.process || entry.second.reported;
   });
   FlushConsole(all_ended);
+  if (all_ended && !flushed_ && !slots_.empty()) {
+    // Everything the logs accepted is on disk (or counted lost) before the agent reports.
+    flushed_ = true;
+    writer_->Flush();
+  }
   return result;
 }
 

@@ -52,10 +52,16 @@ class WorkerRunner {
 
 // Real processes under the exec shim (`shim`: the runner executable; "" runs workers directly).
 // Lines the rank logs or the console cannot take (a full disk) are counted in `write_errors`.
+// The rank logs are written by one writer thread (common/log_writer.h, `log_options`); when the
+// last worker has ended, Wait waits for it (at most log_options.flush_timeout_s), so the counts
+// the agent reports next are complete.
 class ProcessWorkerRunner : public WorkerRunner {
  public:
-  explicit ProcessWorkerRunner(std::string shim, common::LogWriteErrors* write_errors = nullptr)
-      : shim_(std::move(shim)), write_errors_(write_errors) {}
+  explicit ProcessWorkerRunner(std::string shim, common::LogWriteErrors* write_errors = nullptr,
+                               common::LogWriterOptions log_options = {})
+      : shim_(std::move(shim)),
+        write_errors_(write_errors),
+        writer_(std::make_unique<common::LogWriter>(log_options, write_errors)) {}
   ~ProcessWorkerRunner() override;
   ProcessWorkerRunner(const ProcessWorkerRunner&) = delete;
   ProcessWorkerRunner& operator=(const ProcessWorkerRunner&) = delete;
@@ -77,7 +83,9 @@ class ProcessWorkerRunner : public WorkerRunner {
   void FlushConsole(bool all);
   std::string shim_;
   common::LogWriteErrors* write_errors_;
+  std::unique_ptr<common::LogWriter> writer_;  // before slots_: the logs go first
   std::map<int, Slot> slots_;
+  bool flushed_ = false;  // the writer was waited for once every worker had ended
   ConsoleCollapser console_;
 };
 

@@ -118,10 +118,12 @@ TEST(RecordTest, NoticesAndAgentViewsRoundTrip) {
   f.log_path = "/logs/rank-5.log";
   f.last_lines = {"a, b", "line with = and \\n"};
   view.outcome.failure = f;
-  view.log_write_errors = {{"/logs/rank-5.log", 5, 28, 123456789012, 1000000},
-                           {"console (stderr)", -1, 5, 0, 1}};
+  view.log_write_errors = {{"/logs/rank-5.log", 5, 28, 123456789012, 1000000, ""},
+                           {"console (stderr)", -1, 5, 0, 1, ""},
+                           {"/logs/rank-6.log", 6, 11, 10, 1, "the disk did not keep up (x)"}};
   const AgentView parsed = AgentView::Parse(view.Serialize(), 1);
-  EXPECT_EQ(parsed.log_write_errors.size(), 2u);
+  EXPECT_EQ(parsed.log_write_errors.size(), 3u);
+  EXPECT_EQ(parsed.log_write_errors[2].reason, "the disk did not keep up (x)");
   EXPECT_EQ(parsed.log_write_errors[0].bytes_lost, 123456789012u);
   EXPECT_EQ(AgentViewJson(parsed), AgentViewJson(view));
   EXPECT_EQ(parsed.outcome.failure->last_lines, f.last_lines);
@@ -142,7 +144,7 @@ TEST(OutcomeTest, TheFirstFailureAcrossAgentsIsTheEarliest) {
 
 TEST(OutcomeTest, LostLogLinesTurnOnlyASuccessInto1) {
   std::vector<AgentView> views(2);
-  const common::LogWriteError lost{"/logs/rank-3.log", 3, 28, 120, 1};
+  const common::LogWriteError lost{"/logs/rank-3.log", 3, 28, 120, 1, ""};
   struct Case {
     int agreed;
     bool lost_on_agent_1;
