@@ -58,14 +58,14 @@ constexpr int kRestart = -1;
 class AgentJob {
  public:
   AgentJob(const AgentRequest& request, ControlPlane& control, spdlog::logger& log,
-           double started_at)
+           StepClock started)
       : request_(request),
         config_(*request.config),
         launch_(request.launch),
         control_(control),
         log_(log),
-        started_at_(started_at),
-        startup_(started_at) {}
+        started_at_(started.wall),
+        startup_(started) {}
 
   ~AgentJob() { write_errors_->SetReporter(nullptr); }  // it logs through this job
   AgentJob(const AgentJob&) = delete;
@@ -118,7 +118,7 @@ void AgentJob::Meet() {
       launch_.node_rank && launch_.scheduler != Scheduler::kLocal ? launch_.node_rank->value : -1;
   mine.devices = request_.plan.devices.value;
   mine.addresses = LocalAddresses();
-  startup_.Mark("control plane", common::UnixSeconds());
+  startup_.Mark("control plane", StepClock::Now());
   const std::vector<std::string> reports = control_.AllGather(mine.Serialize());
   for (size_t i = 0; i < reports.size(); ++i) {
     meeting_.agents.push_back(AgentInfo::Parse(reports[i], static_cast<int>(i)));
@@ -160,7 +160,7 @@ void AgentJob::Meet() {
   }
   session = control_.Broadcast(session);
   meeting_.session = JobSession::Parse(session);
-  startup_.Mark("rendezvous", common::UnixSeconds(),
+  startup_.Mark("rendezvous", StepClock::Now(),
                 StartupRecord::Moved("allgather", reports) + "; broadcast " +
                     std::to_string(session.size()) + " B");
   dir_.emplace(config_.GetString("job.log_root"), job_name_, meeting_.session.job_id);
@@ -189,7 +189,7 @@ void AgentJob::WriteManifest(const std::vector<std::string>& worker_command) {
   const std::string moved = me == 0
                                 ? StartupRecord::Moved("gather", agent_facts)
                                 : "gather: sent " + std::to_string(agent_json.str().size()) + " B";
-  if (me != 0) return startup_.Mark("job files", common::UnixSeconds(), moved);
+  if (me != 0) return startup_.Mark("job files", StepClock::Now(), moved);
   dir_->WriteFile(layout::kJobConfig, config_.ToYaml(/*with_origins=*/true));
   std::vector<std::string> nodes;
   for (size_t n = 0; n < layout.hosts.size(); ++n) {
@@ -217,7 +217,7 @@ void AgentJob::WriteManifest(const std::vector<std::string>& worker_command) {
       .Add("worker_command", worker_command)
       .AddRaw("environment", EnvironmentJson(request_.env->All()));
   dir_->WriteFile(layout::kManifest, manifest.str() + "\n");
-  startup_.Mark("job files", common::UnixSeconds(), moved);
+  startup_.Mark("job files", StepClock::Now(), moved);
 }
 
 std::string AgentJob::RunnerLogName() const {
@@ -268,12 +268,16 @@ void AgentJob::BeginAttemptLog(int attempt) {
 // view (one gather) with the first failure across nodes. Returns the agreed code.
 int AgentJob::AgreeAndRecord(int attempt, int restarts, const AttemptOutcome& outcome,
                              double attempt_started_at) {
+  StartupRecord ending(StepClock::Now());  // the same steps' record for the attempt's end
   int agreed = control_.AllReduceMax(outcome.code);
+  ending.Mark("exit code", StepClock::Now());
   const AgentView mine{meeting_.me, launch_.hostname, meeting_.node, outcome,
                        write_errors_->Snapshot()};
   // Every agent reads every view: the restart decision depends on the root cause, the code on
   // whether any agent's logs lost lines.
-  const std::vector<AgentView> views = ParseViews(control_.AllGather(mine.Serialize()));
+  const std::vector<std::string> records = control_.AllGather(mine.Serialize());
+  const std::vector<AgentView> views = ParseViews(records);
+  ending.Mark("outcome gather", StepClock::Now(), StartupRecord::Moved("allgather", records));
   agreed = CodeWithLogs(agreed, views);
   job_write_errors_.clear();
   for (const AgentView& view : views) {
@@ -306,19 +310,15 @@ int AgentJob::AgreeAndRecord(int attempt, int restarts, const AttemptOutcome& ou
                    ReadSavedCheckpoint(dir_->path(), attempt_started_at),
                    decision.skipped};
     if (job.checkpoint || agreed != common::kExitOk) log_.info("{}", DescribeSaved(job.checkpoint));
-    const std::string json = OutcomeJson(job) + "\n";
-    // A full or failing disk must not lose how the job ended: say it on the console instead.
-    try {
-      dir_->WriteFile(layout::AttemptDirName(attempt) + "/" + layout::kOutcome, json);
-      dir_->WriteFile(layout::kOutcome, json);
-    } catch (const common::Error& e) {
-      log_.error("{}; the outcome is: {}", e.what(), json);
-    }
+    WriteOutcomeFiles(*dir_, attempt, OutcomeJson(job) + "\n", log_);
+    ending.Mark("outcome.json", StepClock::Now());
   }
+  log_.info("{}", ending.Line("attempt end"));
   dir_->AppendEvent(Event("attempt_ended", attempt)
                         .Add("code", outcome.code)
                         .Add("job_code", agreed)
-                        .Add("reason", outcome.reason));
+                        .Add("reason", outcome.reason)
+                        .AddRaw("ending", ending.Json()));
   log_.info("attempt {} ended: {} (this node: {}; job: exit code {}, {})", attempt, outcome.reason,
             common::ExitCodeName(outcome.code), agreed, common::ExitCodeName(agreed));
   return decision.restart ? kRestart : agreed;
@@ -386,8 +386,8 @@ int AgentJob::Run() {
 }  // namespace
 
 int RunAgentWith(const AgentRequest& request, ControlPlane& control_plane,
-                 const std::shared_ptr<spdlog::logger>& log, double started_at) {
-  AgentJob job(request, control_plane, *log, started_at);
+                 const std::shared_ptr<spdlog::logger>& log, StepClock started) {
+  AgentJob job(request, control_plane, *log, started);
   return job.Run();
 }
 

@@ -11,6 +11,7 @@
 #include "common/json.h"
 #include "runner/agent.h"
 #include "runner/control_plane.h"
+#include "runner/job_dir.h"
 #include "runner/process.h"
 
 namespace runner {
@@ -103,6 +104,17 @@ void CheckWorld(const ControlPlane& control, const LaunchEnvironment& launch) {
                                    launch.agent_rank.source + "=" +
                                    std::to_string(launch.agent_rank.value) +
                                    "; the agents' identities disagree (mixed launchers?)");
+  }
+}
+
+void WriteOutcomeFiles(const JobDir& dir, int attempt, const std::string& json,
+                       spdlog::logger& log) {
+  try {
+    dir.WriteFile(common::job_layout::AttemptDirName(attempt) + "/" + common::job_layout::kOutcome,
+                  json);
+    dir.WriteFile(common::job_layout::kOutcome, json);
+  } catch (const common::Error& e) {
+    log.error("{}; the outcome is: {}", e.what(), json);
   }
 }
 

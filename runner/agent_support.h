@@ -1,7 +1,9 @@
 #pragma once
 // Small facts the agent needs while it sets up a job: the job token and a local job id, a name
 // safe for a directory, where the bundled trainer is, and the scheduler variables the manifest
-// records (secret-looking names redacted).
+// records (secret-looking names redacted), and where node 0 writes outcome.json.
+
+#include <spdlog/logger.h>
 
 #include <cstddef>
 #include <map>
@@ -36,6 +38,12 @@ struct JobDirNames {
 [[nodiscard]] std::string TrainerPath();
 // The SLURM_/NCCL_/CUDA_/OMPI_/PMIX_/TORCH/OMP_/MASTER_ variables as a JSON object.
 [[nodiscard]] std::string EnvironmentJson(const std::map<std::string, std::string>& env);
+
+class JobDir;
+// Node 0: outcome.json (`json`) in the attempt's directory and in the job's. A full or failing
+// disk must not lose how the job ended: the error and the JSON go to `log` instead.
+void WriteOutcomeFiles(const JobDir& dir, int attempt, const std::string& json,
+                       spdlog::logger& log);
 
 class ControlPlane;
 // The control plane's world against the scheduler's view (agent count, this agent's rank).
