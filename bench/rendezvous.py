@@ -94,16 +94,18 @@ def measure(runner, launcher, n):
         raise RuntimeError(f"{launcher} {n}: {len(started)} workers started, {len(stamps)} "
                            f"start-up records, {len(endings)} attempt-end records")
     last_worker = max(parse_time(e["time"]) for e in started) - t0
-    steps, cpu, cpu0, moved = {}, {}, {}, {}
+    steps, cpu, cpu0, moved, store0 = {}, {}, {}, {}, {}
     for e, record in [(e, e["startup"]) for e in stamps] + [(e, e["ending"]) for e in endings]:
         for s in record["steps"]:
             steps.setdefault(s["step"], []).append(s["s"])
             cpu.setdefault(s["step"], []).append(s["cpu_s"])
             if e["agent"] == 0:
                 cpu0[s["step"]] = s["cpu_s"]
+                if "store_replies" in s:
+                    store0[s["step"]] = (s["store_replies"], s["store_bytes"])
                 moved[s["step"]] = s.get("moved", "")
     return {"last_worker": last_worker, "wall": wall, "steps": steps, "cpu": cpu, "cpu0": cpu0,
-            "moved": moved}
+            "moved": moved, "store0": store0}
 
 
 def parse_time(text):
@@ -155,7 +157,7 @@ def svg_plot(results, agents, path, launchers):
 
 
 STEPS = ("control plane", "rendezvous", "job files")           # attempt_started's `startup`
-END_STEPS = ("exit code", "outcome gather", "outcome.json")     # attempt_ended's `ending`
+END_STEPS = ("outcome gather", "job view", "outcome.json")     # attempt_ended's `ending`
 
 
 def med(values):
@@ -182,7 +184,7 @@ def node0_cpu(rs, step):
 
 def print_cpu(results, agents, launchers):
     steps = STEPS + END_STEPS
-    print("CPU seconds per step, in ms (median agent / node 0 / max agent; median of the rounds; "
+    print("CPU per step, in ms (median agent / node 0 / max agent; median of the rounds; "
           "outcome.json is node 0's alone):\n")
     print("| launcher | agents | " + " | ".join(steps) + " |")
     print("|---|---|" + "---|" * len(steps))
@@ -209,6 +211,26 @@ def print_cpu(results, agents, launchers):
                   " | ".join(f"{1e3 * node0_cpu(rs, step) / n:.3f}" for step in steps) + " |")
 
 
+def print_store(results, agents, launchers):
+    steps = STEPS + END_STEPS
+    print("\nNode 0's store per step, per agent (replies / agent, reply KiB / agent; median of the "
+          "rounds): replies per agent flat is O(N) requests, KiB per agent growing with N is "
+          "O(N^2) bytes:\n")
+    print("| launcher | agents | " + " | ".join(steps) + " |")
+    print("|---|---|" + "---|" * len(steps))
+    for launcher in launchers:
+        for n in agents:
+            rs = results[(launcher, n)]
+            cells = []
+            for step in steps:
+                if any(step not in r["store0"] for r in rs):
+                    cells.append("-")
+                    continue
+                cells.append(f"{med(r['store0'][step][0] for r in rs) / n:.1f} / "
+                             f"{med(r['store0'][step][1] for r in rs) / n / 1024:.2f}")
+            print(f"| {launcher} | {n} | " + " | ".join(cells) + " |")
+
+
 def verdict(small, large, n_small, n_large):
     """'grows 3.9x from 64 to 256 agents (4x agents): linear' for two CPU times."""
     ratio = n_large / n_small
@@ -228,6 +250,8 @@ def print_verdicts(results, agents, launchers):
         for step in STEPS + END_STEPS:
             for who in ("node 0", "median agent"):
                 if who == "median agent" and step == "outcome.json":
+                    continue
+                if any(step not in results[(launcher, n)][0]["cpu"] for n in agents):
                     continue
                 lines = []
                 for a, b in zip(agents, agents[1:]):
@@ -259,6 +283,7 @@ def main():
     print_wall(results, agents, launchers)
     print()
     print_cpu(results, agents, launchers)
+    print_store(results, agents, launchers)
     print_verdicts(results, agents, launchers)
     print()
     print("What the collectives moved (agent 0's record, last round):")

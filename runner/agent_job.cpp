@@ -80,7 +80,10 @@ class AgentJob {
   [[nodiscard]] int AgreeAndRecord(int attempt, int restarts, const AttemptOutcome& outcome,
                                    double attempt_started_at);
   [[nodiscard]] common::JsonObject Event(const std::string& name, int attempt) const;
-  [[nodiscard]] std::string RunnerLogName() const;
+  // Both clocks, with node 0's store's counts (the TCP store is up before the rendezvous).
+  [[nodiscard]] StepClock Now() const {
+    return StepClock::Now(meeting_.store ? meeting_.store.get() : request_.store.get());
+  }
 
   const AgentRequest& request_;
   const common::Config& config_;
@@ -118,7 +121,7 @@ void AgentJob::Meet() {
       launch_.node_rank && launch_.scheduler != Scheduler::kLocal ? launch_.node_rank->value : -1;
   mine.devices = request_.plan.devices.value;
   mine.addresses = LocalAddresses();
-  startup_.Mark("control plane", StepClock::Now());
+  startup_.Mark("control plane", Now());
   const std::vector<std::string> reports = control_.AllGather(mine.Serialize());
   for (size_t i = 0; i < reports.size(); ++i) {
     meeting_.agents.push_back(AgentInfo::Parse(reports[i], static_cast<int>(i)));
@@ -160,7 +163,7 @@ void AgentJob::Meet() {
   }
   session = control_.Broadcast(session);
   meeting_.session = JobSession::Parse(session);
-  startup_.Mark("rendezvous", StepClock::Now(),
+  startup_.Mark("rendezvous", Now(),
                 StartupRecord::Moved("allgather", reports) + "; broadcast " +
                     std::to_string(session.size()) + " B");
   dir_.emplace(config_.GetString("job.log_root"), job_name_, meeting_.session.job_id);
@@ -189,7 +192,7 @@ void AgentJob::WriteManifest(const std::vector<std::string>& worker_command) {
   const std::string moved = me == 0
                                 ? StartupRecord::Moved("gather", agent_facts)
                                 : "gather: sent " + std::to_string(agent_json.str().size()) + " B";
-  if (me != 0) return startup_.Mark("job files", StepClock::Now(), moved);
+  if (me != 0) return startup_.Mark("job files", Now(), moved);
   dir_->WriteFile(layout::kJobConfig, config_.ToYaml(/*with_origins=*/true));
   std::vector<std::string> nodes;
   for (size_t n = 0; n < layout.hosts.size(); ++n) {
@@ -217,22 +220,17 @@ void AgentJob::WriteManifest(const std::vector<std::string>& worker_command) {
       .Add("worker_command", worker_command)
       .AddRaw("environment", EnvironmentJson(request_.env->All()));
   dir_->WriteFile(layout::kManifest, manifest.str() + "\n");
-  startup_.Mark("job files", StepClock::Now(), moved);
-}
-
-std::string AgentJob::RunnerLogName() const {
-  const Layout& layout = meeting_.layout;
-  int agents_here = 0;
-  for (int n : layout.node_of_agent) agents_here += n == meeting_.node ? 1 : 0;
-  const int local = layout.local_index_of_agent[static_cast<size_t>(meeting_.me)];
-  return layout::RunnerLogName(launch_.hostname, agents_here > 1 ? local : -1);
+  startup_.Mark("job files", Now(), moved);
 }
 
 void AgentJob::BeginAttemptLog(int attempt) {
   if (meeting_.me == 0) dir_->BeginAttempt(attempt);
   (void)control_.AllReduceMax(0);  // the attempt directory exists before anyone writes into it
   write_errors_->Clear();
-  common::SetFileSink(log_, dir_->AttemptPath(attempt) + "/" + RunnerLogName(), write_errors_);
+  common::SetFileSink(log_,
+                      dir_->AttemptPath(attempt) + "/" +
+                          RunnerLogName(meeting_.layout, meeting_.me, launch_.hostname),
+                      write_errors_);
   const Layout& layout = meeting_.layout;
   const int first = layout.first_rank_of_agent[static_cast<size_t>(meeting_.me)];
   std::string devices;
@@ -264,26 +262,25 @@ void AgentJob::BeginAttemptLog(int attempt) {
                         .Add("message", message));
 }
 
-// Every agent learns the job's code (the highest); node 0 writes outcome.json from every agent's
-// view (one gather) with the first failure across nodes. Returns the agreed code.
+// Node 0 gathers every agent's view, writes outcome.json from them with the first failure across
+// nodes, and broadcasts the job's view (outcome.h's JobView). Returns the agreed code.
 int AgentJob::AgreeAndRecord(int attempt, int restarts, const AttemptOutcome& outcome,
                              double attempt_started_at) {
-  StartupRecord ending(StepClock::Now());  // the same steps' record for the attempt's end
-  int agreed = control_.AllReduceMax(outcome.code);
-  ending.Mark("exit code", StepClock::Now());
+  StartupRecord ending(Now());  // the same steps' record for the attempt's end
   const AgentView mine{meeting_.me, launch_.hostname, meeting_.node, outcome,
                        write_errors_->Snapshot()};
-  // Every agent reads every view: the restart decision depends on the root cause, the code on
-  // whether any agent's logs lost lines.
-  const std::vector<std::string> records = control_.AllGather(mine.Serialize());
-  const std::vector<AgentView> views = ParseViews(records);
-  ending.Mark("outcome gather", StepClock::Now(), StartupRecord::Moved("allgather", records));
-  agreed = CodeWithLogs(agreed, views);
-  job_write_errors_.clear();
-  for (const AgentView& view : views) {
-    job_write_errors_.insert(job_write_errors_.end(), view.log_write_errors.begin(),
-                             view.log_write_errors.end());
-  }
+  const std::string record = mine.Serialize();
+  const std::vector<std::string> records = control_.Gather(record);
+  const std::vector<AgentView> views = ParseViews(records);  // none but on node 0
+  ending.Mark("outcome gather", Now(),
+              meeting_.me == 0 ? StartupRecord::Moved("gather", records)
+                               : "gather: sent " + std::to_string(record.size()) + " B");
+  const std::string job_record =
+      control_.Broadcast(meeting_.me == 0 ? JobView(views).Serialize() : "");
+  const AgentView job_view = AgentView::Parse(job_record, 0);
+  ending.Mark("job view", Now(), "broadcast " + std::to_string(job_record.size()) + " B");
+  int agreed = job_view.outcome.code;
+  job_write_errors_ = job_view.log_write_errors;
   if (agreed == common::kExitRequeued) {
     const RequeueRequest requeue{config_.GetBool("launch.requeue"), RequeueTarget(launch_),
                                  meeting_.me == 0,
@@ -296,7 +293,7 @@ int AgentJob::AgreeAndRecord(int attempt, int restarts, const AttemptOutcome& ou
                  .Int32("requeue_code", common::kExitStopped, common::kExitRequeued);
   }
   const RestartDecision decision =
-      DecideRestart(agreed, FirstFailure(views), restarts, max_restarts_);
+      DecideRestart(agreed, job_view.outcome.failure, restarts, max_restarts_);
   if (!decision.skipped.empty()) log_.warn("{}", decision.skipped);
   if (meeting_.me == 0) {
     JobOutcome job{job_name_ + "-" + meeting_.session.job_id,
@@ -311,7 +308,7 @@ int AgentJob::AgreeAndRecord(int attempt, int restarts, const AttemptOutcome& ou
                    decision.skipped};
     if (job.checkpoint || agreed != common::kExitOk) log_.info("{}", DescribeSaved(job.checkpoint));
     WriteOutcomeFiles(*dir_, attempt, OutcomeJson(job) + "\n", log_);
-    ending.Mark("outcome.json", StepClock::Now());
+    ending.Mark("outcome.json", Now());
   }
   log_.info("{}", ending.Line("attempt end"));
   dir_->AppendEvent(Event("attempt_ended", attempt)

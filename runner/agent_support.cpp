@@ -107,6 +107,14 @@ void CheckWorld(const ControlPlane& control, const LaunchEnvironment& launch) {
   }
 }
 
+std::string RunnerLogName(const Layout& layout, int me, const std::string& host) {
+  const int node = layout.node_of_agent[static_cast<size_t>(me)];
+  int agents_here = 0;
+  for (int n : layout.node_of_agent) agents_here += n == node ? 1 : 0;
+  const int local = layout.local_index_of_agent[static_cast<size_t>(me)];
+  return common::job_layout::RunnerLogName(host, agents_here > 1 ? local : -1);
+}
+
 void WriteOutcomeFiles(const JobDir& dir, int attempt, const std::string& json,
                        spdlog::logger& log) {
   try {

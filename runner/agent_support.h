@@ -10,6 +10,7 @@
 #include <string>
 
 #include "runner/launch_env.h"
+#include "runner/rendezvous.h"
 
 namespace runner {
 
@@ -38,6 +39,10 @@ struct JobDirNames {
 [[nodiscard]] std::string TrainerPath();
 // The SLURM_/NCCL_/CUDA_/OMPI_/PMIX_/TORCH/OMP_/MASTER_ variables as a JSON object.
 [[nodiscard]] std::string EnvironmentJson(const std::map<std::string, std::string>& env);
+
+// This agent's log file name in the attempt directory: runner-<host>.log, with the agent's index
+// among its node's agents when the node has more than one.
+[[nodiscard]] std::string RunnerLogName(const Layout& layout, int me, const std::string& host);
 
 class JobDir;
 // Node 0: outcome.json (`json`) in the attempt's directory and in the job's. A full or failing

@@ -5,6 +5,7 @@
 #include <cstdio>
 
 #include "common/seconds.h"
+#include "runner/store_server.h"
 
 namespace runner {
 
@@ -30,14 +31,27 @@ std::string Bytes(size_t n) {
 
 }  // namespace
 
-StepClock StepClock::Now() {
+StepClock StepClock::Now(const StoreServer* store) {
   timespec cpu{};
   clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &cpu);
-  return {common::UnixSeconds(), static_cast<double>(cpu.tv_sec) + cpu.tv_nsec * 1e-9};
+  StepClock now{common::UnixSeconds(), static_cast<double>(cpu.tv_sec) + cpu.tv_nsec * 1e-9};
+  if (store) {
+    const StoreServerStats stats = store->Stats();
+    now.store = true;
+    now.store_replies = stats.replies;
+    now.store_reply_bytes = stats.reply_bytes;
+  }
+  return now;
 }
 
 void StartupRecord::Mark(const std::string& name, StepClock now, const std::string& moved) {
-  steps_.push_back({name, now.wall - last_.wall, now.cpu - last_.cpu, moved});
+  Step step{name, now.wall - last_.wall, now.cpu - last_.cpu, moved};
+  if (now.store) {  // a store that came up in this step counts from 0
+    step.store = true;
+    step.store_replies = now.store_replies - (last_.store ? last_.store_replies : 0);
+    step.store_bytes = now.store_reply_bytes - (last_.store ? last_.store_reply_bytes : 0);
+  }
+  steps_.push_back(step);
   last_ = now;
 }
 
@@ -47,7 +61,12 @@ std::string StartupRecord::Line(const std::string& what) const {
   for (size_t i = 0; i < steps_.size(); ++i) {
     const Step& s = steps_[i];
     line += (i ? ", " : " ") + s.name + " " + Seconds(s.seconds) + " (cpu " +
-            Seconds(s.cpu_seconds) + (s.moved.empty() ? "" : "; " + s.moved) + ")";
+            Seconds(s.cpu_seconds) + (s.moved.empty() ? "" : "; " + s.moved);
+    if (s.store) {
+      line += "; store " + std::to_string(s.store_replies) +
+              (s.store_replies == 1 ? " reply, " : " replies, ") + Bytes(s.store_bytes);
+    }
+    line += ")";
   }
   return line;
 }
@@ -58,6 +77,10 @@ std::string StartupRecord::Json() const {
     common::JsonObject step;
     step.Add("step", s.name).Add("s", s.seconds).Add("cpu_s", s.cpu_seconds);
     if (!s.moved.empty()) step.Add("moved", s.moved);
+    if (s.store) {
+      step.Add("store_replies", static_cast<int64_t>(s.store_replies))
+          .Add("store_bytes", static_cast<int64_t>(s.store_bytes));
+    }
     steps.push_back(step.str());
   }
   return common::JsonObject()

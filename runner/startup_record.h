@@ -7,6 +7,7 @@
 // `attempt_ended`).
 
 #include <cstddef>
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -14,12 +15,18 @@
 
 namespace runner {
 
+class StoreServer;
+
 // A moment on two clocks: Unix seconds, and this process's CPU seconds (user + system, every
-// thread: node 0's includes its store thread, which serves the TCP collectives).
+// thread: node 0's includes its store thread, which serves the TCP collectives); on node 0, what
+// its store has answered so far.
 struct StepClock {
   double wall = 0;
   double cpu = 0;
-  [[nodiscard]] static StepClock Now();
+  bool store = false;  // the counts below are a store's
+  uint64_t store_replies = 0;
+  uint64_t store_reply_bytes = 0;
+  [[nodiscard]] static StepClock Now(const StoreServer* store = nullptr);
 };
 
 class StartupRecord {
@@ -31,10 +38,11 @@ class StartupRecord {
   void Mark(const std::string& name, StepClock now, const std::string& moved = "");
 
   // "start-up 0.420 s (cpu 0.050 s): control plane 0.120 s (cpu 0.010 s), rendezvous 0.200 s
-  // (cpu 0.020 s; allgather 4 records, 720 B), ..."; `what` names the whole.
+  // (cpu 0.020 s; allgather 4 records, 720 B; store 12 replies, 3 KiB), ..."; `what` names the
+  // whole. The store's replies are those of the steps that end with one (node 0).
   [[nodiscard]] std::string Line(const std::string& what = "start-up") const;
   // {"total_s": 0.42, "cpu_s": 0.05, "steps": [{"step": "rendezvous", "s": 0.2, "cpu_s": 0.02,
-  // "moved": "..."}, ...]}
+  // "moved": "...", "store_replies": 12, "store_bytes": 3100}, ...]}
   [[nodiscard]] std::string Json() const;
 
   // "N records, B bytes" for what a gather or allgather of `records` moved.
@@ -47,6 +55,9 @@ class StartupRecord {
     double seconds = 0;
     double cpu_seconds = 0;
     std::string moved;
+    bool store = false;
+    uint64_t store_replies = 0;
+    uint64_t store_bytes = 0;
   };
   std::vector<Step> steps_;
   StepClock last_;
