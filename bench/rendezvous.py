@@ -254,7 +254,10 @@ def print_verdicts(results, agents, launchers):
                 if any(step not in results[(launcher, n)][0]["cpu"] for n in agents):
                     continue
                 lines = []
-                for a, b in zip(agents, agents[1:]):
+                spans = list(zip(agents, agents[1:]))
+                if len(agents) > 2:
+                    spans.append((agents[0], agents[-1]))  # the whole span: less noise
+                for a, b in spans:
                     ra, rb = results[(launcher, a)], results[(launcher, b)]
                     if who == "node 0":
                         va, vb = node0_cpu(ra, step), node0_cpu(rb, step)
