@@ -5,8 +5,8 @@ PyTorch DDP, the quickstart CNN on Fashion-MNIST with 2 CPU workers, interleaved
 Runner side: `runner --config configs/quickstart.yaml train.max_steps=1 train.log_every=1`; the
 steps come from the job's own records (events.jsonl: the agent's start-up record and
 worker_started; rank-0.log, each line stamped by the runner as it arrives: the trainer's banner
-once LibTorch is loaded and main runs, its "process group up" line, its world line once the data
-is loaded and the model built, its first step line). DDP side: torchrun --standalone --redirects 1 --tee 1
+once LibTorch is loaded and main runs, its "process group up" and "data loaded" lines, its world
+line once the model is built, its first step line). DDP side: torchrun --standalone --redirects 1 --tee 1
 bench/ddp_first_step.py, which stamps the same points itself. Both from the moment the launching
 command is started to rank 0's first step; median, min and max over the rounds.
 
@@ -55,7 +55,8 @@ def runner_round(runner):
         "workers spawned": worker,
         "LibTorch loaded, main running": first(r"^trainer \S+ host="),
         "process group up": first(r"^process group up: "),
-        "data loaded, model built": first(r"^world_size="),
+        "data loaded": first(r"^data loaded: "),
+        "model built (world line)": first(r"^world_size="),
         "first step done": first(r"^epoch \d+/\d+ step 1/"),
     }
     return t0, points
