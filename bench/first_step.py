@@ -5,8 +5,8 @@ PyTorch DDP, the quickstart CNN on Fashion-MNIST with 2 CPU workers, interleaved
 Runner side: `runner --config configs/quickstart.yaml train.max_steps=1 train.log_every=1`; the
 steps come from the job's own records (events.jsonl: the agent's start-up record and
 worker_started; rank-0.log, each line stamped by the runner as it arrives: the trainer's banner
-once LibTorch is loaded and main runs, its world line once the process group is up, its data
-line, its first step line). DDP side: torchrun --standalone --redirects 1 --tee 1
+once LibTorch is loaded and main runs, its "process group up" and "data loaded" lines, its world
+line once the model is built, its first step line). DDP side: torchrun --standalone --redirects 1 --tee 1
 bench/ddp_first_step.py, which stamps the same points itself. Both from the moment the launching
 command is started to rank 0's first step; median, min and max over the rounds.
 
@@ -54,8 +54,9 @@ def runner_round(runner):
         "agent ready (config, layout, job files)": stamp_of(started["time"] + " "),
         "workers spawned": worker,
         "LibTorch loaded, main running": first(r"^trainer \S+ host="),
-        "process group up, model built": first(r"^world_size="),
-        "data loaded": first(r"^data: "),
+        "process group up": first(r"^process group up: "),
+        "data loaded": first(r"^data loaded: "),
+        "model built (world line)": first(r"^world_size="),
         "first step done": first(r"^epoch \d+/\d+ step 1/"),
     }
     return t0, points

@@ -6,8 +6,11 @@ started by mpirun (MPI control plane) and by hand the torchrun way (TCP control 
 store), prints: the wall time from launch to the last worker started (events.jsonl), the whole
 run, and each agent's start-up steps as the agents record them (attempt_started's `startup`:
 control plane up, rendezvous, job files; median and max over the agents) with the bytes each
-collective moved. Rounds are interleaved (N and launcher alternate within a round). Writes an SVG
-plot of time against agents.
+collective moved; then each step's CPU time (median agent, node 0, max agent), with the end of
+the attempt (attempt_ended's `ending`: exit-code agreement, outcome gather, node 0's
+outcome.json), node 0's CPU per agent, and a verdict per step on whether its CPU grows at most
+linearly with the agents. Rounds are interleaved (N and launcher alternate within a round).
+Writes an SVG plot of time against agents.
 
     bench/rendezvous.py build/runner/runner [--agents 16,64,256] [--rounds 2] [--svg out.svg]
                         [--launchers mpi,tcp]
@@ -15,6 +18,7 @@ plot of time against agents.
 import argparse
 import glob
 import json
+import math
 import os
 import socket
 import statistics
@@ -85,17 +89,23 @@ def measure(runner, launcher, n):
                 events += [json.loads(line) for line in f if line.strip()]
     started = [e for e in events if e["event"] == "worker_started"]
     stamps = [e for e in events if e["event"] == "attempt_started" and "startup" in e]
-    if len(started) != n or len(stamps) != n:
+    endings = [e for e in events if e["event"] == "attempt_ended" and "ending" in e]
+    if len(started) != n or len(stamps) != n or len(endings) != n:
         raise RuntimeError(f"{launcher} {n}: {len(started)} workers started, {len(stamps)} "
-                           "start-up records")
+                           f"start-up records, {len(endings)} attempt-end records")
     last_worker = max(parse_time(e["time"]) for e in started) - t0
-    steps = {}
-    for e in stamps:
-        for s in e["startup"]["steps"]:
+    steps, cpu, cpu0, moved, store0 = {}, {}, {}, {}, {}
+    for e, record in [(e, e["startup"]) for e in stamps] + [(e, e["ending"]) for e in endings]:
+        for s in record["steps"]:
             steps.setdefault(s["step"], []).append(s["s"])
-    agent0 = next(e for e in stamps if e["agent"] == 0)
-    moved = {s["step"]: s.get("moved", "") for s in agent0["startup"]["steps"]}
-    return {"last_worker": last_worker, "wall": wall, "steps": steps, "moved": moved}
+            cpu.setdefault(s["step"], []).append(s["cpu_s"])
+            if e["agent"] == 0:
+                cpu0[s["step"]] = s["cpu_s"]
+                if "store_replies" in s:
+                    store0[s["step"]] = (s["store_replies"], s["store_bytes"])
+                moved[s["step"]] = s.get("moved", "")
+    return {"last_worker": last_worker, "wall": wall, "steps": steps, "cpu": cpu, "cpu0": cpu0,
+            "moved": moved, "store0": store0}
 
 
 def parse_time(text):
@@ -113,9 +123,12 @@ def svg_plot(results, agents, path, launchers):
         series[f"{launcher}: rendezvous + job files (max agent)"] = [
             statistics.median(max(r["steps"]["rendezvous"]) + max(r["steps"]["job files"])
                               for r in results[(launcher, n)]) for n in agents]
+        series[f"{launcher}: node 0 CPU, every step"] = [
+            statistics.median(sum(r["cpu0"].values()) for r in results[(launcher, n)])
+            for n in agents]
     top = max(max(v) for v in series.values()) * 1.1 or 1
     xs = [left + (width - left - 20) * i / max(1, len(agents) - 1) for i in range(len(agents))]
-    colors = ["#1f77b4", "#aec7e8", "#d62728", "#ff9896"]
+    colors = ["#1f77b4", "#aec7e8", "#17becf", "#d62728", "#ff9896", "#ff7f0e"]
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
            f'font-family="sans-serif" font-size="11">',
            f'<rect width="{width}" height="{height}" fill="white"/>',
@@ -143,6 +156,118 @@ def svg_plot(results, agents, path, launchers):
         f.write("\n".join(out) + "\n")
 
 
+STEPS = ("control plane", "rendezvous", "job files")           # attempt_started's `startup`
+END_STEPS = ("outcome gather", "job view", "outcome.json")     # attempt_ended's `ending`
+
+
+def med(values):
+    return statistics.median(values)
+
+
+def print_wall(results, agents, launchers):
+    print("| launcher | agents | launch to last worker (med, min-max) | whole run (med) | "
+          "control plane (med / max agent) | rendezvous (med / max) | job files (med / max) |")
+    print("|---|---|---|---|---|---|---|")
+    for launcher in launchers:
+        for n in agents:
+            rs = results[(launcher, n)]
+            lw = [r["last_worker"] for r in rs]
+            cells = [f"{med(med(r['steps'][step]) for r in rs):.3f} / "
+                     f"{med(max(r['steps'][step]) for r in rs):.3f}" for step in STEPS]
+            print(f"| {launcher} | {n} | {med(lw):.2f} s ({min(lw):.2f}-{max(lw):.2f}) "
+                  f"| {med(r['wall'] for r in rs):.2f} s | " + " | ".join(cells) + " |")
+
+
+def node0_cpu(rs, step):
+    return med(r["cpu0"].get(step, 0.0) for r in rs)
+
+
+def print_cpu(results, agents, launchers):
+    steps = STEPS + END_STEPS
+    print("CPU per step, in ms (median agent / node 0 / max agent; median of the rounds; "
+          "outcome.json is node 0's alone):\n")
+    print("| launcher | agents | " + " | ".join(steps) + " |")
+    print("|---|---|" + "---|" * len(steps))
+    for launcher in launchers:
+        for n in agents:
+            rs = results[(launcher, n)]
+            cells = []
+            for step in steps:
+                if step not in rs[0]["cpu"]:
+                    cells.append("-")
+                    continue
+                cells.append(f"{1e3 * med(med(r['cpu'][step]) for r in rs):.1f} / "
+                             f"{1e3 * node0_cpu(rs, step):.1f} / "
+                             f"{1e3 * med(max(r['cpu'][step]) for r in rs):.1f}")
+            print(f"| {launcher} | {n} | " + " | ".join(cells) + " |")
+    print("\nNode 0's CPU per agent, in ms (node 0 CPU / agents; flat if node 0's work is "
+          "linear in the agents):\n")
+    print("| launcher | agents | " + " | ".join(steps) + " |")
+    print("|---|---|" + "---|" * len(steps))
+    for launcher in launchers:
+        for n in agents:
+            rs = results[(launcher, n)]
+            print(f"| {launcher} | {n} | " +
+                  " | ".join(f"{1e3 * node0_cpu(rs, step) / n:.3f}" for step in steps) + " |")
+
+
+def print_store(results, agents, launchers):
+    steps = STEPS + END_STEPS
+    print("\nNode 0's store per step, per agent (replies / agent, reply KiB / agent; median of the "
+          "rounds): replies per agent flat is O(N) requests, KiB per agent growing with N is "
+          "O(N^2) bytes:\n")
+    print("| launcher | agents | " + " | ".join(steps) + " |")
+    print("|---|---|" + "---|" * len(steps))
+    for launcher in launchers:
+        for n in agents:
+            rs = results[(launcher, n)]
+            cells = []
+            for step in steps:
+                if any(step not in r["store0"] for r in rs):
+                    cells.append("-")
+                    continue
+                cells.append(f"{med(r['store0'][step][0] for r in rs) / n:.1f} / "
+                             f"{med(r['store0'][step][1] for r in rs) / n / 1024:.2f}")
+            print(f"| {launcher} | {n} | " + " | ".join(cells) + " |")
+
+
+def verdict(small, large, n_small, n_large):
+    """'grows 3.9x from 64 to 256 agents (4x agents): linear' for two CPU times."""
+    ratio = n_large / n_small
+    if min(small, large) < 0.002:
+        return (f"{1e3 * small:.1f} ms to {1e3 * large:.1f} ms from {n_small} to {n_large} "
+                "agents: under 2 ms, too small to judge")
+    growth = large / small
+    exponent = math.log(growth) / math.log(ratio)
+    word = "linear or better" if exponent <= 1.2 else "WORSE THAN LINEAR"
+    return (f"grows {growth:.1f}x from {n_small} to {n_large} agents ({ratio:g}x agents, "
+            f"exponent {exponent:.2f}): {word}")
+
+
+def print_verdicts(results, agents, launchers):
+    print("\nVerdicts on CPU (exponent k in cpu ~ agents^k; linear when k <= 1.2):")
+    for launcher in launchers:
+        for step in STEPS + END_STEPS:
+            for who in ("node 0", "median agent"):
+                if who == "median agent" and step == "outcome.json":
+                    continue
+                if any(step not in results[(launcher, n)][0]["cpu"] for n in agents):
+                    continue
+                lines = []
+                spans = list(zip(agents, agents[1:]))
+                if len(agents) > 2:
+                    spans.append((agents[0], agents[-1]))  # the whole span: less noise
+                for a, b in spans:
+                    ra, rb = results[(launcher, a)], results[(launcher, b)]
+                    if who == "node 0":
+                        va, vb = node0_cpu(ra, step), node0_cpu(rb, step)
+                    else:
+                        va = med(med(r["cpu"][step]) for r in ra)
+                        vb = med(med(r["cpu"][step]) for r in rb)
+                    lines.append(verdict(va, vb, a, b))
+                print(f"- {launcher}, {step}, {who}: " + "; ".join(lines))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("runner")
@@ -152,36 +277,30 @@ def main():
     parser.add_argument("--launchers", default="mpi,tcp")
     args = parser.parse_args()
     agents = [int(n) for n in args.agents.split(",")]
+    launchers = args.launchers.split(",")
     results = {}
     for _ in range(args.rounds):
         for n in agents:
-            for launcher in args.launchers.split(","):
+            for launcher in launchers:
                 results.setdefault((launcher, n), []).append(measure(args.runner, launcher, n))
-    print("| launcher | agents | launch to last worker (med, min-max) | whole run (med) | "
-          "control plane (med / max agent) | rendezvous (med / max) | job files (med / max) |")
-    print("|---|---|---|---|---|---|---|")
-    for launcher in args.launchers.split(","):
-        for n in agents:
-            rs = results[(launcher, n)]
-            lw = [r["last_worker"] for r in rs]
-            cells = []
-            for step in ("control plane", "rendezvous", "job files"):
-                cells.append(f"{statistics.median(statistics.median(r['steps'][step]) for r in rs):.3f}"
-                             f" / {statistics.median(max(r['steps'][step]) for r in rs):.3f}")
-            print(f"| {launcher} | {n} | {statistics.median(lw):.2f} s ({min(lw):.2f}-{max(lw):.2f}) "
-                  f"| {statistics.median(r['wall'] for r in rs):.2f} s | " + " | ".join(cells) + " |")
+    print_wall(results, agents, launchers)
+    print()
+    print_cpu(results, agents, launchers)
+    print_store(results, agents, launchers)
+    print_verdicts(results, agents, launchers)
     print()
     print("What the collectives moved (agent 0's record, last round):")
-    for launcher in args.launchers.split(","):
+    for launcher in launchers:
         for n in agents:
             moved = results[(launcher, n)][-1]["moved"]
             print(f"- {launcher} {n}: rendezvous {moved.get('rendezvous')}; "
-                  f"job files {moved.get('job files')}")
+                  f"job files {moved.get('job files')}; "
+                  f"outcome gather {moved.get('outcome gather')}")
     if MPIRUN_QUIRKS:
         print(f"\nmpirun exited 1 ('exiting improperly', PID 0) although the job succeeded, at "
               f"{MPIRUN_QUIRKS} agents")
     if args.svg:
-        svg_plot(results, agents, args.svg, args.launchers.split(","))
+        svg_plot(results, agents, args.svg, launchers)
         print(f"\nplot: {args.svg}")
 
 

@@ -8,7 +8,6 @@
 #include "common/errors.h"
 #include "common/exit_codes.h"
 #include "common/logging.h"
-#include "common/seconds.h"
 #include "runner/agent_job.h"
 #include "runner/control_plane.h"
 #include "runner/control_plane_store.h"
@@ -78,7 +77,7 @@ int RunAgent(const AgentRequest& request) {
   umask(027);  // the job directory is not world-readable
   InstallSignalHandlers();
   StopIfRequested("before the agent started");
-  const double started_at = common::UnixSeconds();
+  const StepClock started = StepClock::Now();
 
   auto log = common::MakeConsoleLogger("runner " + launch.hostname +
                                        " agent=" + std::to_string(launch.agent_rank.value));
@@ -95,7 +94,7 @@ int RunAgent(const AgentRequest& request) {
     control = MakeMpiControlPlane();
   }
   try {
-    return RunAgentWith(with_store, *control, log, started_at);
+    return RunAgentWith(with_store, *control, log, started);
   } catch (const std::exception& e) {
     // The other agents would wait for this one in their next collective for ever: say why here,
     // then end them all.

@@ -59,14 +59,14 @@ constexpr int kRestart = -1;
 class AgentJob {
  public:
   AgentJob(const AgentRequest& request, ControlPlane& control, spdlog::logger& log,
-           double started_at)
+           StepClock started)
       : request_(request),
         config_(*request.config),
         launch_(request.launch),
         control_(control),
         log_(log),
-        started_at_(started_at),
-        startup_(started_at) {}
+        started_at_(started.wall),
+        startup_(started) {}
 
   ~AgentJob() { write_errors_->SetReporter(nullptr); }  // it logs through this job
   AgentJob(const AgentJob&) = delete;
@@ -81,7 +81,10 @@ class AgentJob {
   [[nodiscard]] int AgreeAndRecord(int attempt, int restarts, const AttemptOutcome& outcome,
                                    double attempt_started_at);
   [[nodiscard]] common::JsonObject Event(const std::string& name, int attempt) const;
-  [[nodiscard]] std::string RunnerLogName() const;
+  // Both clocks, with node 0's store's counts (the TCP store is up before the rendezvous).
+  [[nodiscard]] StepClock Now() const {
+    return StepClock::Now(meeting_.store ? meeting_.store.get() : request_.store.get());
+  }
 
   const AgentRequest& request_;
   const common::Config& config_;
@@ -119,7 +122,7 @@ void AgentJob::Meet() {
       launch_.node_rank && launch_.scheduler != Scheduler::kLocal ? launch_.node_rank->value : -1;
   mine.devices = request_.plan.devices.value;
   mine.addresses = LocalAddresses();
-  startup_.Mark("control plane", common::UnixSeconds());
+  startup_.Mark("control plane", Now());
   const std::vector<std::string> reports = control_.AllGather(mine.Serialize());
   for (size_t i = 0; i < reports.size(); ++i) {
     meeting_.agents.push_back(AgentInfo::Parse(reports[i], static_cast<int>(i)));
@@ -161,7 +164,7 @@ void AgentJob::Meet() {
   }
   session = control_.Broadcast(session);
   meeting_.session = JobSession::Parse(session);
-  startup_.Mark("rendezvous", common::UnixSeconds(),
+  startup_.Mark("rendezvous", Now(),
                 StartupRecord::Moved("allgather", reports) + "; broadcast " +
                     std::to_string(session.size()) + " B");
   dir_.emplace(config_.GetString("job.log_root"), job_name_, meeting_.session.job_id);
@@ -190,7 +193,7 @@ void AgentJob::WriteManifest(const std::vector<std::string>& worker_command) {
   const std::string moved = me == 0
                                 ? StartupRecord::Moved("gather", agent_facts)
                                 : "gather: sent " + std::to_string(agent_json.str().size()) + " B";
-  if (me != 0) return startup_.Mark("job files", common::UnixSeconds(), moved);
+  if (me != 0) return startup_.Mark("job files", Now(), moved);
   dir_->WriteFile(layout::kJobConfig, config_.ToYaml(/*with_origins=*/true));
   std::vector<std::string> nodes;
   for (size_t n = 0; n < layout.hosts.size(); ++n) {
@@ -218,22 +221,17 @@ void AgentJob::WriteManifest(const std::vector<std::string>& worker_command) {
       .Add("worker_command", worker_command)
       .AddRaw("environment", EnvironmentJson(request_.env->All()));
   dir_->WriteFile(layout::kManifest, manifest.str() + "\n");
-  startup_.Mark("job files", common::UnixSeconds(), moved);
-}
-
-std::string AgentJob::RunnerLogName() const {
-  const Layout& layout = meeting_.layout;
-  int agents_here = 0;
-  for (int n : layout.node_of_agent) agents_here += n == meeting_.node ? 1 : 0;
-  const int local = layout.local_index_of_agent[static_cast<size_t>(meeting_.me)];
-  return layout::RunnerLogName(launch_.hostname, agents_here > 1 ? local : -1);
+  startup_.Mark("job files", Now(), moved);
 }
 
 void AgentJob::BeginAttemptLog(int attempt) {
   if (meeting_.me == 0) dir_->BeginAttempt(attempt);
   (void)control_.AllReduceMax(0);  // the attempt directory exists before anyone writes into it
   write_errors_->NewAttempt();     // the counts are the job's (common/log_write_errors.h)
-  common::SetFileSink(log_, dir_->AttemptPath(attempt) + "/" + RunnerLogName(), write_errors_);
+  common::SetFileSink(log_,
+                      dir_->AttemptPath(attempt) + "/" +
+                          RunnerLogName(meeting_.layout, meeting_.me, launch_.hostname),
+                      write_errors_);
   const Layout& layout = meeting_.layout;
   const int first = layout.first_rank_of_agent[static_cast<size_t>(meeting_.me)];
   std::string devices;
@@ -265,22 +263,25 @@ void AgentJob::BeginAttemptLog(int attempt) {
                         .Add("message", message));
 }
 
-// Every agent learns the job's code (the highest); node 0 writes outcome.json from every agent's
-// view (one gather) with the first failure across nodes. Returns the agreed code.
+// Node 0 gathers every agent's view, writes outcome.json from them with the first failure across
+// nodes, and broadcasts the job's view (outcome.h's JobView). Returns the agreed code.
 int AgentJob::AgreeAndRecord(int attempt, int restarts, const AttemptOutcome& outcome,
                              double attempt_started_at) {
-  int agreed = control_.AllReduceMax(outcome.code);
+  StartupRecord ending(Now());  // the same steps' record for the attempt's end
   const AgentView mine{meeting_.me, launch_.hostname, meeting_.node, outcome,
                        write_errors_->Snapshot()};
-  // Every agent reads every view: the restart decision depends on the root cause, the code on
-  // whether any agent's logs lost lines.
-  const std::vector<AgentView> views = ParseViews(control_.AllGather(mine.Serialize()));
-  agreed = CodeWithLogs(agreed, views);
-  job_write_errors_.clear();
-  for (const AgentView& view : views) {
-    job_write_errors_.insert(job_write_errors_.end(), view.log_write_errors.begin(),
-                             view.log_write_errors.end());
-  }
+  const std::string record = mine.Serialize();
+  const std::vector<std::string> records = control_.Gather(record);
+  const std::vector<AgentView> views = ParseViews(records);  // none but on node 0
+  ending.Mark("outcome gather", Now(),
+              meeting_.me == 0 ? StartupRecord::Moved("gather", records)
+                               : "gather: sent " + std::to_string(record.size()) + " B");
+  const std::string job_record =
+      control_.Broadcast(meeting_.me == 0 ? JobView(views).Serialize() : "");
+  const AgentView job_view = AgentView::Parse(job_record, 0);
+  ending.Mark("job view", Now(), "broadcast " + std::to_string(job_record.size()) + " B");
+  int agreed = job_view.outcome.code;
+  job_write_errors_ = job_view.log_write_errors;
   if (agreed == common::kExitRequeued) {
     const RequeueRequest requeue{config_.GetBool("launch.requeue"), RequeueTarget(launch_),
                                  meeting_.me == 0,
@@ -293,7 +294,7 @@ int AgentJob::AgreeAndRecord(int attempt, int restarts, const AttemptOutcome& ou
                  .Int32("requeue_code", common::kExitStopped, common::kExitRequeued);
   }
   const RestartDecision decision =
-      DecideRestart(agreed, FirstFailure(views), restarts, max_restarts_);
+      DecideRestart(agreed, job_view.outcome.failure, restarts, max_restarts_);
   if (!decision.skipped.empty()) log_.warn("{}", decision.skipped);
   if (meeting_.me == 0) {
     JobOutcome job{job_name_ + "-" + meeting_.session.job_id,
@@ -307,19 +308,15 @@ int AgentJob::AgreeAndRecord(int attempt, int restarts, const AttemptOutcome& ou
                    ReadSavedCheckpoint(dir_->path(), attempt_started_at),
                    decision.skipped};
     if (job.checkpoint || agreed != common::kExitOk) log_.info("{}", DescribeSaved(job.checkpoint));
-    const std::string json = OutcomeJson(job) + "\n";
-    // A full or failing disk must not lose how the job ended: say it on the console instead.
-    try {
-      dir_->WriteFile(layout::AttemptDirName(attempt) + "/" + layout::kOutcome, json);
-      dir_->WriteFile(layout::kOutcome, json);
-    } catch (const common::Error& e) {
-      log_.error("{}; the outcome is: {}", e.what(), json);
-    }
+    WriteOutcomeFiles(*dir_, attempt, OutcomeJson(job) + "\n", log_);
+    ending.Mark("outcome.json", Now());
   }
+  log_.info("{}", ending.Line("attempt end"));
   dir_->AppendEvent(Event("attempt_ended", attempt)
                         .Add("code", outcome.code)
                         .Add("job_code", agreed)
-                        .Add("reason", outcome.reason));
+                        .Add("reason", outcome.reason)
+                        .AddRaw("ending", ending.Json()));
   log_.info("attempt {} ended: {} (this node: {}; job: exit code {}, {})", attempt, outcome.reason,
             common::ExitCodeName(outcome.code), agreed, common::ExitCodeName(agreed));
   return decision.restart ? kRestart : agreed;
@@ -389,8 +386,8 @@ int AgentJob::Run() {
 }  // namespace
 
 int RunAgentWith(const AgentRequest& request, ControlPlane& control_plane,
-                 const std::shared_ptr<spdlog::logger>& log, double started_at) {
-  AgentJob job(request, control_plane, *log, started_at);
+                 const std::shared_ptr<spdlog::logger>& log, StepClock started) {
+  AgentJob job(request, control_plane, *log, started);
   return job.Run();
 }
 

@@ -11,11 +11,13 @@
 
 #include "runner/agent.h"
 #include "runner/control_plane.h"
+#include "runner/startup_record.h"
 
 namespace runner {
 
 // Returns the job's agreed exit code. Throws common::Error for failures before the workers start.
+// `started`: the agent's start, before its control plane (the start-up record counts from it).
 [[nodiscard]] int RunAgentWith(const AgentRequest& request, ControlPlane& control_plane,
-                               const std::shared_ptr<spdlog::logger>& log, double started_at);
+                               const std::shared_ptr<spdlog::logger>& log, StepClock started);
 
 }  // namespace runner

@@ -11,6 +11,7 @@
 #include "common/json.h"
 #include "runner/agent.h"
 #include "runner/control_plane.h"
+#include "runner/job_dir.h"
 #include "runner/process.h"
 
 namespace runner {
@@ -112,6 +113,25 @@ common::LogWriterOptions LogWriterOptionsFrom(const common::Config& config) {
       static_cast<size_t>(config.GetFloat("job.log_buffer_mib") * 1024 * 1024);
   options.flush_timeout_s = config.GetFloat("job.log_flush_timeout_s");
   return options;
+}
+
+std::string RunnerLogName(const Layout& layout, int me, const std::string& host) {
+  const int node = layout.node_of_agent[static_cast<size_t>(me)];
+  int agents_here = 0;
+  for (int n : layout.node_of_agent) agents_here += n == node ? 1 : 0;
+  const int local = layout.local_index_of_agent[static_cast<size_t>(me)];
+  return common::job_layout::RunnerLogName(host, agents_here > 1 ? local : -1);
+}
+
+void WriteOutcomeFiles(const JobDir& dir, int attempt, const std::string& json,
+                       spdlog::logger& log) {
+  try {
+    dir.WriteFile(common::job_layout::AttemptDirName(attempt) + "/" + common::job_layout::kOutcome,
+                  json);
+    dir.WriteFile(common::job_layout::kOutcome, json);
+  } catch (const common::Error& e) {
+    log.error("{}; the outcome is: {}", e.what(), json);
+  }
 }
 
 }  // namespace runner

@@ -1,7 +1,9 @@
 #pragma once
 // Small facts the agent needs while it sets up a job: the job token and a local job id, a name
 // safe for a directory, where the bundled trainer is, and the scheduler variables the manifest
-// records (secret-looking names redacted).
+// records (secret-looking names redacted), and where node 0 writes outcome.json.
+
+#include <spdlog/logger.h>
 
 #include <cstddef>
 #include <map>
@@ -10,6 +12,7 @@
 #include "common/config.h"
 #include "common/log_writer.h"
 #include "runner/launch_env.h"
+#include "runner/rendezvous.h"
 
 namespace runner {
 
@@ -41,6 +44,16 @@ struct JobDirNames {
 
 // The rank logs' writer from job.log_buffer_mib and job.log_flush_timeout_s.
 [[nodiscard]] common::LogWriterOptions LogWriterOptionsFrom(const common::Config& config);
+
+// This agent's log file name in the attempt directory: runner-<host>.log, with the agent's index
+// among its node's agents when the node has more than one.
+[[nodiscard]] std::string RunnerLogName(const Layout& layout, int me, const std::string& host);
+
+class JobDir;
+// Node 0: outcome.json (`json`) in the attempt's directory and in the job's. A full or failing
+// disk must not lose how the job ended: the error and the JSON go to `log` instead.
+void WriteOutcomeFiles(const JobDir& dir, int attempt, const std::string& json,
+                       spdlog::logger& log);
 
 class ControlPlane;
 // The control plane's world against the scheduler's view (agent count, this agent's rank).

@@ -6,7 +6,9 @@
 //
 //   rendezvous   /runner/nnodes (node 0's NNODES, set first), /runner/join/<r> (ADD: a second
 //                agent with the same NODE_RANK sees 2), /runner/agent/<r> (host, pid), then
-//                /runner/joined counted up to NNODES within launch.rendezvous_timeout_s
+//                /runner/joined counted up to NNODES within launch.rendezvous_timeout_s: the
+//                last to join sets /runner/joined/go, which the others WAIT for (an agent that
+//                aborts the rendezvous sets it too)
 //   collectives  /runner/c<seq>/<r> values and /runner/c<seq>/n arrivals; the last to arrive
 //                sets /runner/c<seq>/go, which the others WAIT for at the store (a broadcast:
 //                /runner/c<seq>/v); seq counts calls, the same on every agent because every

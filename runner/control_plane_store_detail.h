@@ -88,7 +88,7 @@ class StoreControlPlane final : public ControlPlane {
   StoreControlPlaneOptions options_;
   std::string what_;  // "the job's store at MASTER_ADDR:MASTER_PORT = host:port"
   std::unique_ptr<StoreClient> client_;
-  std::vector<Member> members_;
+  std::vector<Member> members_;  // node 0 only: its liveness thread names the lost
   int64_t seq_ = 0;
   bool abort_seen_ = false;
 

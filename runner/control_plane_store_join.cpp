@@ -67,8 +67,11 @@ void StoreControlPlane::Join() {
   CheckNodeCount(deadline);
   TakeNodeRank();
   client_->Set(RankKey("agent", rank()), me);
-  (void)client_->Add(Key("joined"), 1);
+  if (client_->Add(Key("joined"), 1) == size()) client_->Set(Key("joined/go"), "1");
   WaitForEveryone(deadline);
+  // Only node 0 names the others (its liveness thread): N records to each of N agents would be
+  // N^2 bytes through node 0's store.
+  if (rank() != 0) return;
   std::vector<std::string> keys;
   for (int r = 0; r < size(); ++r) keys.push_back(RankKey("agent", r));
   const std::vector<std::string> records = client_->MultiGet(keys);
@@ -91,17 +94,18 @@ void StoreControlPlane::CheckNodeCount(Clock::time_point deadline) {
   const common::RecordReader in(record, "node 0's rendezvous record");
   const int theirs = in.Int32("nnodes", 1);
   if (theirs == size()) return;
+  // Node 0 and everyone else must stop waiting too (joined/go wakes those already waiting).
   const std::string reason = "NNODES disagree: " + Where() +
                              " has NNODES=" + std::to_string(size()) + " but node rank 0 (host " +
                              in.String("host") + ") has NNODES=" + std::to_string(theirs) +
                              "; give every machine the same NNODES (and --nnodes)";
-  // Node 0 and everyone else must stop waiting too.
   client_->Set(Key("abort"), common::RecordWriter()
                                  .Add("code", static_cast<int>(common::kExitEnvironment))
                                  .Add("node_rank", rank())
                                  .Add("host", options_.host)
                                  .Add("reason", reason)
                                  .str());
+  client_->Set(Key("joined/go"), "1");
   throw common::EnvironmentError(reason);
 }
 
@@ -123,16 +127,19 @@ void StoreControlPlane::TakeNodeRank() {
       options_.host + ")");
 }
 
+// Blocks at the store until the last agent to join sets joined/go (a WAIT: no polling, so a
+// join costs node 0's store a few requests per agent however long the others take to start), in
+// slices of a second for a stop signal and the deadline. An agent that aborts the rendezvous sets
+// joined/go as well: the others read why at once.
 void StoreControlPlane::WaitForEveryone(Clock::time_point deadline) {
-  auto pause = 1ms;
   while (true) {
-    const std::vector<std::string> v = client_->MultiGet({Key("joined"), Key("abort")});
-    CheckAlarms(v[1], "");
-    if (ParseCount(v[0], Key("joined")) >= size()) return;
+    const double left = std::chrono::duration<double>(deadline - Clock::now()).count();
+    if (left > 0 && client_->Wait({Key("joined/go")}, std::min(1.0, left))) {
+      CheckAlarms(client_->Get(Key("abort")), "");
+      return;
+    }
     if (Clock::now() >= deadline) break;
     StopIfRequested("while waiting for the other agents at the rendezvous");
-    std::this_thread::sleep_for(pause);
-    pause = std::min<std::chrono::milliseconds>(pause * 2, 100ms);
   }
   std::vector<std::string> keys;
   for (int r = 0; r < size(); ++r) keys.push_back(RankKey("agent", r));
@@ -159,6 +166,7 @@ void StoreControlPlane::WaitForEveryone(Clock::time_point deadline) {
                                  .Add("host", options_.host)
                                  .Add("reason", reason)
                                  .str());
+  client_->Set(Key("joined/go"), "1");
   if (rank() == 0) std::this_thread::sleep_for(1s);  // the others read why from node 0's store
   throw common::CommunicationError(reason);
 }

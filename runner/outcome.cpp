@@ -1,5 +1,6 @@
 #include "runner/outcome.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "common/exit_codes.h"
@@ -182,6 +183,19 @@ int CodeWithLogs(int agreed_code, const std::vector<AgentView>& views) {
     if (!view.log_write_errors.empty()) return common::kExitLogsIncomplete;
   }
   return agreed_code;
+}
+
+AgentView JobView(const std::vector<AgentView>& views) {
+  AgentView job;
+  for (const AgentView& view : views) {
+    job.outcome.code = std::max(job.outcome.code, view.outcome.code);
+    job.log_write_errors.insert(job.log_write_errors.end(), view.log_write_errors.begin(),
+                                view.log_write_errors.end());
+  }
+  job.outcome.code = CodeWithLogs(job.outcome.code, views);
+  job.outcome.reason = "the job's view of " + std::to_string(views.size()) + " agents";
+  job.outcome.failure = FirstFailure(views);
+  return job;
 }
 
 std::string StatusWord(int code) {

@@ -54,6 +54,12 @@ struct RestartDecision {
 // losses). Every agent computes it from the same views, so all end with the same code.
 [[nodiscard]] int CodeWithLogs(int agreed_code, const std::vector<AgentView>& views);
 
+// What every agent needs from all the views, made by node 0, which alone gathers them (an
+// allgather would send N views to each of N agents: N^2 bytes through node 0), and broadcast as
+// one view: the job's code (the highest, then CodeWithLogs), its first failure (FirstFailure:
+// the restart decision) and every agent's lost log lines.
+[[nodiscard]] AgentView JobView(const std::vector<AgentView>& views);
+
 // "succeeded" (also for common::kExitLogsIncomplete: the work succeeded), "stopped",
 // "requeued", "hung" or "failed" for a job exit code.
 [[nodiscard]] std::string StatusWord(int code);

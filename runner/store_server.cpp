@@ -310,6 +310,7 @@ class StoreServer::Impl {
       if (n > 0) {
         conn.in.append(buffer, static_cast<size_t>(n));
         read += static_cast<size_t>(n);
+        stats_.bytes_read += static_cast<uint64_t>(n);
         // Requests that arrived together with the end of the stream still count: a client may
         // SET a key (no reply) and exit at once.
         Answer(conn);
@@ -336,6 +337,8 @@ class StoreServer::Impl {
       auto it = connections_.find(reply.to);
       if (it == connections_.end() || it->second.closing) continue;
       it->second.out += reply.bytes;
+      stats_.reply_bytes += reply.bytes.size();
+      ++stats_.replies;
       CheckBuffered(it->second);
       Touch(it->second);
     }

@@ -66,6 +66,9 @@ struct StoreServerStats {
   uint64_t refused = 0;           // connections refused: not allowed, or over max_connections
   uint64_t closed_by_server = 0;  // for a bad request or a cap (key, value, buffered bytes)
   uint64_t log_lines_left_out = 0;
+  uint64_t bytes_read = 0;   // requests, since the start
+  uint64_t replies = 0;      // answers queued, since the start
+  uint64_t reply_bytes = 0;  // their bytes
 };
 
 class StoreServer {

@@ -136,6 +136,9 @@ int RunTrainer(const std::vector<std::string>& args, const common::Environment& 
     std::unique_ptr<Communicator> comm =
         MakeCommunicator(contract, backend, timeout, config.GetString("train.allreduce"),
                          config.GetString("train.gradient_compression"), setup_fault_s);
+    // Its own line: the data and the model come next (bench/first_step.py times each).
+    out << "process group up: rank " << comm->rank() << " of " << comm->size() << ", backend "
+        << comm->backend() << std::endl;
     const TrainContext context = MakeContext(config, contract, env);
     InstallStopHandlers(config.GetString("launch.preempt_signal").c_str());
     const TrainResult result = Train(config, *comm, context, heartbeat);

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <iostream>
 #include <optional>
 
 #include "common/errors.h"
@@ -27,6 +28,15 @@
 namespace trainer {
 
 namespace {
+
+// The data, with a line once it is in memory (the model is built next; bench/first_step.py times
+// each from the rank logs).
+Datasets LoadDataAndSay(const TrainOptions& o) {
+  Datasets d = LoadData(o);
+  std::cout << "data loaded: " << d.train.size() << " training and " << d.test.size()
+            << " test samples" << std::endl;
+  return d;
+}
 
 using Clock = std::chrono::steady_clock;
 
@@ -58,7 +68,7 @@ class TrainingRun {
         context_(context),
         options_(TrainOptions::FromConfig(config, comm.size())),
         phases_(heartbeat, comm.rank(), options_.faults),
-        data_(LoadData(options_)),
+        data_(LoadDataAndSay(options_)),
         sampler_(data_.train.size(), comm.rank(), comm.size(), options_.seed, /*shuffle=*/true,
                  options_.drop_last),
         steps_per_epoch_(StepsPerEpoch(options_, sampler_, data_.train.size())),

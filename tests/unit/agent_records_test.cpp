@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "common/errors.h"
@@ -140,6 +141,47 @@ TEST(OutcomeTest, TheFirstFailureAcrossAgentsIsTheEarliest) {
   views[2].outcome.failure->time = 10.49;
   EXPECT_EQ(FirstFailure(views)->rank, 9);
   EXPECT_FALSE(FirstFailure({AgentView{}}));
+}
+
+// Node 0 alone gathers the views and broadcasts what the others need from them: the highest code
+// (then CodeWithLogs), the earliest failure and every agent's lost log lines; the same through
+// the record it travels as.
+TEST(OutcomeTest, TheJobViewCarriesWhatEveryAgentNeedsFromAllViews) {
+  const common::LogWriteError lost{"/logs/rank-3.log", 3, 28, 120, 1};
+  struct Case {
+    std::vector<int> codes;
+    int lost_on_agent;  // -1: none
+    int code;
+  };
+  for (const Case& c : std::vector<Case>{{{0, 0, 0}, -1, 0},
+                                         {{0, 0, 0}, 2, common::kExitLogsIncomplete},
+                                         {{0, 20, 12}, -1, 20},
+                                         {{12, 13, 0}, 0, 13},
+                                         {{0}, -1, 0}}) {
+    std::vector<AgentView> views(c.codes.size());
+    for (size_t i = 0; i < views.size(); ++i) {
+      views[i].agent = static_cast<int>(i);
+      views[i].outcome.code = c.codes[i];
+    }
+    if (c.lost_on_agent >= 0) views[static_cast<size_t>(c.lost_on_agent)].log_write_errors = {lost};
+    const AgentView job = AgentView::Parse(JobView(views).Serialize(), 0);
+    EXPECT_EQ(job.outcome.code, c.code) << c.codes.size() << " agents, code " << c.code;
+    EXPECT_EQ(job.log_write_errors.size(), c.lost_on_agent >= 0 ? 1u : 0u);
+    EXPECT_FALSE(job.outcome.failure);
+  }
+  std::vector<AgentView> views(3);
+  for (const auto& [agent, rank, time] : {std::tuple{0, 0, 10.5}, {2, 9, 10.49}}) {
+    views[static_cast<size_t>(agent)].outcome.failure = WorkerFailure{};
+    views[static_cast<size_t>(agent)].outcome.failure->rank = rank;
+    views[static_cast<size_t>(agent)].outcome.failure->time = time;
+  }
+  views[1].log_write_errors = {lost, lost};
+  views[2].log_write_errors = {lost};
+  const AgentView job = AgentView::Parse(JobView(views).Serialize(), 0);
+  ASSERT_TRUE(job.outcome.failure);
+  EXPECT_EQ(job.outcome.failure->rank, 9);
+  EXPECT_EQ(job.log_write_errors.size(), 3u);
+  EXPECT_EQ(job.log_write_errors[0].file, "/logs/rank-3.log");
 }
 
 TEST(OutcomeTest, LostLogLinesTurnOnlyASuccessInto1) {
