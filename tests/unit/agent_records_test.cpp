@@ -147,7 +147,7 @@ TEST(OutcomeTest, TheFirstFailureAcrossAgentsIsTheEarliest) {
 // (then CodeWithLogs), the earliest failure and every agent's lost log lines; the same through
 // the record it travels as.
 TEST(OutcomeTest, TheJobViewCarriesWhatEveryAgentNeedsFromAllViews) {
-  const common::LogWriteError lost{"/logs/rank-3.log", 3, 28, 120, 1};
+  const common::LogWriteError lost{"/logs/rank-3.log", 3, 28, 120, 1, ""};
   struct Case {
     std::vector<int> codes;
     int lost_on_agent;  // -1: none
