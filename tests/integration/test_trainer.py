@@ -228,7 +228,8 @@ torch.jit.save(torch.jit.script(Net()), {path!r})
     def test_a_segment_left_by_a_killed_agent_goes_at_the_next_start(self):
         # The agent itself is SIGKILLed while rank 1 holds: its workers die with it and nobody is
         # left to remove the name. The next runner started on the machine removes it, and leaves
-        # alone the segment of a job whose agent is alive (here: this test).
+        # alone the segment of a job whose agent is alive (here: this test). Any runner started
+        # meanwhile would sweep it too: ctest runs this test alone (RUN_SERIAL).
         proc, job, name = self.start_held_job()
         pids = [self.progress_of(job, r)["pid"] for r in (0, 1)]
         proc.kill()
