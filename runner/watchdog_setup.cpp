@@ -10,6 +10,7 @@
 #include <filesystem>
 
 #include "common/errors.h"
+#include "common/shm_name.h"
 
 namespace runner {
 
@@ -52,15 +53,20 @@ std::string TimeoutsLine(const common::Config& config) {
          " s (train.collective_timeout_s)";
 }
 
-int RemoveStaleHeartbeatDirs(const std::string& base) {
+int RemoveStaleHeartbeatDirs(const std::string& base, uint64_t pid_namespace) {
   namespace fs = std::filesystem;
+  const std::string tag = "-ns" + std::to_string(pid_namespace);
   std::error_code error;
   int removed = 0;
   for (fs::directory_iterator it(base, error), end; !error && it != end; it.increment(error)) {
-    const std::string name = it->path().filename().string();
-    const size_t dash = name.rfind('-');
-    if (name.rfind("runner-", 0) != 0 || dash == std::string::npos || dash + 1 == name.size())
+    std::string name = it->path().filename().string();
+    // Only ours to judge: a pid means something in its own pid namespace only.
+    if (name.rfind("runner-", 0) != 0 || name.size() <= tag.size() ||
+        name.compare(name.size() - tag.size(), tag.size(), tag) != 0)
       continue;
+    name.resize(name.size() - tag.size());
+    const size_t dash = name.rfind('-');
+    if (dash == std::string::npos || dash + 1 == name.size()) continue;
     const std::string pid = name.substr(dash + 1);
     if (pid.find_first_not_of("0123456789") != std::string::npos || pid.size() > 9) continue;
     struct stat info {};
@@ -85,9 +91,10 @@ HeartbeatDir::HeartbeatDir(const std::string& job_id, int attempt, int agent,
   }
   // Only in /dev/shm, which is this host's own: a shared RUNNER_HEARTBEAT_DIR or the attempt
   // directory holds other hosts' directories, whose pids mean nothing here.
-  if (base == "/dev/shm") (void)RemoveStaleHeartbeatDirs(base);
+  const uint64_t pid_namespace = common::PidNamespace();
+  if (base == "/dev/shm") (void)RemoveStaleHeartbeatDirs(base, pid_namespace);
   path_ = base + "/runner-" + job_id + "-" + std::to_string(attempt) + "-" + std::to_string(agent) +
-          "-" + std::to_string(::getpid());
+          "-" + std::to_string(::getpid()) + "-ns" + std::to_string(pid_namespace);
   if (::mkdir(path_.c_str(), 0700) != 0 && errno != EEXIST) {
     throw common::EnvironmentError(
         "cannot create the heartbeat directory '" + path_ + "': " + std::strerror(errno) +

@@ -2,6 +2,7 @@
 // The hang watchdog's settings from the job config, the one line that prints every timeout at
 // start, and the node-local directory that holds one attempt's heartbeat pages.
 
+#include <cstdint>
 #include <string>
 
 #include "common/config.h"
@@ -15,14 +16,17 @@ namespace runner {
 // collectives 1800 s"
 [[nodiscard]] std::string TimeoutsLine(const common::Config& config);
 
-// <base>/runner-<job id>-<attempt>-<agent>-<pid>/, created now and removed with everything in it
-// when this goes. <base>: $RUNNER_HEARTBEAT_DIR if set, else /dev/shm when writable (memory: no
-// disk traffic), else `fallback` (the attempt directory). An agent that was SIGKILLed could not
-// remove its own: creating one in /dev/shm (node-local, unlike the other two) first removes those
-// of agents (by the pid in the name) that are gone, so /dev/shm does not fill up with them.
-// Removes <base>/runner-*-<pid> directories owned by this user whose agent <pid> no longer exists;
-// returns how many.
-int RemoveStaleHeartbeatDirs(const std::string& base);
+// <base>/runner-<job id>-<attempt>-<agent>-<pid>-ns<pid namespace>/, created now and removed
+// with everything in it when this goes. <base>: $RUNNER_HEARTBEAT_DIR if set, else /dev/shm when
+// writable (memory: no disk traffic), else `fallback` (the attempt directory). An agent that was
+// SIGKILLed could not remove its own: creating one in /dev/shm (node-local, unlike the other two)
+// first removes those of agents (by the pid in the name) that are gone, so /dev/shm does not fill
+// up with them. The pid namespace (common::PidNamespace) says where the pid means something:
+// /dev/shm may be shared by containers with pid namespaces of their own (docker --ipc=host).
+// Removes <base>/runner-*-<pid>-ns<pid_namespace> directories owned by this user whose agent
+// <pid> no longer exists; never those of another namespace, nor names without one. Returns how
+// many.
+int RemoveStaleHeartbeatDirs(const std::string& base, uint64_t pid_namespace);
 
 class HeartbeatDir {
  public:

@@ -89,23 +89,31 @@ namespace {
 
 using testing_support::TempDir;
 
-TEST(HeartbeatDirs, ThoseOfAgentsThatAreGoneAreRemoved) {
+TEST(HeartbeatDirs, ThoseOfAgentsThatAreGoneFromThisPidNamespaceAreRemoved) {
   const TempDir base;
   const pid_t child = fork();
   if (child == 0) _exit(0);
   waitpid(child, nullptr, 0);  // a pid that no longer exists
-  const std::string dead = base.path() + "/runner-j-0-1-" + std::to_string(child);
-  const std::string alive = base.path() + "/runner-j-0-0-" + std::to_string(getpid());
+  const uint64_t ns = 4026531836;
+  const std::string gone = std::to_string(child);
+  const std::string dead = base.path() + "/runner-j-0-1-" + gone + "-ns" + std::to_string(ns);
+  const std::string alive =
+      base.path() + "/runner-j-0-0-" + std::to_string(getpid()) + "-ns" + std::to_string(ns);
+  // Another container's (its pids are not ours to judge), one without a namespace, others.
+  const std::string elsewhere =
+      base.path() + "/runner-j-0-2-" + gone + "-ns" + std::to_string(ns + 1);
+  const std::string untagged = base.path() + "/runner-j-0-3-" + gone;
   const std::string other = base.path() + "/runner-notes-x";
-  const std::string foreign = base.path() + "/other-" + std::to_string(child);
-  for (const std::string& dir : {dead, alive, other, foreign}) {
+  const std::string foreign = base.path() + "/other-" + gone + "-ns" + std::to_string(ns);
+  for (const std::string& dir : {dead, alive, elsewhere, untagged, other, foreign}) {
     std::filesystem::create_directory(dir);
     std::ofstream(dir + "/rank-0") << "record";
   }
-  EXPECT_EQ(RemoveStaleHeartbeatDirs(base.path()), 1);
+  EXPECT_EQ(RemoveStaleHeartbeatDirs(base.path(), ns), 1);
   EXPECT_FALSE(std::filesystem::exists(dead));
-  for (const std::string& dir : {alive, other, foreign}) EXPECT_TRUE(std::filesystem::exists(dir));
-  EXPECT_EQ(RemoveStaleHeartbeatDirs(base.path() + "/missing"), 0);
+  for (const std::string& dir : {alive, elsewhere, untagged, other, foreign})
+    EXPECT_TRUE(std::filesystem::exists(dir)) << dir;
+  EXPECT_EQ(RemoveStaleHeartbeatDirs(base.path() + "/missing", ns), 0);
 }
 
 }  // namespace
