@@ -182,53 +182,47 @@ def node0_cpu(rs, step):
     return med(r["cpu0"].get(step, 0.0) for r in rs)
 
 
-def print_cpu(results, agents, launchers):
+def print_table(title, results, agents, launchers, cell):
+    """One markdown table: a row per launcher and size, a column per step; `cell(rs, step, n)`
+    gives the text ("-" where a step was not recorded)."""
     steps = STEPS + END_STEPS
-    print("CPU per step, in ms (median agent / node 0 / max agent; median of the rounds; "
-          "outcome.json is node 0's alone):\n")
+    print(title + "\n")
     print("| launcher | agents | " + " | ".join(steps) + " |")
     print("|---|---|" + "---|" * len(steps))
     for launcher in launchers:
         for n in agents:
             rs = results[(launcher, n)]
-            cells = []
-            for step in steps:
-                if step not in rs[0]["cpu"]:
-                    cells.append("-")
-                    continue
-                cells.append(f"{1e3 * med(med(r['cpu'][step]) for r in rs):.1f} / "
-                             f"{1e3 * node0_cpu(rs, step):.1f} / "
-                             f"{1e3 * med(max(r['cpu'][step]) for r in rs):.1f}")
-            print(f"| {launcher} | {n} | " + " | ".join(cells) + " |")
-    print("\nNode 0's CPU per agent, in ms (node 0 CPU / agents; flat if node 0's work is "
-          "linear in the agents):\n")
-    print("| launcher | agents | " + " | ".join(steps) + " |")
-    print("|---|---|" + "---|" * len(steps))
-    for launcher in launchers:
-        for n in agents:
-            rs = results[(launcher, n)]
-            print(f"| {launcher} | {n} | " +
-                  " | ".join(f"{1e3 * node0_cpu(rs, step) / n:.3f}" for step in steps) + " |")
+            print(f"| {launcher} | {n} | " + " | ".join(cell(rs, step, n) for step in steps) +
+                  " |")
+
+
+def cpu_cell(rs, step, n):
+    if step not in rs[0]["cpu"]:
+        return "-"
+    return (f"{1e3 * med(med(r['cpu'][step]) for r in rs):.1f} / "
+            f"{1e3 * node0_cpu(rs, step):.1f} / "
+            f"{1e3 * med(max(r['cpu'][step]) for r in rs):.1f}")
+
+
+def store_cell(rs, step, n):
+    if any(step not in r["store0"] for r in rs):
+        return "-"
+    return (f"{med(r['store0'][step][0] for r in rs) / n:.1f} / "
+            f"{med(r['store0'][step][1] for r in rs) / n / 1024:.2f}")
+
+
+def print_cpu(results, agents, launchers):
+    print_table("CPU per step, in ms (median agent / node 0 / max agent; median of the rounds; "
+                "outcome.json is node 0's alone):", results, agents, launchers, cpu_cell)
+    print_table("\nNode 0's CPU per agent, in ms (node 0 CPU / agents; flat if node 0's work is "
+                "linear in the agents):", results, agents, launchers,
+                lambda rs, step, n: f"{1e3 * node0_cpu(rs, step) / n:.3f}")
 
 
 def print_store(results, agents, launchers):
-    steps = STEPS + END_STEPS
-    print("\nNode 0's store per step, per agent (replies / agent, reply KiB / agent; median of the "
-          "rounds): replies per agent flat is O(N) requests, KiB per agent growing with N is "
-          "O(N^2) bytes:\n")
-    print("| launcher | agents | " + " | ".join(steps) + " |")
-    print("|---|---|" + "---|" * len(steps))
-    for launcher in launchers:
-        for n in agents:
-            rs = results[(launcher, n)]
-            cells = []
-            for step in steps:
-                if any(step not in r["store0"] for r in rs):
-                    cells.append("-")
-                    continue
-                cells.append(f"{med(r['store0'][step][0] for r in rs) / n:.1f} / "
-                             f"{med(r['store0'][step][1] for r in rs) / n / 1024:.2f}")
-            print(f"| {launcher} | {n} | " + " | ".join(cells) + " |")
+    print_table("\nNode 0's store per step, per agent (replies / agent, reply KiB / agent; median "
+                "of the rounds): replies per agent flat is O(N) requests, KiB per agent growing "
+                "with N is O(N^2) bytes:", results, agents, launchers, store_cell)
 
 
 def verdict(small, large, n_small, n_large):
