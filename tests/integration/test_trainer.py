@@ -140,19 +140,24 @@ torch.jit.save(torch.jit.script(Net()), {path!r})
         """Rank `rank`'s entry in the agent's progress files, or None."""
         return rank_progress(os.path.join(job, "attempt-0"), rank)
 
-    def test_a_full_dev_shm_falls_back_to_gloo_with_a_warning(self):
-        # The job in a mount namespace of its own whose /dev/shm is a 64 KiB tmpfs: room for the
-        # heartbeat pages, not for the MLP's 1.5 MiB segment. The trainer says so and the whole
-        # job all-reduces over gloo; nothing fails.
+    def run_with_a_tiny_dev_shm(self, *overrides):
+        """The MLP job in a mount namespace of its own whose /dev/shm is a 64 KiB tmpfs: room for
+        the heartbeat pages, not for the MLP's 1.5 MiB segment."""
         if os.geteuid() != 0:
             self.skipTest("needs root for a mount namespace")
-        script = ('mount -t tmpfs -o size=64k tmpfs /dev/shm && exec "$@"')
-        proc = subprocess.run(
+        script = 'mount -t tmpfs -o size=64k tmpfs /dev/shm && exec "$@"'
+        return subprocess.run(
             ["unshare", "-m", "sh", "-c", script, "sh", RUNNER, "--log-root", self.root,
              "--job-name", "t", "--nproc-per-node", "2", "train.model=mlp",
              "train.hidden_sizes=[512,512]", "train.synthetic_samples=2048",
-             "train.batch_size=16", "train.max_steps=5", "train.eval_every_epoch=false"],
+             "train.batch_size=16", "train.max_steps=5", "train.eval_every_epoch=false",
+             *overrides],
             capture_output=True, text=True, timeout=180, env=CLEAN_ENV, cwd=self.tmp.name)
+
+    def test_a_full_dev_shm_falls_back_to_gloo_with_a_warning(self):
+        # No room in /dev/shm for the segment: the trainer says so and the whole job
+        # all-reduces over gloo; nothing fails.
+        proc = self.run_with_a_tiny_dev_shm()
         self.assertEqual(proc.returncode, 0, proc.stdout[-3000:] + proc.stderr[-3000:])
         self.assertRegex(proc.stderr, r"trainer: warning: machine 0: shared memory unavailable: "
                          r"cannot reserve \d+ KiB for shared-memory segment \S+: No space left "
@@ -164,16 +169,7 @@ torch.jit.save(torch.jit.script(Net()), {path!r})
     def test_a_full_dev_shm_with_allreduce_shm_is_an_error_naming_the_machine(self):
         # As above, but train.allreduce=shm asks for shared memory: every worker fails with the
         # environment error (4), naming the machine, its host, the rank and the way out.
-        if os.geteuid() != 0:
-            self.skipTest("needs root for a mount namespace")
-        script = ('mount -t tmpfs -o size=64k tmpfs /dev/shm && exec "$@"')
-        proc = subprocess.run(
-            ["unshare", "-m", "sh", "-c", script, "sh", RUNNER, "--log-root", self.root,
-             "--job-name", "t", "--nproc-per-node", "2", "train.model=mlp",
-             "train.allreduce=shm", "train.hidden_sizes=[512,512]",
-             "train.synthetic_samples=2048", "train.batch_size=16", "train.max_steps=5",
-             "train.eval_every_epoch=false"],
-            capture_output=True, text=True, timeout=180, env=CLEAN_ENV, cwd=self.tmp.name)
+        proc = self.run_with_a_tiny_dev_shm("train.allreduce=shm")
         self.assertEqual(proc.returncode, 20, proc.stdout[-3000:] + proc.stderr[-3000:])
         self.assertRegex(proc.stderr, r"trainer: environment error: train.allreduce=shm, but "
                          r"shared memory is unavailable on machine 0 \(host \S+, rank 0\): "
