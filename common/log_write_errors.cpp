@@ -90,13 +90,6 @@ bool LogWriteErrors::Any() const {
   return !errors_.empty();
 }
 
-void LogWriteErrors::Clear() {
-  std::lock_guard<std::mutex> lock(mutex_);
-  errors_.clear();
-  index_.clear();
-  said_.clear();
-}
-
 void LogWriteErrors::NewAttempt() {
   std::lock_guard<std::mutex> lock(mutex_);
   said_.clear();

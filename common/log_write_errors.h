@@ -57,7 +57,6 @@ class LogWriteErrors {
 
   [[nodiscard]] std::vector<LogWriteError> Snapshot() const;  // in the order first seen
   [[nodiscard]] bool Any() const;
-  void Clear();  // forgets everything
   // A new attempt: the counts stay (the job's outcome.json lists every line its logs lost, the
   // earlier attempts' files, named by path, included, and what the last attempt lost after its
   // record was taken: its attempt_ended event, its agent's closing lines); a file that failed
