@@ -216,9 +216,10 @@ void StoreControlPlane::Live() {
           closed.swap(closed_peers_);
         }
         std::vector<std::string> keys;
-        for (const char* base : {"alive", "bye", "beat_from"}) {
-          for (int r = 0; r < size(); ++r) keys.push_back(RankKey(base, r));
-        }
+        for (int r = 0; r < size(); ++r) keys.push_back(RankKey("alive", r));
+        for (int r = 0; r < size(); ++r) keys.push_back(RankKey("bye", r));
+        // Where each agent's beats come from matters only once some connection has closed.
+        for (int r = 0; r < size() && !closed.empty(); ++r) keys.push_back(RankKey("beat_from", r));
         const std::vector<std::string> values = beat->MultiGet(keys);
         CheckLiveness(values, last, changed, closed);
         const std::string lost = [&] {
@@ -250,7 +251,7 @@ void StoreControlPlane::CheckLiveness(const std::vector<std::string>& values,
     std::string why;
     const int64_t count =
         ParseCount(values[r], "agent " + std::to_string(r) + "'s liveness counter");
-    if (!values[2 * n + r].empty() && closed.count(values[2 * n + r])) {
+    if (values.size() == 3 * n && !values[2 * n + r].empty() && closed.count(values[2 * n + r])) {
       why =
           " is gone: its agent's connection to the job's store closed without a goodbye (the "
           "agent was killed or crashed, or its connection broke)";
