@@ -40,14 +40,14 @@ namespace layout = common::job_layout;
 
 namespace {
 
-// Everything one agent knows once the agents have met: who is where, the job session, and (on
-// the node-0 agent) the store.
+// Everything one agent knows once the agents have met: its place, the job session, and (on the
+// node-0 agent) every agent's report, the whole layout and the store.
 struct Meeting {
-  std::vector<AgentInfo> agents;
-  Layout layout;
   int me = 0;
-  int node = 0;
+  AgentPlace place;
   JobSession session;
+  std::vector<AgentInfo> agents;       // node 0 only
+  Layout layout;                       // node 0 only
   std::shared_ptr<StoreServer> store;  // node 0 only
 };
 
@@ -76,6 +76,8 @@ class AgentJob {
 
  private:
   void Meet();
+  [[nodiscard]] std::vector<std::string> Welcomes(const std::vector<std::string>& reports,
+                                                  const JobDirNames& names);
   void WriteManifest(const std::vector<std::string>& worker_command);
   void BeginAttemptLog(int attempt);
   [[nodiscard]] int AgreeAndRecord(int attempt, int restarts, const AttemptOutcome& outcome,
@@ -107,11 +109,12 @@ class AgentJob {
 };
 
 common::JsonObject AgentJob::Event(const std::string& name, int attempt) const {
-  return EventHeader(name, attempt, meeting_.me, launch_.hostname, meeting_.node);
+  return EventHeader(name, attempt, meeting_.me, launch_.hostname, meeting_.place.node);
 }
 
-// Rendezvous: every agent reports; everyone computes the same layout; the node-0 agent picks the
-// job id and token, creates the directory, hosts the store and broadcasts the session.
+// Rendezvous: every agent reports to the node-0 agent, which builds the layout, picks the job id
+// and token, creates the directory, hosts the store and sends each agent its place and the
+// session (runner/rendezvous.h).
 void AgentJob::Meet() {
   AgentInfo mine;
   mine.agent = control_.rank();
@@ -123,65 +126,72 @@ void AgentJob::Meet() {
   mine.devices = request_.plan.devices.value;
   mine.addresses = LocalAddresses();
   startup_.Mark("control plane", Now());
-  const std::vector<std::string> reports = control_.AllGather(mine.Serialize());
-  for (size_t i = 0; i < reports.size(); ++i) {
-    meeting_.agents.push_back(AgentInfo::Parse(reports[i], static_cast<int>(i)));
-  }
-  meeting_.layout = BuildLayout(meeting_.agents);
   meeting_.me = control_.rank();
-  meeting_.node = meeting_.layout.node_of_agent[static_cast<size_t>(meeting_.me)];
+  const std::string report = mine.Serialize();
+  const std::vector<std::string> reports = control_.Gather(report);
   const JobDirNames names = ResolveJobDirNames(config_.GetString("job.name"),
                                                launch_.job_name.value, launch_.job_id.value);
   job_name_ = names.name;
-  std::string session;
-  if (meeting_.me == 0) {
-    JobSession mine_session;
-    mine_session.job_id = names.id.empty() ? LocalJobId() : names.id;
-    const JobDir dir(config_.GetString("job.log_root"), job_name_, mine_session.job_id);
-    lock_.emplace(dir.path(), launch_.hostname);  // before anything is written into it
-    meeting_.store = request_.store;  // torchrun-style: on MASTER_ADDR:MASTER_PORT already
-    if (!meeting_.store) {
-      const std::string addr = ChooseStoreAddress(meeting_.agents, meeting_.layout,
-                                                  config_.GetString("launch.store_addr"));
-      meeting_.store = std::make_shared<StoreServer>(
-          addr, static_cast<uint16_t>(config_.GetInt("launch.store_port")),
-          [this](const std::string& line) { log_.warn("{}", line); },
-          JobStoreOptions(meeting_.agents, addr, config_));
-    } else {
-      // Open to the joining agents until now; from here on only the job's hosts.
-      meeting_.store->SetAllowList(
-          JobStoreOptions(meeting_.agents, meeting_.store->address(), config_).allow);
-    }
-    // Said at start: a store that cannot hold every worker fails the rendezvous much later.
-    for (const std::string& line :
-         JobStoreCapacityWarnings(meeting_.agents, *meeting_.store, launch_.hostname))
-      log_.warn("{}", line);
-    mine_session.store_addr = meeting_.store->address();
-    mine_session.token = RandomHex(16);
-    mine_session.attempt = dir.NextAttempt();
-    mine_session.store_port = meeting_.store->port();
-    session = mine_session.Serialize();
-  }
-  session = control_.Broadcast(session);
-  meeting_.session = JobSession::Parse(session);
+  std::vector<std::string> welcomes;
+  if (meeting_.me == 0) welcomes = Welcomes(reports, names);
+  const std::string welcome = control_.Scatter(welcomes);
+  const Welcome parsed = Welcome::Parse(welcome);
+  meeting_.place = parsed.place;
+  meeting_.session = parsed.session;
   startup_.Mark("rendezvous", Now(),
-                StartupRecord::Moved("allgather", reports) + "; broadcast " +
-                    std::to_string(session.size()) + " B");
+                meeting_.me == 0 ? StartupRecord::Moved("gather", reports) + "; " +
+                                       StartupRecord::Moved("scatter", welcomes)
+                                 : "gather: sent " + std::to_string(report.size()) +
+                                       " B; scatter: got " + std::to_string(welcome.size()) + " B");
   dir_.emplace(config_.GetString("job.log_root"), job_name_, meeting_.session.job_id);
   dir_->set_write_errors(write_errors_.get());
   write_errors_->SetReporter([this](const std::string& line) { log_.error("{}", line); });
 }
 
+// Node 0's part of the rendezvous: the layout from every report, the job directory's lock, the
+// store, the session; returns each agent's welcome (by rank).
+std::vector<std::string> AgentJob::Welcomes(const std::vector<std::string>& reports,
+                                            const JobDirNames& names) {
+  meeting_.agents = ParseReports(reports);
+  meeting_.layout = BuildLayout(meeting_.agents);
+  JobSession session;
+  session.job_id = names.id.empty() ? LocalJobId() : names.id;
+  const JobDir dir(config_.GetString("job.log_root"), job_name_, session.job_id);
+  lock_.emplace(dir.path(), launch_.hostname);  // before anything is written into it
+  meeting_.store = request_.store;  // torchrun-style: on MASTER_ADDR:MASTER_PORT already
+  if (!meeting_.store) {
+    const std::string addr = ChooseStoreAddress(meeting_.agents, meeting_.layout,
+                                                config_.GetString("launch.store_addr"));
+    meeting_.store = std::make_shared<StoreServer>(
+        addr, static_cast<uint16_t>(config_.GetInt("launch.store_port")),
+        [this](const std::string& line) { log_.warn("{}", line); },
+        JobStoreOptions(meeting_.agents, addr, config_));
+  } else {
+    // Open to the joining agents until now; from here on only the job's hosts.
+    meeting_.store->SetAllowList(
+        JobStoreOptions(meeting_.agents, meeting_.store->address(), config_).allow);
+  }
+  // Said at start: a store that cannot hold every worker fails the rendezvous much later.
+  for (const std::string& line :
+       JobStoreCapacityWarnings(meeting_.agents, *meeting_.store, launch_.hostname))
+    log_.warn("{}", line);
+  session.store_addr = meeting_.store->address();
+  session.token = RandomHex(16);
+  session.attempt = dir.NextAttempt();
+  session.store_port = meeting_.store->port();
+  return runner::Welcomes(meeting_.layout, session);
+}
+
 // Per-agent facts gathered at the node-0 agent, which writes job.yaml and manifest.json.
 void AgentJob::WriteManifest(const std::vector<std::string>& worker_command) {
-  const Layout& layout = meeting_.layout;
+  const Layout& layout = meeting_.layout;  // node 0's
   const int me = meeting_.me;
   common::JsonObject agent_json;
   agent_json.Add("agent", me)
       .Add("host", launch_.hostname)
-      .Add("node", meeting_.node)
+      .Add("node", meeting_.place.node)
       .Add("pid", static_cast<int>(getpid()))
-      .Add("first_rank", layout.first_rank_of_agent[static_cast<size_t>(me)])
+      .Add("first_rank", meeting_.place.first_rank)
       .Add("workers", request_.plan.nproc.value)
       .Add("devices", request_.plan.devices.value)
       .AddRaw("network", common::JsonObject()
@@ -195,14 +205,6 @@ void AgentJob::WriteManifest(const std::vector<std::string>& worker_command) {
                                 : "gather: sent " + std::to_string(agent_json.str().size()) + " B";
   if (me != 0) return startup_.Mark("job files", Now(), moved);
   dir_->WriteFile(layout::kJobConfig, config_.ToYaml(/*with_origins=*/true));
-  std::vector<std::string> nodes;
-  for (size_t n = 0; n < layout.hosts.size(); ++n) {
-    nodes.push_back(common::JsonObject()
-                        .Add("node", static_cast<int>(n))
-                        .Add("host", layout.hosts[n])
-                        .Add("workers", layout.workers_on_node[n])
-                        .str());
-  }
   const JobSession& s = meeting_.session;
   common::JsonObject manifest;
   manifest.Add("job_name", job_name_)
@@ -216,7 +218,7 @@ void AgentJob::WriteManifest(const std::vector<std::string>& worker_command) {
       .Add("backend", request_.plan.backend.value)
       .AddRaw("store",
               common::JsonObject().Add("address", s.store_addr).Add("port", s.store_port).str())
-      .AddRaw("nodes", common::JsonArray(nodes))
+      .AddRaw("nodes", NodesJson(layout))
       .AddRaw("agents", common::JsonArray(agent_facts))
       .Add("worker_command", worker_command)
       .AddRaw("environment", EnvironmentJson(request_.env->All()));
@@ -228,28 +230,27 @@ void AgentJob::BeginAttemptLog(int attempt) {
   if (meeting_.me == 0) dir_->BeginAttempt(attempt);
   (void)control_.AllReduceMax(0);  // the attempt directory exists before anyone writes into it
   write_errors_->NewAttempt();     // the counts are the job's (common/log_write_errors.h)
-  common::SetFileSink(log_,
-                      dir_->AttemptPath(attempt) + "/" +
-                          RunnerLogName(meeting_.layout, meeting_.me, launch_.hostname),
-                      write_errors_);
-  const Layout& layout = meeting_.layout;
-  const int first = layout.first_rank_of_agent[static_cast<size_t>(meeting_.me)];
+  common::SetFileSink(
+      log_, dir_->AttemptPath(attempt) + "/" + RunnerLogName(meeting_.place, launch_.hostname),
+      write_errors_);
+  const AgentPlace& place = meeting_.place;
+  const int first = place.first_rank;
   std::string devices;
   for (const std::string& d : request_.plan.devices.value)
     devices += (devices.empty() ? "" : ",") + d;
   log_.info(
       "runner {} host={} pid={} agent={}/{} node={}/{} scheduler={} mpi=\"{}\" job={}-{} "
       "attempt={} world_size={} ranks={}..{} devices={} store={}:{}",
-      common::kProjectVersion, launch_.hostname, getpid(), meeting_.me, control_.size(),
-      meeting_.node, layout.hosts.size(), SchedulerName(launch_.scheduler),
-      control_.Describe().substr(0, 40), job_name_, meeting_.session.job_id, attempt,
-      layout.world_size, first, first + request_.plan.nproc.value - 1,
-      devices.empty() ? "cpu" : devices, meeting_.session.store_addr, meeting_.session.store_port);
+      common::kProjectVersion, launch_.hostname, getpid(), meeting_.me, control_.size(), place.node,
+      place.node_count, SchedulerName(launch_.scheduler), control_.Describe().substr(0, 40),
+      job_name_, meeting_.session.job_id, attempt, place.world_size, first,
+      first + request_.plan.nproc.value - 1, devices.empty() ? "cpu" : devices,
+      meeting_.session.store_addr, meeting_.session.store_port);
   for (const std::string& warning : launch_.warnings) log_.warn("{}", warning);
   log_.info("{}", TimeoutsLine(config_));
   log_.info("{}", DescribeWorkerNetwork(network_));
   common::JsonObject started = Event("attempt_started", attempt);
-  started.Add("world_size", layout.world_size).Add("pid", static_cast<int>(getpid()));
+  started.Add("world_size", place.world_size).Add("pid", static_cast<int>(getpid()));
   if (attempt == meeting_.session.attempt) {
     log_.info("{}", startup_.Line());
     started.AddRaw("startup", startup_.Json());
@@ -268,7 +269,7 @@ void AgentJob::BeginAttemptLog(int attempt) {
 int AgentJob::AgreeAndRecord(int attempt, int restarts, const AttemptOutcome& outcome,
                              double attempt_started_at) {
   StartupRecord ending(Now());  // the same steps' record for the attempt's end
-  const AgentView mine{meeting_.me, launch_.hostname, meeting_.node, outcome,
+  const AgentView mine{meeting_.me, launch_.hostname, meeting_.place.node, outcome,
                        write_errors_->Snapshot()};
   const std::string record = mine.Serialize();
   const std::vector<std::string> records = control_.Gather(record);
@@ -342,7 +343,7 @@ int AgentJob::Run() {
   supervision.grace_period_s = config_.GetFloat("launch.grace_period_s");
   supervision.host = launch_.hostname;
   supervision.agent = meeting_.me;
-  supervision.node = meeting_.node;
+  supervision.node = meeting_.place.node;
   supervision.hang = HangOptionsFromConfig(config_);
   Supervisor supervisor(
       control_, log_, [&dir](const common::JsonObject& e) { dir.AppendEvent(e); }, SystemClock(),
@@ -352,8 +353,8 @@ int AgentJob::Run() {
   for (int restarts = 0;; ++restarts, ++attempt) {
     BeginAttemptLog(attempt);
     std::vector<WorkerLaunch> launches = PlanWorkerLaunches(
-        {&meeting_.layout, meeting_.me, &request_.plan, &meeting_.session, attempt, max_restarts_,
-         dir.path(), dir.AttemptPath(attempt), config_path, cpus, worker_command});
+        {&meeting_.place, &request_.plan, &meeting_.session, attempt, max_restarts_, dir.path(),
+         dir.AttemptPath(attempt), config_path, cpus, worker_command});
     const HeartbeatDir heartbeats(meeting_.session.job_id, attempt, meeting_.me,
                                   dir.AttemptPath(attempt));
     for (WorkerLaunch& launch : launches)

@@ -115,12 +115,20 @@ common::LogWriterOptions LogWriterOptionsFrom(const common::Config& config) {
   return options;
 }
 
-std::string RunnerLogName(const Layout& layout, int me, const std::string& host) {
-  const int node = layout.node_of_agent[static_cast<size_t>(me)];
-  int agents_here = 0;
-  for (int n : layout.node_of_agent) agents_here += n == node ? 1 : 0;
-  const int local = layout.local_index_of_agent[static_cast<size_t>(me)];
-  return common::job_layout::RunnerLogName(host, agents_here > 1 ? local : -1);
+std::string NodesJson(const Layout& layout) {
+  std::vector<std::string> nodes;
+  for (size_t n = 0; n < layout.hosts.size(); ++n) {
+    nodes.push_back(common::JsonObject()
+                        .Add("node", static_cast<int>(n))
+                        .Add("host", layout.hosts[n])
+                        .Add("workers", layout.workers_on_node[n])
+                        .str());
+  }
+  return common::JsonArray(nodes);
+}
+
+std::string RunnerLogName(const AgentPlace& place, const std::string& host) {
+  return common::job_layout::RunnerLogName(host, place.agents_on_node > 1 ? place.local_index : -1);
 }
 
 void WriteOutcomeFiles(const JobDir& dir, int attempt, const std::string& json,

@@ -45,9 +45,12 @@ struct JobDirNames {
 // The rank logs' writer from job.log_buffer_mib and job.log_flush_timeout_s.
 [[nodiscard]] common::LogWriterOptions LogWriterOptionsFrom(const common::Config& config);
 
+// manifest.json's `nodes`: each node's index, host and worker count, as a JSON array.
+[[nodiscard]] std::string NodesJson(const Layout& layout);
+
 // This agent's log file name in the attempt directory: runner-<host>.log, with the agent's index
 // among its node's agents when the node has more than one.
-[[nodiscard]] std::string RunnerLogName(const Layout& layout, int me, const std::string& host);
+[[nodiscard]] std::string RunnerLogName(const AgentPlace& place, const std::string& host);
 
 class JobDir;
 // Node 0: outcome.json (`json`) in the attempt's directory and in the job's. A full or failing

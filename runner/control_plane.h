@@ -22,9 +22,13 @@ class ControlPlane {
   [[nodiscard]] virtual std::string Describe() const = 0;  // "Open MPI v4.1.4 ..." for the manifest
 
   // Collectives: every agent must call them in the same order.
-  [[nodiscard]] virtual std::vector<std::string> AllGather(const std::string& mine) = 0;
-  [[nodiscard]] virtual std::string Broadcast(const std::string& from_root) = 0;       // root 0
-  [[nodiscard]] virtual std::vector<std::string> Gather(const std::string& mine) = 0;  // at 0
+  // Root 0. None gives every agent every agent's value: that would move agents^2 bytes through
+  // one place (node 0's store over TCP) where gather, scatter and broadcast move O(agents).
+  [[nodiscard]] virtual std::string Broadcast(const std::string& from_root) = 0;
+  // Node 0 gets every agent's value (by rank); the others get nothing.
+  [[nodiscard]] virtual std::vector<std::string> Gather(const std::string& mine) = 0;
+  // Each agent gets its own item of node 0's `from_root` (one per agent; ignored elsewhere).
+  [[nodiscard]] virtual std::string Scatter(const std::vector<std::string>& from_root) = 0;
   [[nodiscard]] virtual int AllReduceMax(int value) = 0;
 
   // One attempt's notice channel: Notify sends to every other agent, PollNotice receives

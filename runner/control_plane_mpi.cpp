@@ -4,6 +4,8 @@
 
 #include <cstdlib>
 #include <deque>
+#include <string>
+#include <vector>
 
 #include "common/errors.h"
 #include "runner/control_plane.h"
@@ -13,6 +15,13 @@ namespace runner {
 namespace {
 
 constexpr int kNoticeTagBase = 1000;
+
+// Where each of `sizes` starts in the concatenation, and (last) the total.
+std::vector<int> Offsets(const std::vector<int>& sizes) {
+  std::vector<int> offsets{0};
+  for (int size : sizes) offsets.push_back(offsets.back() + size);
+  return offsets;
+}
 
 void Check(int rc, const char* what) {
   if (rc == MPI_SUCCESS) return;
@@ -49,29 +58,6 @@ class MpiControlPlane final : public ControlPlane {
   int size() const override { return size_; }
   std::string Describe() const override { return describe_; }
 
-  std::vector<std::string> AllGather(const std::string& mine) override {
-    int my_size = static_cast<int>(mine.size());
-    std::vector<int> sizes(static_cast<size_t>(size_));
-    Check(MPI_Allgather(&my_size, 1, MPI_INT, sizes.data(), 1, MPI_INT, MPI_COMM_WORLD),
-          "Allgather");
-    std::vector<int> offsets(static_cast<size_t>(size_));
-    int total = 0;
-    for (int i = 0; i < size_; ++i) {
-      offsets[static_cast<size_t>(i)] = total;
-      total += sizes[static_cast<size_t>(i)];
-    }
-    std::string all(static_cast<size_t>(total), '\0');
-    Check(MPI_Allgatherv(mine.data(), my_size, MPI_CHAR, all.data(), sizes.data(), offsets.data(),
-                         MPI_CHAR, MPI_COMM_WORLD),
-          "Allgatherv");
-    std::vector<std::string> out;
-    for (int i = 0; i < size_; ++i) {
-      out.push_back(all.substr(static_cast<size_t>(offsets[static_cast<size_t>(i)]),
-                               static_cast<size_t>(sizes[static_cast<size_t>(i)])));
-    }
-    return out;
-  }
-
   std::string Broadcast(const std::string& from_root) override {
     int n = static_cast<int>(from_root.size());
     Check(MPI_Bcast(&n, 1, MPI_INT, 0, MPI_COMM_WORLD), "Bcast");
@@ -84,23 +70,42 @@ class MpiControlPlane final : public ControlPlane {
     int my_size = static_cast<int>(mine.size());
     std::vector<int> sizes(static_cast<size_t>(size_));
     Check(MPI_Gather(&my_size, 1, MPI_INT, sizes.data(), 1, MPI_INT, 0, MPI_COMM_WORLD), "Gather");
-    std::vector<int> offsets(static_cast<size_t>(size_));
-    int total = 0;
-    for (int i = 0; i < size_; ++i) {
-      offsets[static_cast<size_t>(i)] = total;
-      total += sizes[static_cast<size_t>(i)];
-    }
-    std::string all(static_cast<size_t>(rank_ == 0 ? total : 0), '\0');
+    const std::vector<int> offsets = Offsets(sizes);
+    std::string all(static_cast<size_t>(rank_ == 0 ? offsets.back() : 0), '\0');
     Check(MPI_Gatherv(mine.data(), my_size, MPI_CHAR, all.data(), sizes.data(), offsets.data(),
                       MPI_CHAR, 0, MPI_COMM_WORLD),
           "Gatherv");
     std::vector<std::string> out;
     if (rank_ != 0) return out;
-    for (int i = 0; i < size_; ++i) {
-      out.push_back(all.substr(static_cast<size_t>(offsets[static_cast<size_t>(i)]),
-                               static_cast<size_t>(sizes[static_cast<size_t>(i)])));
+    for (size_t i = 0; i < sizes.size(); ++i) {
+      out.push_back(all.substr(static_cast<size_t>(offsets[i]), static_cast<size_t>(sizes[i])));
     }
     return out;
+  }
+
+  std::string Scatter(const std::vector<std::string>& from_root) override {
+    std::vector<int> sizes;
+    std::string all;
+    if (rank_ == 0) {
+      if (from_root.size() != static_cast<size_t>(size_)) {
+        throw common::Error(common::kExitInternal,
+                            "scatter of " + std::to_string(from_root.size()) + " items to " +
+                                std::to_string(size_) + " agents");
+      }
+      for (const std::string& item : from_root) {
+        sizes.push_back(static_cast<int>(item.size()));
+        all += item;
+      }
+    }
+    int my_size = 0;
+    Check(MPI_Scatter(sizes.data(), 1, MPI_INT, &my_size, 1, MPI_INT, 0, MPI_COMM_WORLD),
+          "Scatter");
+    const std::vector<int> offsets = rank_ == 0 ? Offsets(sizes) : std::vector<int>{};
+    std::string mine(static_cast<size_t>(my_size), '\0');
+    Check(MPI_Scatterv(all.data(), sizes.data(), offsets.data(), MPI_CHAR, mine.data(), my_size,
+                       MPI_CHAR, 0, MPI_COMM_WORLD),
+          "Scatterv");
+    return mine;
   }
 
   int AllReduceMax(int value) override {
@@ -211,9 +216,11 @@ class LocalControlPlane final : public ControlPlane {
   int rank() const override { return 0; }
   int size() const override { return 1; }
   std::string Describe() const override { return "none (single agent without MPI)"; }
-  std::vector<std::string> AllGather(const std::string& mine) override { return {mine}; }
   std::string Broadcast(const std::string& from_root) override { return from_root; }
   std::vector<std::string> Gather(const std::string& mine) override { return {mine}; }
+  std::string Scatter(const std::vector<std::string>& from_root) override {
+    return from_root.at(0);
+  }
   int AllReduceMax(int value) override { return value; }
   void BeginAttempt(int) override { done_ = false; }
   void Notify(const std::string&) override {}

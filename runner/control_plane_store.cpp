@@ -99,25 +99,33 @@ void StoreControlPlane::Arrive(const std::string& prefix) {
   if (client_->Add(prefix + "/n", 1) == size()) client_->Set(prefix + "/go", "1");
 }
 
-std::vector<std::string> StoreControlPlane::Exchange(const std::string& mine, bool everyone_waits,
-                                                     bool root_only) {
+// Node 0 waits until every agent has set its value, then reads them in one request.
+std::vector<std::string> StoreControlPlane::Gather(const std::string& mine) {
   const std::string base = "c" + std::to_string(++seq_);
   client_->Set(RankKey(base, rank()), mine);
   Arrive(Key(base));
-  if (!everyone_waits && rank() != 0) return {};
+  if (rank() != 0) return {};
   WaitKey(Key(base + "/go"));
-  if (root_only && rank() != 0) return {};
   std::vector<std::string> keys;
   for (int r = 0; r < size(); ++r) keys.push_back(RankKey(base, r));
   return client_->MultiGet(keys);
 }
 
-std::vector<std::string> StoreControlPlane::AllGather(const std::string& mine) {
-  return Exchange(mine, /*everyone_waits=*/true, /*root_only=*/false);
-}
-
-std::vector<std::string> StoreControlPlane::Gather(const std::string& mine) {
-  return Exchange(mine, /*everyone_waits=*/false, /*root_only=*/true);
+// Node 0 sets one key per agent; each agent waits for its own.
+std::string StoreControlPlane::Scatter(const std::vector<std::string>& from_root) {
+  const std::string base = "c" + std::to_string(++seq_);
+  if (rank() == 0) {
+    if (from_root.size() != static_cast<size_t>(size())) {
+      throw common::Error(common::kExitInternal, "scatter of " + std::to_string(from_root.size()) +
+                                                     " items to " + std::to_string(size()) +
+                                                     " agents");
+    }
+    for (int r = 1; r < size(); ++r)
+      client_->Set(RankKey(base, r), from_root[static_cast<size_t>(r)]);
+    return from_root[0];
+  }
+  WaitKey(RankKey(base, rank()));
+  return client_->Get(RankKey(base, rank()));
 }
 
 std::string StoreControlPlane::Broadcast(const std::string& from_root) {
@@ -130,11 +138,12 @@ std::string StoreControlPlane::Broadcast(const std::string& from_root) {
   return client_->Get(Key(base + "/v"));
 }
 
+// A gather and a broadcast: each agent reads one value, not every agent's.
 int StoreControlPlane::AllReduceMax(int value) {
   int result = value;
-  for (const std::string& text : AllGather(std::to_string(value)))
+  for (const std::string& text : Gather(std::to_string(value)))
     result = std::max(result, static_cast<int>(ParseCount(text, "an agent's value to agree on")));
-  return result;
+  return static_cast<int>(ParseCount(Broadcast(std::to_string(result)), "the agreed value"));
 }
 
 void StoreControlPlane::BeginAttempt(int attempt) {

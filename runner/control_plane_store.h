@@ -9,10 +9,11 @@
 //                /runner/joined counted up to NNODES within launch.rendezvous_timeout_s: the
 //                last to join sets /runner/joined/go, which the others WAIT for (an agent that
 //                aborts the rendezvous sets it too)
-//   collectives  /runner/c<seq>/<r> values and /runner/c<seq>/n arrivals; the last to arrive
-//                sets /runner/c<seq>/go, which the others WAIT for at the store (a broadcast:
-//                /runner/c<seq>/v); seq counts calls, the same on every agent because every
-//                agent calls them in the same order
+//   collectives  a gather: /runner/c<seq>/<r> values and /runner/c<seq>/n arrivals, the last
+//                to arrive sets /runner/c<seq>/go, which node 0 WAITs for at the store; a
+//                scatter: node 0 sets /runner/c<seq>/<r>, which agent r WAITs for; a broadcast:
+//                /runner/c<seq>/v; seq counts calls, the same on every agent because every
+//                agent calls them in the same order. No agent reads every agent's value
 //   notices      /runner/a<attempt>/nn (ADD) and /runner/a<attempt>/n<k> = "<sender>\n<text>";
 //                /runner/a<attempt>/done (EnterDone), /runner/a<attempt>/end/{n,go}
 //                (EndAttempt: once every agent is there nobody sends, so nn is final)

@@ -46,9 +46,9 @@ class StoreControlPlane final : public ControlPlane {
   int size() const override { return options_.size; }
   std::string Describe() const override;
 
-  std::vector<std::string> AllGather(const std::string& mine) override;
   std::string Broadcast(const std::string& from_root) override;
   std::vector<std::string> Gather(const std::string& mine) override;
+  std::string Scatter(const std::vector<std::string>& from_root) override;
   int AllReduceMax(int value) override;
 
   void BeginAttempt(int attempt) override;
@@ -82,8 +82,6 @@ class StoreControlPlane final : public ControlPlane {
   void Arrive(const std::string& prefix);
   void Fetch();
   [[nodiscard]] std::string AttemptKey(const std::string& tail) const;
-  [[nodiscard]] std::vector<std::string> Exchange(const std::string& mine, bool everyone_waits,
-                                                  bool root_only);
 
   StoreControlPlaneOptions options_;
   std::string what_;  // "the job's store at MASTER_ADDR:MASTER_PORT = host:port"

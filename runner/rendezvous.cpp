@@ -98,6 +98,76 @@ JobSession JobSession::Parse(const std::string& text) {
   return session;
 }
 
+std::string AgentPlace::Serialize() const {
+  return common::RecordWriter()
+      .Add("node", node)
+      .Add("node_count", node_count)
+      .Add("local_index", local_index)
+      .Add("agents_on_node", agents_on_node)
+      .Add("first_rank", first_rank)
+      .Add("first_local_rank", first_local_rank)
+      .Add("workers_on_node", workers_on_node)
+      .Add("node_agent_pid", node_agent_pid)
+      .Add("world_size", world_size)
+      .str();
+}
+
+AgentPlace AgentPlace::Parse(const std::string& text) {
+  common::RecordReader in(text, "this agent's place from the node-0 agent");
+  AgentPlace p;
+  p.node_count = in.Int32("node_count", 1);
+  p.node = in.Int32("node", 0, p.node_count - 1);
+  p.agents_on_node = in.Int32("agents_on_node", 1);
+  p.local_index = in.Int32("local_index", 0, p.agents_on_node - 1);
+  p.world_size = in.Int32("world_size", 0);
+  p.workers_on_node = in.Int32("workers_on_node", 0, p.world_size);
+  p.first_local_rank = in.Int32("first_local_rank", 0, p.workers_on_node);
+  p.first_rank = in.Int32("first_rank", 0, p.world_size);
+  p.node_agent_pid = in.Int32("node_agent_pid", 1);
+  return p;
+}
+
+std::string Welcome::Serialize() const {
+  // Two records with no key in common: their lines read back as one.
+  return session.Serialize() + place.Serialize();
+}
+
+Welcome Welcome::Parse(const std::string& text) {
+  return {JobSession::Parse(text), AgentPlace::Parse(text)};
+}
+
+AgentPlace PlaceOf(const Layout& layout, int agent) {
+  const auto me = static_cast<size_t>(agent);
+  const auto node = static_cast<size_t>(layout.node_of_agent.at(me));
+  AgentPlace p;
+  p.node = static_cast<int>(node);
+  p.node_count = static_cast<int>(layout.hosts.size());
+  p.local_index = layout.local_index_of_agent.at(me);
+  p.agents_on_node = layout.agents_on_node.at(node);
+  p.first_rank = layout.first_rank_of_agent.at(me);
+  p.first_local_rank = layout.first_local_rank_of_agent.at(me);
+  p.workers_on_node = layout.workers_on_node.at(node);
+  p.node_agent_pid = layout.agent_pid_of_node.at(node);
+  p.world_size = layout.world_size;
+  return p;
+}
+
+std::vector<std::string> Welcomes(const Layout& layout, const JobSession& session) {
+  std::vector<std::string> out;
+  for (size_t i = 0; i < layout.node_of_agent.size(); ++i) {
+    out.push_back(Welcome{session, PlaceOf(layout, static_cast<int>(i))}.Serialize());
+  }
+  return out;
+}
+
+std::vector<AgentInfo> ParseReports(const std::vector<std::string>& reports) {
+  std::vector<AgentInfo> agents;
+  for (size_t i = 0; i < reports.size(); ++i) {
+    agents.push_back(AgentInfo::Parse(reports[i], static_cast<int>(i)));
+  }
+  return agents;
+}
+
 Layout BuildLayout(const std::vector<AgentInfo>& agents) {
   Layout layout;
   const size_t n = agents.size();
@@ -139,7 +209,8 @@ Layout BuildLayout(const std::vector<AgentInfo>& agents) {
   layout.first_local_rank_of_agent.resize(n);
   layout.workers_on_node.assign(layout.hosts.size(), 0);
   layout.agent_pid_of_node.assign(layout.hosts.size(), 0);
-  std::vector<int> agents_on_node(layout.hosts.size(), 0);
+  std::vector<int>& agents_on_node = layout.agents_on_node;
+  agents_on_node.assign(layout.hosts.size(), 0);
   for (size_t i = 0; i < n; ++i) {
     const int node = node_of_host.at(agents[i].host);
     layout.node_of_agent[i] = node;

@@ -7,21 +7,19 @@
 namespace runner {
 
 std::vector<WorkerLaunch> PlanWorkerLaunches(const WorkerPlanInput& in) {
-  const Layout& layout = *in.layout;
+  const AgentPlace& place = *in.place;
   const AgentPlan& plan = *in.plan;
-  const auto me = static_cast<size_t>(in.agent);
-  const int node = layout.node_of_agent[me];
   const int nproc = plan.nproc.value;
   std::vector<WorkerLaunch> launches;
   for (int i = 0; i < nproc; ++i) {
     WorkerLaunch w;
     WorkerContract& c = w.contract;
-    c.rank = layout.first_rank_of_agent[me] + i;
-    c.local_rank = layout.first_local_rank_of_agent[me] + i;
-    c.world_size = layout.world_size;
-    c.local_world_size = layout.workers_on_node[static_cast<size_t>(node)];
-    c.node_rank = node;
-    c.node_count = static_cast<int>(layout.hosts.size());
+    c.rank = place.first_rank + i;
+    c.local_rank = place.first_local_rank + i;
+    c.world_size = place.world_size;
+    c.local_world_size = place.workers_on_node;
+    c.node_rank = place.node;
+    c.node_count = place.node_count;
     c.master_addr = in.session->store_addr;
     c.master_port = in.session->store_port;
     c.restart_count = in.attempt;
@@ -31,7 +29,7 @@ std::vector<WorkerLaunch> PlanWorkerLaunches(const WorkerPlanInput& in) {
     c.attempt_dir = in.attempt_dir;
     c.config_path = in.config_path;
     c.token = in.session->token;
-    c.node_agent_pid = layout.agent_pid_of_node.at(static_cast<size_t>(node));
+    c.node_agent_pid = place.node_agent_pid;
     if (!plan.devices.value.empty()) c.device = plan.devices.value[static_cast<size_t>(i)];
     c.omp_threads = std::max(1, in.cpus / std::max(1, nproc));
     w.argv = in.command;

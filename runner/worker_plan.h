@@ -1,5 +1,5 @@
 #pragma once
-// Planning this agent's workers for one attempt, as a pure function of the rendezvous' layout,
+// Planning this agent's workers for one attempt, as a pure function of its place in the layout,
 // the job session and the attempt: global and local ranks, devices, the worker contract, argv
 // and the rank log's path. runner/agent.cpp starts what this returns.
 
@@ -13,8 +13,7 @@
 namespace runner {
 
 struct WorkerPlanInput {
-  const Layout* layout = nullptr;
-  int agent = 0;  // this agent's MPI rank
+  const AgentPlace* place = nullptr;
   const AgentPlan* plan = nullptr;
   const JobSession* session = nullptr;
   int attempt = 0;

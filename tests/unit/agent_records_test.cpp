@@ -289,21 +289,22 @@ TEST(OutcomeTest, RestartsAreCountedAndOnlyFailuresThatARetryCanChangeRestart) {
 
 TEST(WorkerPlanTest, RanksDevicesContractAndPathsFollowTheLayout) {
   // Two nodes; node 1 has two agents (2 and 1 workers); this is its second agent (MPI rank 2).
-  Layout layout;
-  layout.hosts = {"a", "b"};
-  layout.node_of_agent = {0, 1, 1};
-  layout.local_index_of_agent = {0, 0, 1};
-  layout.first_rank_of_agent = {0, 2, 4};
-  layout.first_local_rank_of_agent = {0, 0, 2};
-  layout.workers_on_node = {2, 3};
-  layout.agent_pid_of_node = {100, 200};
-  layout.world_size = 5;
+  AgentPlace place;
+  place.node = 1;
+  place.node_count = 2;
+  place.local_index = 1;
+  place.agents_on_node = 2;
+  place.first_rank = 4;
+  place.first_local_rank = 2;
+  place.workers_on_node = 3;
+  place.node_agent_pid = 200;
+  place.world_size = 5;
   AgentPlan plan;
   plan.nproc.value = 1;
   plan.devices.value = {"3"};
   const JobSession session{"77", "0123456789abcdef0123456789abcdef", 1, "10.0.0.1", 4000};
   const std::vector<WorkerLaunch> launches = PlanWorkerLaunches(
-      {&layout, 2, &plan, &session, 1, 2, "/j", "/j/attempt-1", "/j/job.yaml", 8, {"w", "--x"}});
+      {&place, &plan, &session, 1, 2, "/j", "/j/attempt-1", "/j/job.yaml", 8, {"w", "--x"}});
   ASSERT_EQ(launches.size(), 1u);
   const WorkerContract& c = launches[0].contract;
   EXPECT_EQ(c.rank, 4);
@@ -325,15 +326,10 @@ TEST(WorkerPlanTest, RanksDevicesContractAndPathsFollowTheLayout) {
 }
 
 TEST(WorkerPlanTest, CpuWorkersSplitTheAgentsCpus) {
-  Layout layout;
-  layout.hosts = {"solo"};
-  layout.node_of_agent = {0};
-  layout.local_index_of_agent = {0};
-  layout.first_rank_of_agent = {0};
-  layout.first_local_rank_of_agent = {0};
-  layout.workers_on_node = {2};
-  layout.agent_pid_of_node = {100};
-  layout.world_size = 2;
+  AgentPlace place;
+  place.workers_on_node = 2;
+  place.node_agent_pid = 100;
+  place.world_size = 2;
   AgentPlan plan;
   plan.nproc.value = 2;
   const JobSession session{"7", "0123456789abcdef0123456789abcdef", 0, "127.0.0.1", 5000};
@@ -343,7 +339,7 @@ TEST(WorkerPlanTest, CpuWorkersSplitTheAgentsCpus) {
   };
   for (const Row& row : std::vector<Row>{{2, 1}, {1, 1}, {7, 3}, {16, 8}}) {
     const std::vector<WorkerLaunch> launches = PlanWorkerLaunches(
-        {&layout, 0, &plan, &session, 0, 0, "/j", "/j/attempt-0", "/j/job.yaml", row.cpus, {"w"}});
+        {&place, &plan, &session, 0, 0, "/j", "/j/attempt-0", "/j/job.yaml", row.cpus, {"w"}});
     ASSERT_EQ(launches.size(), 2u);
     for (int i = 0; i < 2; ++i) {
       const WorkerContract& c = launches[static_cast<size_t>(i)].contract;
