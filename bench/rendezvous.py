@@ -289,7 +289,7 @@ def main():
             moved = results[(launcher, n)][-1]["moved"]
             print(f"- {launcher} {n}: rendezvous {moved.get('rendezvous')}; "
                   f"job files {moved.get('job files')}; "
-                  f"outcome gather {moved.get('outcome gather')}")
+                  f"outcome {moved.get('outcome gather')}")
     if MPIRUN_QUIRKS:
         print(f"\nmpirun exited 1 ('exiting improperly', PID 0) although the job succeeded, at "
               f"{MPIRUN_QUIRKS} agents")

@@ -66,6 +66,8 @@ struct Server {
 // std::runtime_error naming the command when it does not start.
 Server StartServer(Target target, const std::string& self, const std::string& python,
                    int max_connections);
+// The torch version `python` imports ("1.13.0a0+git..."); empty when it imports none.
+std::string TorchVersion(const std::string& python);
 // Closes its stdin, waits for it (SIGKILL after 5 s).
 void StopServer(Server& server);
 // User + system CPU seconds of `pid` (/proc/<pid>/stat); RSS and peak RSS in MiB (status).

@@ -6,7 +6,8 @@
 //   store_load serve MAX_CONNECTIONS      (hosts the runner's store; used by the line above)
 //
 // Runs are interleaved: for each repeat, each client count, each dialect, each target. PyTorch's
-// server (1.13) speaks only the v1 dialect, so it runs in v1 only. One line per run, then a
+// server runs in the dialect of its own version's clients: v1 before 2.2 (Debian 12's 1.13), v2
+// from 2.2 on (named torch-<major.minor> in the output). One line per run, then a
 // median/min/max table. Exit codes: 0 every run of the runner's store completed with the right
 // values, 1 one did not (or the set-up failed), 2 usage. PyTorch's server is the comparison: its
 // failures are reported, not an error. --server-cap caps the runner's store below the clients (to
@@ -127,8 +128,24 @@ Options Parse(int argc, char** argv) {
   return o;
 }
 
-const char* Name(Target t) {
-  return t == Target::kRunner ? "runner" : t == Target::kTorch ? "torch-1.13" : "baseline";
+// PyTorch's server as the output names it, and the one dialect it runs in (SetTorch).
+std::string torch_name = "torch";
+Dialect torch_dialect = Dialect::kV1;
+
+// From the version `python` imports: "torch-1.13" speaks v1, "torch-2.11" v2. Returns false when
+// it imports no torch.
+bool SetTorch(const std::string& python) {
+  const std::string version = TorchVersion(python);
+  int major = 0;
+  int minor = 0;
+  if (std::sscanf(version.c_str(), "%d.%d", &major, &minor) != 2) return false;
+  torch_name = "torch-" + std::to_string(major) + "." + std::to_string(minor);
+  torch_dialect = major > 2 || (major == 2 && minor >= 2) ? Dialect::kV2 : Dialect::kV1;
+  return true;
+}
+
+std::string Name(Target t) {
+  return t == Target::kRunner ? "runner" : t == Target::kTorch ? torch_name : "baseline";
 }
 const char* Name(Dialect d) { return d == Dialect::kV1 ? "v1" : "v2"; }
 
@@ -188,7 +205,7 @@ void PrintTable(const std::map<Key, std::vector<RunResult>>& runs) {
       for (int i = 0; i < 7; ++i) columns[i].push_back(values[i]);
     }
     std::printf("| %d | %s | %s | %d/%zu |", std::get<0>(key), Name(Dialect(std::get<1>(key))),
-                Name(Target(std::get<2>(key))), complete, results.size());
+                Name(Target(std::get<2>(key))).c_str(), complete, results.size());
     for (const std::vector<double>& column : columns) std::printf(" %s |", Stat(column).c_str());
     std::printf("\n");
   }
@@ -200,7 +217,7 @@ void PrintRun(int repeat, const RunConfig& c, const RunResult& r) {
       "total_s=%.3f round_trip_us=%.1f (server cpu %.1f) server_cpu_s=%.2f server_rss_mib=%.1f "
       "(before %.1f) "
       "load_cpu_s=%.2f%s%s\n",
-      repeat, c.clients, Name(c.dialect), Name(c.target), r.done, r.failed, r.connect_s,
+      repeat, c.clients, Name(c.dialect), Name(c.target).c_str(), r.done, r.failed, r.connect_s,
       r.barrier_s, r.total_s, r.round_trip_us, r.round_trip_cpu_us, r.server_cpu_s,
       r.server_rss_mib, r.server_base_mib, r.load_cpu_s,
       r.ok() ? "" : " FAILED: ", r.first_error.c_str());
@@ -210,6 +227,11 @@ void PrintRun(int repeat, const RunConfig& c, const RunResult& r) {
 int Main(int argc, char** argv) {
   if (argc == 3 && std::string(argv[1]) == "serve") return Serve(Positive("serve", argv[2]));
   const Options o = Parse(argc, argv);
+  if (std::count(o.targets.begin(), o.targets.end(), Target::kTorch) > 0 && !SetTorch(o.python)) {
+    std::cerr << "store_load: " << o.python << " imports no torch (target torch); install "
+              << "python3-torch, pass --python, or leave torch out of --targets\n";
+    return 1;
+  }
   const int most = *std::max_element(o.clients.begin(), o.clients.end());
   // Children inherit the limit: PyTorch's server needs some room besides its connections.
   const uint64_t files = RaiseFileLimit(uint64_t(most) + 1024);
@@ -228,7 +250,7 @@ int Main(int argc, char** argv) {
     for (int clients : o.clients) {
       for (Dialect dialect : o.dialects) {
         for (Target target : o.targets) {
-          if (target == Target::kTorch && dialect != Dialect::kV1) continue;
+          if (target == Target::kTorch && dialect != torch_dialect) continue;
           RunConfig config = o.base;
           std::tie(config.clients, config.dialect, config.target) =
               std::tuple(clients, dialect, target);

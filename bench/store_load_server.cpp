@@ -9,8 +9,10 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <chrono>
+#include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <iostream>
@@ -27,7 +29,8 @@ namespace store_load {
 
 namespace {
 
-// PyTorch's own TCPStore server (1.13 in Debian 12), hosted the way rank 0 hosts it.
+// PyTorch's own TCPStore server, hosted the way rank 0 hosts it (1.13 in Debian 12; from 2.4 on
+// the libuv server by default).
 const char* kTorchServer =
     "import sys, torch.distributed as d\n"
     "s = d.TCPStore('127.0.0.1', 0, is_master=True, wait_for_workers=False)\n"
@@ -88,6 +91,20 @@ Server StartServer(Target target, const std::string& self, const std::string& py
   }
   server.port = static_cast<uint16_t>(std::stoi(line.substr(5)));
   return server;
+}
+
+std::string TorchVersion(const std::string& python) {
+  const std::string command =
+      "'" + python + "' -c 'import torch; print(torch.__version__)' 2>/dev/null";
+  FILE* pipe = popen(command.c_str(), "r");
+  if (pipe == nullptr) return {};
+  char line[256] = {};
+  const bool got = std::fgets(line, sizeof(line), pipe) != nullptr;
+  pclose(pipe);
+  std::string version = got ? line : "";
+  while (!version.empty() && std::isspace(static_cast<unsigned char>(version.back())))
+    version.pop_back();
+  return version;
 }
 
 void StopServer(Server& server) {
