@@ -1,7 +1,7 @@
 // The control plane over the job's store (runner/control_plane_store.h) with agents as threads
-// over a real StoreServer on loopback: collectives, notices of any size, the done barrier, late
-// notices, an abort seen by the others with its code, a lost agent, and the rendezvous' failure
-// modes with their messages.
+// over a real StoreServer on loopback: an abort seen by the others with its code, a lost agent,
+// and the rendezvous' failure modes with their messages (the collectives and notices are in
+// control_plane_store_collectives_test.cpp).
 
 #include "runner/control_plane_store.h"
 
@@ -20,47 +20,13 @@
 #include "runner/control_plane_store_detail.h"
 #include "runner/store_client.h"
 #include "runner/store_server.h"
+#include "tests/unit/store_plane_job.h"
 
 namespace runner {
 namespace {
 
 using namespace std::chrono_literals;
-
-struct Job {
-  std::shared_ptr<StoreServer> store = std::make_shared<StoreServer>("127.0.0.1", 0);
-
-  StoreControlPlaneOptions Options(int rank, int size) const {
-    StoreControlPlaneOptions o;
-    o.rank = rank;
-    o.size = size;
-    o.host = "host" + std::to_string(rank);
-    o.master_addr = "127.0.0.1";
-    o.master_port = store->port();
-    o.master_source = "MASTER_ADDR:MASTER_PORT";
-    o.rendezvous_timeout_s = 10;
-    o.heartbeat_s = 0.05;
-    o.lost_after_s = 0.5;
-    o.poll_s = 0.01;
-    o.request_timeout_s = 5;
-    if (rank == 0) o.hosted = store;
-    return o;
-  }
-
-  // Runs `body` on `size` agents, each on its own thread, and returns what each returned.
-  template <typename T>
-  std::vector<T> Run(int size, const std::function<T(ControlPlane&)>& body) const {
-    std::vector<std::future<T>> futures;
-    for (int r = 0; r < size; ++r) {
-      futures.push_back(std::async(std::launch::async, [this, r, size, &body] {
-        std::unique_ptr<ControlPlane> plane = MakeStoreControlPlane(Options(r, size));
-        return body(*plane);
-      }));
-    }
-    std::vector<T> out;
-    for (auto& f : futures) out.push_back(f.get());
-    return out;
-  }
-};
+using testing_support::Job;
 
 std::string What(const std::function<void()>& body) {
   try {
@@ -71,73 +37,6 @@ std::string What(const std::function<void()>& body) {
   return "(no error)";
 }
 
-TEST(StoreControlPlaneTest, CollectivesGiveEveryAgentTheSameAnswers) {
-  Job job;
-  const auto results = job.Run<std::string>(3, [](ControlPlane& c) {
-    std::string out = c.Scatter(c.rank() == 0 ? std::vector<std::string>{"a0", "a1", "a2"}
-                                              : std::vector<std::string>{"ignored"}) +
-                      ",";
-    out += c.Broadcast(c.rank() == 0 ? "root says hi" : "ignored") + ",";
-    out += std::to_string(c.AllReduceMax(10 * c.rank())) + ",";
-    const std::vector<std::string> gathered = c.Gather(std::string(c.rank() * 5000, 'x'));
-    out += std::to_string(gathered.size());
-    if (c.rank() == 0) out += ":" + std::to_string(gathered[2].size());
-    return out;
-  });
-  EXPECT_EQ(results[0], "a0,root says hi,20,3:10000");
-  EXPECT_EQ(results[1], "a1,root says hi,20,0");
-  EXPECT_EQ(results[2], "a2,root says hi,20,0");
-}
-
-// Each agent sends a notice (one of 20 KiB), sees the others' and never its own; the barrier
-// completes once all are done; a notice sent just before the barrier is returned by EndAttempt
-// when it was not polled in time.
-TEST(StoreControlPlaneTest, NoticesOfAnySizeReachEveryOtherAgentAndLateOnesAreCollected) {
-  Job job;
-  const auto results = job.Run<std::string>(3, [](ControlPlane& c) {
-    std::multiset<std::string> got;
-    for (int attempt = 0; attempt < 2; ++attempt) {
-      c.BeginAttempt(attempt);
-      const std::string mine = "from " + std::to_string(c.rank()) + " attempt " +
-                               std::to_string(attempt) +
-                               (c.rank() == 1 ? std::string(20000, '.') : "");
-      c.Notify(mine);
-      (void)c.AllReduceMax(0);  // everyone has sent
-      c.EnterDone();
-      const auto deadline = std::chrono::steady_clock::now() + 5s;
-      while (!c.PollDone() && std::chrono::steady_clock::now() < deadline) {
-        while (std::optional<std::string> n = c.PollNotice()) got.insert(n->substr(0, 16));
-        std::this_thread::sleep_for(5ms);
-      }
-      for (const std::string& n : c.EndAttempt()) got.insert(n.substr(0, 16));
-    }
-    std::string out;
-    for (const std::string& n : got) out += n + ";";
-    return out;
-  });
-  EXPECT_EQ(results[0], "from 1 attempt 0;from 1 attempt 1;from 2 attempt 0;from 2 attempt 1;");
-  EXPECT_EQ(results[1], "from 0 attempt 0;from 0 attempt 1;from 2 attempt 0;from 2 attempt 1;");
-  EXPECT_EQ(results[2], "from 0 attempt 0;from 0 attempt 1;from 1 attempt 0;from 1 attempt 1;");
-}
-
-TEST(StoreControlPlaneTest, TheDoneBarrierWaitsForTheLastAgent) {
-  Job job;
-  const auto results = job.Run<int>(2, [](ControlPlane& c) {
-    c.BeginAttempt(0);
-    if (c.rank() == 1) std::this_thread::sleep_for(300ms);
-    c.EnterDone();
-    int polls_before = 0;
-    while (!c.PollDone()) {
-      ++polls_before;
-      std::this_thread::sleep_for(10ms);
-    }
-    (void)c.EndAttempt();
-    return polls_before;
-  });
-  EXPECT_GT(results[0], 5);  // node 0 waited for node 1
-}
-
-// An abort record from another agent ends every other agent with that agent's code and reason.
 TEST(StoreControlPlaneTest, AnAbortPostedByOneAgentEndsTheOthersWithItsCode) {
   Job job;
   const auto results = job.Run<std::string>(3, [&job](ControlPlane& c) {
