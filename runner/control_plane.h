@@ -31,11 +31,13 @@ class ControlPlane {
   [[nodiscard]] virtual std::string Scatter(const std::vector<std::string>& from_root) = 0;
   [[nodiscard]] virtual int AllReduceMax(int value) = 0;
 
-  // One attempt's notice channel: Notify sends to every other agent, PollNotice receives
-  // without blocking. EnterDone starts a non-blocking barrier, PollDone tests it. EndAttempt
-  // (after PollDone is true) collects the notices still in flight and returns them.
+  // One attempt's notice channel: Notify sends to every other agent, NotifyFirst to agent 0
+  // only (from agent 0: nothing), PollNotice receives without blocking. EnterDone starts a
+  // non-blocking barrier, PollDone tests it. EndAttempt (after PollDone is true) collects the
+  // notices still in flight and returns them.
   virtual void BeginAttempt(int attempt) = 0;
   virtual void Notify(const std::string& notice) = 0;
+  virtual void NotifyFirst(const std::string& notice) = 0;
   [[nodiscard]] virtual std::optional<std::string> PollNotice() = 0;
   virtual void EnterDone() = 0;
   [[nodiscard]] virtual bool PollDone() = 0;

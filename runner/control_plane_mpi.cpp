@@ -125,16 +125,13 @@ class MpiControlPlane final : public ControlPlane {
   // Notices of any size (a hang suspicion carries every local rank's view): small ones go out
   // eagerly, larger ones complete when the peer receives them, which its polling does.
   void Notify(const std::string& notice) override {
-    const std::string& text = notice;
     for (int peer = 0; peer < size_; ++peer) {
-      if (peer == rank_) continue;
-      sends_.push_back({text, MPI_REQUEST_NULL});
-      Send& send = sends_.back();
-      Check(MPI_Isend(send.text.data(), static_cast<int>(send.text.size()), MPI_CHAR, peer, tag_,
-                      MPI_COMM_WORLD, &send.request),
-            "Isend");
-      ++sent_to_[static_cast<size_t>(peer)];
+      if (peer != rank_) SendTo(peer, notice);
     }
+  }
+
+  void NotifyFirst(const std::string& notice) override {
+    if (rank_ != 0) SendTo(0, notice);
   }
 
   std::optional<std::string> PollNotice() override {
@@ -188,6 +185,15 @@ class MpiControlPlane final : public ControlPlane {
     MPI_Request request;
   };
 
+  void SendTo(int peer, const std::string& text) {
+    sends_.push_back({text, MPI_REQUEST_NULL});
+    Send& send = sends_.back();
+    Check(MPI_Isend(send.text.data(), static_cast<int>(send.text.size()), MPI_CHAR, peer, tag_,
+                    MPI_COMM_WORLD, &send.request),
+          "Isend");
+    ++sent_to_[static_cast<size_t>(peer)];
+  }
+
   // The message `status` announced (from MPI_Iprobe or MPI_Probe), whatever its size.
   std::string Receive(const MPI_Status& status) {
     int count = 0;
@@ -224,6 +230,7 @@ class LocalControlPlane final : public ControlPlane {
   int AllReduceMax(int value) override { return value; }
   void BeginAttempt(int) override { done_ = false; }
   void Notify(const std::string&) override {}
+  void NotifyFirst(const std::string&) override {}
   std::optional<std::string> PollNotice() override { return std::nullopt; }
   void EnterDone() override { done_ = true; }
   bool PollDone() override { return done_; }

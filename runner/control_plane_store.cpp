@@ -149,6 +149,7 @@ int StoreControlPlane::AllReduceMax(int value) {
 void StoreControlPlane::BeginAttempt(int attempt) {
   attempt_ = attempt;
   seen_ = 0;
+  seen_first_ = 0;
   done_count_ = 0;
   entered_done_ = false;
   inbox_.clear();
@@ -160,22 +161,35 @@ void StoreControlPlane::Notify(const std::string& notice) {
   client_->Set(AttemptKey("n" + std::to_string(n)), std::to_string(rank()) + "\n" + notice);
 }
 
-// One poll: the notice count, the done count and the alarms in one request, then the new notices
-// (a notice counted but not yet written is read at the next poll).
+void StoreControlPlane::NotifyFirst(const std::string& notice) {
+  if (rank() == 0) return;
+  const int64_t n = client_->Add(AttemptKey("fn"), 1);
+  client_->Set(AttemptKey("f" + std::to_string(n)), std::to_string(rank()) + "\n" + notice);
+}
+
+// One poll: the notice counts (node 0: both channels), the done count and the alarms in one
+// request, then the new notices (one counted but not yet written is read at the next poll).
 void StoreControlPlane::Fetch() {
   last_fetch_ = Clock::now();
-  const std::vector<std::string> v =
-      client_->MultiGet({AttemptKey("nn"), AttemptKey("done"), Key("abort"), Key("lost")});
+  std::vector<std::string> keys = {AttemptKey("nn"), AttemptKey("done"), Key("abort"), Key("lost")};
+  if (rank() == 0) keys.push_back(AttemptKey("fn"));
+  const std::vector<std::string> v = client_->MultiGet(keys);
   CheckAlarms(v[2], v[3]);
   done_count_ = ParseCount(v[1], AttemptKey("done"));
-  const int64_t count = ParseCount(v[0], AttemptKey("nn"));
-  if (count <= seen_) return;
+  ReadNotices("n", ParseCount(v[0], AttemptKey("nn")), seen_);
+  if (rank() == 0) ReadNotices("f", ParseCount(v[4], AttemptKey("fn")), seen_first_);
+}
+
+// The notices `prefix`<seen+1>..`prefix`<count> into the inbox, but this agent's own.
+void StoreControlPlane::ReadNotices(const std::string& prefix, int64_t count, int64_t& seen) {
+  if (count <= seen) return;
   std::vector<std::string> keys;
-  for (int64_t k = seen_ + 1; k <= count; ++k) keys.push_back(AttemptKey("n" + std::to_string(k)));
+  for (int64_t k = seen + 1; k <= count; ++k)
+    keys.push_back(AttemptKey(prefix + std::to_string(k)));
   for (const std::string& value : client_->MultiGet(keys)) {
     const size_t newline = value.find('\n');
     if (newline == std::string::npos) break;
-    ++seen_;
+    ++seen;
     if (value.substr(0, newline) != std::to_string(rank()))
       inbox_.push_back(value.substr(newline + 1));
   }

@@ -53,6 +53,7 @@ class StoreControlPlane final : public ControlPlane {
 
   void BeginAttempt(int attempt) override;
   void Notify(const std::string& notice) override;
+  void NotifyFirst(const std::string& notice) override;
   std::optional<std::string> PollNotice() override;
   void EnterDone() override;
   bool PollDone() override;
@@ -81,6 +82,7 @@ class StoreControlPlane final : public ControlPlane {
   void WaitKey(const std::string& key);
   void Arrive(const std::string& prefix);
   void Fetch();
+  void ReadNotices(const std::string& prefix, int64_t count, int64_t& seen);
   [[nodiscard]] std::string AttemptKey(const std::string& tail) const;
 
   StoreControlPlaneOptions options_;
@@ -92,7 +94,8 @@ class StoreControlPlane final : public ControlPlane {
 
   // The current attempt's notice channel.
   int attempt_ = 0;
-  int64_t seen_ = 0;  // notices read, ours included
+  int64_t seen_ = 0;        // notices read, ours included
+  int64_t seen_first_ = 0;  // node 0: notices to it alone read
   int64_t done_count_ = 0;
   bool entered_done_ = false;
   std::deque<std::string> inbox_;

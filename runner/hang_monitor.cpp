@@ -49,7 +49,8 @@ void HangMonitor::Tick(WorkerProbe& probe, double steady_now, double unix_now, b
   if (stall < watch_.options().warn_fraction * limit || stopping) {
     if (suspected_) {
       suspects_.erase(agent_);
-      sink.Send(HangMessage{HangMessage::Kind::kClear, agent_, host_, {}}.Serialize());
+      if (agent_ != 0)
+        sink.SendFirst(HangMessage{HangMessage::Kind::kClear, agent_, host_, {}, {}}.Serialize());
     }
     if (warned_ || suspected_) sink.Info("the workers on this node advance again");
     warned_ = suspected_ = false;
@@ -70,16 +71,19 @@ void HangMonitor::Tick(WorkerProbe& probe, double steady_now, double unix_now, b
     suspected_ = true;
     suspects_[agent_] = views;
     if (agents_ > 1) {
-      sink.Info("no rank on this node has advanced for " + WholeSeconds(stall) +
-                " s: asking the other agents whether theirs have");
+      sink.Info("no rank on this node has advanced for " + WholeSeconds(stall) + " s: " +
+                (agent_ == 0 ? "waiting for the other agents to say whether theirs have"
+                             : "telling agent 0, which judges when no agent's ranks advance"));
     }
-    sink.Send(HangMessage{HangMessage::Kind::kSuspect, agent_, host_, views}.Serialize());
+    if (agent_ != 0)
+      sink.SendFirst(
+          HangMessage{HangMessage::Kind::kSuspect, agent_, host_, views, {}}.Serialize());
   }
-  if (static_cast<int>(suspects_.size()) == agents_) {
+  if (agent_ == 0 && static_cast<int>(suspects_.size()) == agents_) {
     std::vector<RankView> all;
     for (auto& [agent, agent_views] : suspects_)
       all.insert(all.end(), agent_views.begin(), agent_views.end());
-    Judge(std::move(all), sink, /*tell_others=*/true);
+    Judge(std::move(all), sink);
   }
 }
 
@@ -95,17 +99,21 @@ void HangMonitor::OnMessage(const HangMessage& message, HangSink& sink) {
     case HangMessage::Kind::kVerdict:
       sink.Info("agent " + std::to_string(message.agent) + " on " + message.host +
                 " judged the job hung");
-      Judge(message.views, sink, /*tell_others=*/false);
+      judged_ = true;
+      verdict_ = HangVerdict{};
+      verdict_->lines = message.lines;  // who is named, and where the others wait
       return;
   }
-  // The verdict is reached on this agent's own tick, once its own suspicion is in.
+  // Agent 0 reaches the verdict on its own tick, once its own suspicion is in.
 }
 
-void HangMonitor::Judge(std::vector<RankView> views, HangSink& sink, bool tell_others) {
+void HangMonitor::Judge(std::vector<RankView> views, HangSink& sink) {
   judged_ = true;
-  if (tell_others && agents_ > 1)
-    sink.Send(HangMessage{HangMessage::Kind::kVerdict, agent_, host_, views}.Serialize());
   verdict_ = JudgeHang(std::move(views), watch_.options().timeout_s);
+  if (agents_ > 1) {
+    sink.Send(
+        HangMessage{HangMessage::Kind::kVerdict, agent_, host_, {}, verdict_->lines}.Serialize());
+  }
 }
 
 std::optional<HangVerdict> HangMonitor::TakeVerdict() {

@@ -1,10 +1,11 @@
 #pragma once
 // The hang watchdog's agreement across agents (README.md, "When a job hangs"). Each agent samples
 // its workers (runner/hang_watch.h); when none of them has advanced for half the limit it warns,
-// at the limit it tells the other agents so, with its ranks' views (a suspect message), and takes
-// it back if they advance again (clear). When every agent of the job suspects a hang at once, the
-// job is hung: each agent judges the same views the same way (runner/hang_verdict.h) and the
-// first to do so sends its verdict, with the views, to any agent not there yet.
+// at the limit it tells agent 0 so, with its ranks' views (a suspect message), and takes it back
+// if they advance again (clear). When every agent of the job suspects a hang at once, the job is
+// hung: agent 0 judges every rank's view (runner/hang_verdict.h) and sends the verdict's lines to
+// every agent. Agent 0 alone receives views: what moves is O(agents), never every agent's views
+// to every agent.
 //
 // No sockets, clocks or processes here: times come in, messages and log lines go out through a
 // HangSink. The supervisor captures the stacks and stops the workers.
@@ -26,8 +27,9 @@ class HangSink {
   virtual void Warn(const std::string& line) = 0;
   virtual void Info(const std::string& line) = 0;
   virtual void Event(const std::string& name, const common::JsonObject& fields) = 0;
-  virtual void Send(const std::string& message) = 0;   // to every other agent
-  virtual void Progress(const std::string& json) = 0;  // progress/agent-<A>.json
+  virtual void Send(const std::string& message) = 0;       // to every other agent
+  virtual void SendFirst(const std::string& message) = 0;  // to agent 0 (never called there)
+  virtual void Progress(const std::string& json) = 0;      // progress/agent-<A>.json
 };
 
 class HangMonitor {
@@ -47,12 +49,13 @@ class HangMonitor {
   void WriteProgress(double steady_now, double unix_now, const std::string& state,
                      HangSink& sink) const;
 
-  // The verdict, once reached; taken once.
+  // The verdict, once reached; taken once. On agents other than 0 it holds the lines only.
   [[nodiscard]] std::optional<HangVerdict> TakeVerdict();
   [[nodiscard]] bool judged() const { return judged_; }
 
  private:
-  void Judge(std::vector<RankView> views, HangSink& sink, bool tell_others);
+  // Agent 0: the verdict from every rank's view, sent to the others.
+  void Judge(std::vector<RankView> views, HangSink& sink);
   [[nodiscard]] std::string LocalSummary(const std::vector<RankView>& views) const;
 
   HangWatch watch_;
@@ -66,7 +69,7 @@ class HangMonitor {
   bool warned_ = false;
   bool suspected_ = false;
   bool judged_ = false;
-  std::map<int, std::vector<RankView>> suspects_;  // by agent, this one included
+  std::map<int, std::vector<RankView>> suspects_;  // agent 0: by agent, its own included
   std::optional<HangVerdict> verdict_;
 };
 

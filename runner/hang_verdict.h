@@ -1,7 +1,7 @@
 #pragma once
 // The hang verdict, a pure function of every rank's view (runner/hang_view.h) when no rank of the
-// job has advanced for the hang timeout. Every agent computes it from the same views, so they
-// agree without another exchange.
+// job has advanced for the hang timeout. Agent 0 computes it from every agent's views and sends
+// its lines to the others (runner/hang_monitor.h).
 //
 // Who is named (the "laggards"):
 // - every rank whose process is stopped (T, t), uninterruptible (D), a zombie, or has ended; when

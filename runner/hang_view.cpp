@@ -96,6 +96,8 @@ std::string HangMessage::Serialize() const {
   out.Add("views", static_cast<int>(views.size()));
   for (size_t i = 0; i < views.size(); ++i)
     out.Add("view." + std::to_string(i), SerializeRankView(views[i]));
+  out.Add("lines", static_cast<int>(lines.size()));
+  for (size_t i = 0; i < lines.size(); ++i) out.Add("line." + std::to_string(i), lines[i]);
   return out.str();
 }
 
@@ -121,6 +123,8 @@ std::optional<HangMessage> HangMessage::Parse(const std::string& text) {
         in.String(key),
         "rank view " + std::to_string(i) + " from agent " + std::to_string(message.agent)));
   }
+  const int lines = in.Int32("lines", message.kind == Kind::kVerdict ? 1 : 0, 1 << 20);
+  for (int i = 0; i < lines; ++i) message.lines.push_back(in.String("line." + std::to_string(i)));
   return message;
 }
 

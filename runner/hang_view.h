@@ -51,12 +51,15 @@ struct RankView {
 // advanced for the timeout" (suspect, with their views), "they advance again" (clear), and the
 // verdict one agent reached (with every view it was judged from, so that an agent that has not
 // reached it yet judges the same).
+// Suspect and clear go to agent 0 alone (a suspect with the sender's rank views); agent 0 sends
+// the verdict's lines, without the views, to every agent.
 struct HangMessage {
   enum class Kind { kSuspect, kClear, kVerdict };
   Kind kind = Kind::kSuspect;
   int agent = 0;
   std::string host;
   std::vector<RankView> views;
+  std::vector<std::string> lines;  // a verdict's, never empty there
 
   [[nodiscard]] std::string Serialize() const;
   // nullopt when `text` is another kind of notice; throws common::CommunicationError when it is

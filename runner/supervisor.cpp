@@ -55,6 +55,7 @@ class SupervisorHangSink : public HangSink {
   void Send(const std::string& message) override {
     if (control_.size() > 1) control_.Notify(message);
   }
+  void SendFirst(const std::string& message) override { control_.NotifyFirst(message); }
   void Progress(const std::string& json) override {
     // The progress file is for people; one that cannot be written is said once, not fatal.
     if (progress_) progress_->Write(json);

@@ -1,5 +1,6 @@
 // The watchdog's local watch and its agreement across agents, on invented observations and times:
-// two monitors play two agents and hand each other their messages.
+// monitors play agents and hand each other their messages (suspicions to agent 0 alone, its
+// verdict to every agent).
 #include "runner/hang_monitor.h"
 
 #include <gtest/gtest.h>
@@ -35,8 +36,13 @@ class FakeSink : public HangSink {
     events.push_back(name);
   }
   void Send(const std::string& message) override { sent.push_back(message); }
+  void SendFirst(const std::string& message) override {
+    sent.push_back(message);
+    ++to_first;
+  }
   void Progress(const std::string& json) override { progress = json; }
   std::vector<std::string> warnings, infos, events, sent;
+  int to_first = 0;  // of `sent`, those to agent 0 alone
   std::string progress;
 };
 
@@ -52,8 +58,8 @@ HangOptions Options() {
 }
 
 struct Agent {
-  Agent(int agent, int first_rank)
-      : monitor(Options(), 0, agent, 2, agent, agent == 0 ? "n1" : "n2") {
+  Agent(int agent, int first_rank, int agents = 2)
+      : monitor(Options(), 0, agent, agents, agent, "n" + std::to_string(agent + 1)) {
     for (int i = 0; i < 2; ++i) {
       monitor.watch().Add(i, {first_rank + i, i, 100 + first_rank + i, "hb", "log"}, 0);
       probe.Advance(first_rank + i, 1, "forward");
@@ -112,23 +118,64 @@ TEST(HangMonitor, TwoAgentsAgreeOnTheSameVerdictWhenNoRankAdvances) {
 TEST(HangMonitor, ASuspicionIsTakenBackWhenTheRanksAdvanceAgain) {
   Agent a(0, 0), b(1, 2);
   size_t from_a = 0, from_b = 0;
-  a.probe.Advance(0, 5, "all-reduce", 9, true);
-  a.probe.Advance(1, 5, "all-reduce", 9, true);
+  b.probe.Advance(2, 5, "all-reduce", 9, true);
+  b.probe.Advance(3, 5, "all-reduce", 9, true);
   for (double t = 0; t <= 11; t += 1) {
+    a.probe.Advance(0, 5 + static_cast<int64_t>(t), "forward");  // a's ranks keep going
     a.Tick(t);
-    b.probe.Advance(2, 5 + static_cast<int64_t>(t), "forward");  // b's ranks keep going
     b.Tick(t);
     Deliver(a, b, from_a), Deliver(b, a, from_b);
   }
-  ASSERT_EQ(a.sink.sent.size(), 1u);  // a suspects...
-  a.probe.Advance(0, 6, "forward");   // ...until its ranks advance
-  a.Tick(12);
-  Deliver(a, b, from_a);
-  ASSERT_EQ(a.sink.sent.size(), 2u);
-  EXPECT_EQ(HangMessage::Parse(a.sink.sent[1])->kind, HangMessage::Kind::kClear);
-  EXPECT_EQ(a.sink.infos.back(), "the workers on this node advance again");
+  ASSERT_EQ(b.sink.sent.size(), 1u);  // b tells agent 0 it suspects...
+  EXPECT_EQ(b.sink.to_first, 1);
+  EXPECT_EQ(HangMessage::Parse(b.sink.sent[0])->kind, HangMessage::Kind::kSuspect);
+  b.probe.Advance(2, 6, "forward");  // ...until its ranks advance
+  b.Tick(12);
+  Deliver(b, a, from_b);
+  ASSERT_EQ(b.sink.sent.size(), 2u);
+  EXPECT_EQ(b.sink.to_first, 2);
+  EXPECT_EQ(HangMessage::Parse(b.sink.sent[1])->kind, HangMessage::Kind::kClear);
+  EXPECT_EQ(b.sink.infos.back(), "the workers on this node advance again");
+  EXPECT_TRUE(a.sink.sent.empty());
   EXPECT_FALSE(a.monitor.judged());
   EXPECT_FALSE(b.monitor.judged());
+}
+
+// Three agents: the suspicions (with the views) go to agent 0 alone, agent 0 judges once all
+// three suspect, and its verdict reaches the others as lines without any view.
+TEST(HangMonitor, AgentZeroJudgesAndTheOthersGetTheLinesOnly) {
+  Agent a(0, 0, 3), b(1, 2, 3), c(2, 4, 3);
+  std::vector<Agent*> agents = {&a, &b, &c};
+  for (Agent* x : agents) {
+    for (int i = 0; i < 2; ++i) {
+      const int rank = (x == &a ? 0 : x == &b ? 2 : 4) + i;
+      x->probe.Advance(rank, 7, "all-reduce", 3, rank != 5);  // rank 5 never entered #3
+    }
+  }
+  size_t from[3][3] = {};  // [sender][receiver]: messages delivered
+  for (double t = 0; t <= 16 && !(b.monitor.judged() && c.monitor.judged()); t += 1) {
+    for (Agent* x : agents) x->Tick(t);
+    // What 1 and 2 send goes to agent 0 only; what agent 0 sends goes to both.
+    Deliver(b, a, from[1][0]), Deliver(c, a, from[2][0]);
+    Deliver(a, b, from[0][1]), Deliver(a, c, from[0][2]);
+  }
+  ASSERT_TRUE(a.monitor.judged() && b.monitor.judged() && c.monitor.judged());
+  EXPECT_EQ(b.sink.to_first, 1);
+  EXPECT_EQ(c.sink.to_first, 1);
+  EXPECT_EQ(b.sink.sent.size(), 1u);
+  EXPECT_EQ(c.sink.sent.size(), 1u);
+  ASSERT_EQ(a.sink.sent.size(), 1u);  // the verdict, and nothing else
+  const HangMessage verdict = *HangMessage::Parse(a.sink.sent[0]);
+  EXPECT_EQ(verdict.kind, HangMessage::Kind::kVerdict);
+  EXPECT_TRUE(verdict.views.empty());
+  const std::optional<HangVerdict> va = a.monitor.TakeVerdict();
+  const std::optional<HangVerdict> vb = b.monitor.TakeVerdict();
+  const std::optional<HangVerdict> vc = c.monitor.TakeVerdict();
+  ASSERT_TRUE(va && vb && vc);
+  EXPECT_EQ(va->lines, vb->lines);
+  EXPECT_EQ(va->lines, vc->lines);
+  EXPECT_NE(va->lines.front().find("rank 5"), std::string::npos) << va->lines.front();
+  EXPECT_EQ(b.sink.infos.back(), "agent 0 on n1 judged the job hung");
 }
 
 TEST(HangMonitor, TheLimitFollowsThePhase) {

@@ -7,6 +7,7 @@
 
 #include <csignal>
 
+#include "common/errors.h"
 #include "runner/proc_probe.h"
 
 namespace runner {
@@ -156,7 +157,7 @@ TEST(HangVerdict, ViewsTravelAsRecordsUnchanged) {
   v.buckets = 3;
   v.cpu_s = 12.5;
   v.output_age_s = -1;
-  HangMessage message{HangMessage::Kind::kSuspect, 1, "n2", {v, Silent(4, 0.5)}};
+  HangMessage message{HangMessage::Kind::kSuspect, 1, "n2", {v, Silent(4, 0.5)}, {}};
   const std::optional<HangMessage> back = HangMessage::Parse(message.Serialize());
   ASSERT_TRUE(back.has_value());
   EXPECT_EQ(back->agent, 1);
@@ -164,6 +165,12 @@ TEST(HangVerdict, ViewsTravelAsRecordsUnchanged) {
   EXPECT_EQ(SerializeRankView(back->views[0]), SerializeRankView(v));
   EXPECT_EQ(back->views[0].Where(), "all-reduce #4812 (bucket 2/3)");
   EXPECT_FALSE(HangMessage::Parse("kind=stop\nhost=n1\nstatus=received SIGTERM\n").has_value());
+  // A verdict carries its lines, and one without any is refused.
+  const HangMessage verdict{HangMessage::Kind::kVerdict, 0, "n1", {}, {"HANG at step 5", "more"}};
+  EXPECT_EQ(HangMessage::Parse(verdict.Serialize())->lines, verdict.lines);
+  HangMessage empty = verdict;
+  empty.lines.clear();
+  EXPECT_THROW((void)HangMessage::Parse(empty.Serialize()), common::CommunicationError);
 }
 
 TEST(HangVerdict, FormatRanksCompressesRuns) {
