@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # How long the whole job takes to end after one worker fails: from the failing worker's last
-# moment to the moment every agent has exited. Single node (1 agent x 2 workers) and two agents
-# under mpirun (acting as two nodes, 2 workers each; the failure is on the second node).
+# moment to the moment every agent has exited. Single node (1 agent x 2 workers), two agents
+# under mpirun (acting as two nodes, 2 workers each; the failure is on the second node) and three
+# (the failure on the third: its notice reaches the second through agent 0, which forwards it).
 #   bench/teardown.sh [RUNNER] [REPS]
 set -euo pipefail
 runner=${1:-build/runner/runner}
@@ -30,3 +31,7 @@ FAIL_RANK=1 measure "1 node x 2 workers, rank 1 SIGKILLed" "$runner" "${args[@]}
 FAIL_RANK=3 measure "2 agents (mpirun) x 2, rank 3 SIGKILLed" \
   "${mpirun[@]}" -x STAMP -x FAIL_RANK=3 -np 1 -x RUNNER_HOSTNAME=nodeA "$runner" "${args[@]}" : \
   -x STAMP -x FAIL_RANK=3 -np 1 -x RUNNER_HOSTNAME=nodeB "$runner" "${args[@]}"
+FAIL_RANK=5 measure "3 agents (mpirun) x 2, rank 5 SIGKILLed" \
+  "${mpirun[@]}" -x STAMP -x FAIL_RANK=5 -np 1 -x RUNNER_HOSTNAME=nodeA "$runner" "${args[@]}" : \
+  -x STAMP -x FAIL_RANK=5 -np 1 -x RUNNER_HOSTNAME=nodeB "$runner" "${args[@]}" : \
+  -x STAMP -x FAIL_RANK=5 -np 1 -x RUNNER_HOSTNAME=nodeC "$runner" "${args[@]}"

@@ -32,12 +32,14 @@ class ControlPlane {
   [[nodiscard]] virtual int AllReduceMax(int value) = 0;
 
   // One attempt's notice channel: Notify sends to every other agent, NotifyFirst to agent 0
-  // only (from agent 0: nothing), PollNotice receives without blocking. EnterDone starts a
+  // only (from agent 0: nothing), Forward (agent 0) what agent `from` sent it to every agent but
+  // `from` and itself, PollNotice receives without blocking. EnterDone starts a
   // non-blocking barrier, PollDone tests it. EndAttempt (after PollDone is true) collects the
   // notices still in flight and returns them.
   virtual void BeginAttempt(int attempt) = 0;
   virtual void Notify(const std::string& notice) = 0;
   virtual void NotifyFirst(const std::string& notice) = 0;
+  virtual void Forward(const std::string& notice, int from) = 0;
   [[nodiscard]] virtual std::optional<std::string> PollNotice() = 0;
   virtual void EnterDone() = 0;
   [[nodiscard]] virtual bool PollDone() = 0;

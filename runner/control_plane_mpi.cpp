@@ -134,6 +134,12 @@ class MpiControlPlane final : public ControlPlane {
     if (rank_ != 0) SendTo(0, notice);
   }
 
+  void Forward(const std::string& notice, int from) override {
+    for (int peer = 0; peer < size_; ++peer) {
+      if (peer != rank_ && peer != from) SendTo(peer, notice);
+    }
+  }
+
   std::optional<std::string> PollNotice() override {
     int waiting = 0;
     MPI_Status status;
@@ -231,6 +237,7 @@ class LocalControlPlane final : public ControlPlane {
   void BeginAttempt(int) override { done_ = false; }
   void Notify(const std::string&) override {}
   void NotifyFirst(const std::string&) override {}
+  void Forward(const std::string&, int) override {}
   std::optional<std::string> PollNotice() override { return std::nullopt; }
   void EnterDone() override { done_ = true; }
   bool PollDone() override { return done_; }

@@ -161,6 +161,13 @@ void StoreControlPlane::Notify(const std::string& notice) {
   client_->Set(AttemptKey("n" + std::to_string(n)), std::to_string(rank()) + "\n" + notice);
 }
 
+// One key all read; "<from>,<rank>" first: neither reads it back.
+void StoreControlPlane::Forward(const std::string& notice, int from) {
+  const int64_t n = client_->Add(AttemptKey("nn"), 1);
+  client_->Set(AttemptKey("n" + std::to_string(n)),
+               std::to_string(from) + "," + std::to_string(rank()) + "\n" + notice);
+}
+
 void StoreControlPlane::NotifyFirst(const std::string& notice) {
   if (rank() == 0) return;
   const int64_t n = client_->Add(AttemptKey("fn"), 1);
@@ -180,17 +187,19 @@ void StoreControlPlane::Fetch() {
   if (rank() == 0) ReadNotices("f", ParseCount(v[4], AttemptKey("fn")), seen_first_);
 }
 
-// The notices `prefix`<seen+1>..`prefix`<count> into the inbox, but this agent's own.
+// The notices `prefix`<seen+1>..`prefix`<count> into the inbox, but those whose first line (the
+// agents that sent or forwarded it, comma-separated) names this agent.
 void StoreControlPlane::ReadNotices(const std::string& prefix, int64_t count, int64_t& seen) {
   if (count <= seen) return;
   std::vector<std::string> keys;
   for (int64_t k = seen + 1; k <= count; ++k)
     keys.push_back(AttemptKey(prefix + std::to_string(k)));
+  const std::string me = "," + std::to_string(rank()) + ",";
   for (const std::string& value : client_->MultiGet(keys)) {
     const size_t newline = value.find('\n');
     if (newline == std::string::npos) break;
     ++seen;
-    if (value.substr(0, newline) != std::to_string(rank()))
+    if (("," + value.substr(0, newline) + ",").find(me) == std::string::npos)
       inbox_.push_back(value.substr(newline + 1));
   }
 }

@@ -14,8 +14,9 @@
 //                scatter: node 0 sets /runner/c<seq>/<r>, which agent r WAITs for; a broadcast:
 //                /runner/c<seq>/v; seq counts calls, the same on every agent because every
 //                agent calls them in the same order. No agent reads every agent's value
-//   notices      /runner/a<attempt>/nn (ADD) and /runner/a<attempt>/n<k> = "<sender>\n<text>",
-//                read by every agent; to node 0 alone /runner/a<attempt>/fn and /f<k>;
+//   notices      /runner/a<attempt>/nn (ADD) and /runner/a<attempt>/n<k> = "<sender>\n<text>"
+//                (forwarded by node 0: "<sender>,0\n<text>"), read by every agent but those
+//                named; to node 0 alone /runner/a<attempt>/fn and /f<k>;
 //                /runner/a<attempt>/done (EnterDone), /runner/a<attempt>/end/{n,go}
 //                (EndAttempt: once every agent is there nobody sends, so nn is final)
 //   liveness     /runner/alive/<r> bumped every heartbeat by a thread of each agent; node 0's

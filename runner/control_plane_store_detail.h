@@ -54,6 +54,7 @@ class StoreControlPlane final : public ControlPlane {
   void BeginAttempt(int attempt) override;
   void Notify(const std::string& notice) override;
   void NotifyFirst(const std::string& notice) override;
+  void Forward(const std::string& notice, int from) override;
   std::optional<std::string> PollNotice() override;
   void EnterDone() override;
   bool PollDone() override;

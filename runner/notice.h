@@ -1,6 +1,9 @@
 #pragma once
 // The notices agents send each other while workers run (over runner/control_plane.h): a worker's
 // failure, or a stop this agent was asked for. Sent as one strict record (common/record.h).
+// Agents other than 0 send theirs to agent 0, which acts on it and forwards the first notice of
+// the attempt to every other agent (runner/supervisor.cpp): O(agents) messages however many
+// agents fail at once, where each agent telling every other would be agents^2.
 
 #include <string>
 
@@ -13,6 +16,7 @@ struct Notice {
   int rank = -1;       // the failed worker's global rank (failure notices)
   std::string host;    // the agent's host
   std::string status;  // "exited with code 3", "could not start", "received SIGTERM"
+  int agent = 0;       // the agent that sent it
 
   [[nodiscard]] std::string Serialize() const;
   // Throws common::CommunicationError naming the field when `text` is not a notice.

@@ -112,7 +112,8 @@ void SupervisionPolicy::OnStartFailed(int worker, const std::string& error, Mome
   outcome_.failure = std::move(failure);
   PolicyAction notify;
   notify.kind = PolicyAction::Kind::kNotify;
-  notify.notice = {Notice::Kind::kFailure, w.slot.rank, options_.host, "could not start"};
+  notify.notice = {Notice::Kind::kFailure, w.slot.rank, options_.host, "could not start",
+                   options_.agent};
   actions_.push_back(std::move(notify));
   BeginStop(common::kExitWorkerFailed, "rank " + rank + " could not start", now);
 }
@@ -302,7 +303,7 @@ void SupervisionPolicy::RecordRootCause(Worker& w, Moment now) {
   outcome_.failure = std::move(failure);
   PolicyAction notify;
   notify.kind = PolicyAction::Kind::kNotify;
-  notify.notice = {Notice::Kind::kFailure, w.slot.rank, options_.host, how};
+  notify.notice = {Notice::Kind::kFailure, w.slot.rank, options_.host, how, options_.agent};
   actions_.push_back(std::move(notify));
   BeginStop(WIFEXITED(w.status) ? common::kExitWorkerFailed : common::kExitWorkerSignaled,
             "worker rank " + rank + " " + how, now);

@@ -111,6 +111,7 @@ struct PolicyOptions {
   double stop_signal_window_s = 1;
   std::string host;
   int node = 0;
+  int agent = 0;            // this agent (its notices name it)
   int agents = 1;           // agents in the job (only for what the log says)
   double hang_grace_s = 5;  // SIGTERM to SIGKILL after a hang verdict (at most grace_period_s)
   // Whether process `pid` has a handler for `signal` now; empty: judge by age (relay_age_s).

@@ -16,7 +16,7 @@ void SupervisionPolicy::OnTerminate(int signal, Moment now) {
   if (!stopping_) {
     PolicyAction notify;
     notify.kind = PolicyAction::Kind::kNotify;
-    notify.notice = {Notice::Kind::kStop, -1, options_.host, "received " + name};
+    notify.notice = {Notice::Kind::kStop, -1, options_.host, "received " + name, options_.agent};
     actions_.push_back(std::move(notify));
     BeginStop(common::kExitStopped, "this agent received " + name, now);
   } else if (own_terminates_ == 1) {

@@ -120,7 +120,7 @@ void Supervisor::Carry(SupervisionPolicy& policy, WorkerRunner& runner) {
         runner.Signal(action.worker, action.signal);
         break;
       case PolicyAction::Kind::kNotify:
-        control_.Notify(action.notice.Serialize());
+        Tell(action.notice);
         break;
       case PolicyAction::Kind::kLog:
         if (action.level == PolicyAction::Level::kError) {
@@ -141,13 +141,26 @@ void Supervisor::Carry(SupervisionPolicy& policy, WorkerRunner& runner) {
   }
 }
 
+// Agent 0 tells every agent; the others tell agent 0, which forwards the attempt's first notice.
+void Supervisor::Tell(const Notice& notice) {
+  if (options_.agent != 0) return control_.NotifyFirst(notice.Serialize());
+  control_.Notify(notice.Serialize());
+  told_ = true;
+}
+
 void Supervisor::OnMessage(const std::string& text, SupervisionPolicy& policy, HangMonitor& monitor,
                            HangSink& sink) {
   if (std::optional<HangMessage> message = HangMessage::Parse(text)) {
     monitor.OnMessage(*message, sink);
-  } else {
-    policy.OnNotice(Notice::Parse(text), clock_.Now());
+    return;
   }
+  const Notice notice = Notice::Parse(text);
+  // One notice stops every agent; the later ones would only say so again.
+  if (options_.agent == 0 && !told_) {
+    control_.Forward(text, notice.agent);
+    told_ = true;
+  }
+  policy.OnNotice(notice, clock_.Now());
 }
 
 void Supervisor::OnHang(const HangVerdict& verdict, const HangMonitor& monitor,
@@ -200,6 +213,7 @@ AttemptOutcome Supervisor::RunAttempt(int attempt, const std::vector<WorkerLaunc
                                       const std::map<std::string, std::string>& agent_env,
                                       WorkerRunner& runner) {
   attempt_ = attempt;
+  told_ = false;
   control_.BeginAttempt(attempt);
   std::vector<WorkerSlot> slots;
   for (const WorkerLaunch& launch : launches)
@@ -210,6 +224,7 @@ AttemptOutcome Supervisor::RunAttempt(int attempt, const std::vector<WorkerLaunc
   policy_options.stop_signal_window_s = options_.stop_signal_window_s;
   policy_options.host = options_.host;
   policy_options.node = options_.node;
+  policy_options.agent = options_.agent;
   policy_options.agents = control_.size();
   policy_options.catches = CatchesSignal;
   SupervisionPolicy policy(policy_options, std::move(slots));

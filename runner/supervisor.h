@@ -77,6 +77,7 @@ class Supervisor {
                     const std::map<std::string, std::string>& agent_env, WorkerRunner& runner,
                     SupervisionPolicy& policy, HangMonitor& monitor);
   void Carry(SupervisionPolicy& policy, WorkerRunner& runner);
+  void Tell(const Notice& notice);
   void OnMessage(const std::string& text, SupervisionPolicy& policy, HangMonitor& monitor,
                  HangSink& sink);
   void OnHang(const HangVerdict& verdict, const HangMonitor& monitor, SupervisionPolicy& policy);
@@ -89,6 +90,7 @@ class Supervisor {
   Clock& clock_;
   SupervisorOptions options_;
   int attempt_ = 0;
+  bool told_ = false;  // agent 0: the other agents have had a notice this attempt
 };
 
 // "diagnosis/rank-<R>.txt", relative to the attempt directory.

@@ -85,10 +85,10 @@ class RunnerTest(unittest.TestCase):
         with open(path) as f:
             return json.load(f)
 
-    def mpirun_two_nodes(self, extra_per_node):
-        """mpirun (or tcp_launch.py) with two agents acting as nodes 'nodeA' and 'nodeB'."""
+    def mpirun_two_nodes(self, extra_per_node, hosts=("nodeA", "nodeB")):
+        """mpirun (or tcp_launch.py) with one agent per host, each acting as a node."""
         cmd = list(self.LAUNCHER)
-        for i, host in enumerate(["nodeA", "nodeB"]):
+        for i, host in enumerate(hosts):
             if i:
                 cmd.append(":")
             cmd += ["-np", "1", "-x", f"RUNNER_HOSTNAME={host}"] + extra_per_node(host)

@@ -96,8 +96,9 @@ TEST(RecordTest, ARendezvousReportNamesTheAgentAndTheBadAddress) {
 }
 
 TEST(RecordTest, NoticesAndAgentViewsRoundTrip) {
-  const Notice n{Notice::Kind::kFailure, 5, "n2", "killed by signal 9 (SIGKILL)"};
+  const Notice n{Notice::Kind::kFailure, 5, "n2", "killed by signal 9 (SIGKILL)", 3};
   const Notice back = Notice::Parse(n.Serialize());
+  EXPECT_EQ(back.agent, 3);
   EXPECT_EQ(back.Describe(), "worker rank 5 on n2 killed by signal 9 (SIGKILL)");
   EXPECT_NE(ErrorOf([] {
               (void)Notice::Parse("kind=maybe\nhost=a\nstatus=b\n");

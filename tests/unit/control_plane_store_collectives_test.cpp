@@ -100,6 +100,40 @@ TEST(StoreControlPlaneTest, NoticesOfAnySizeReachEveryOtherAgentAndLateOnesAreCo
   EXPECT_EQ(results[2], "from 0 attempt 0;from 0 attempt 1;from 1 attempt 0;from 1 attempt 1;");
 }
 
+// Notices to agent 0 alone reach only it; what it forwards from agent 1 reaches every agent but
+// 1 and itself.
+TEST(StoreControlPlaneTest, NoticesToAgentZeroAndItsForwardsReachOnlyTheirAgents) {
+  Job job;
+  const auto results = job.Run<std::string>(3, [](ControlPlane& c) {
+    c.BeginAttempt(0);
+    c.NotifyFirst("to 0 from " + std::to_string(c.rank()));  // nothing from agent 0 itself
+    (void)c.AllReduceMax(0);
+    std::multiset<std::string> got;
+    if (c.rank() == 0) {
+      const auto deadline = std::chrono::steady_clock::now() + 5s;
+      while (got.size() < 2 && std::chrono::steady_clock::now() < deadline) {
+        while (std::optional<std::string> n = c.PollNotice()) got.insert(*n);
+        std::this_thread::sleep_for(5ms);
+      }
+      c.Forward("forwarded from 1", 1);
+    }
+    (void)c.AllReduceMax(0);
+    c.EnterDone();
+    const auto deadline = std::chrono::steady_clock::now() + 5s;
+    while (!c.PollDone() && std::chrono::steady_clock::now() < deadline) {
+      while (std::optional<std::string> n = c.PollNotice()) got.insert(*n);
+      std::this_thread::sleep_for(5ms);
+    }
+    for (const std::string& n : c.EndAttempt()) got.insert(n);
+    std::string out;
+    for (const std::string& n : got) out += n + ";";
+    return out;
+  });
+  EXPECT_EQ(results[0], "to 0 from 1;to 0 from 2;");
+  EXPECT_EQ(results[1], "");
+  EXPECT_EQ(results[2], "forwarded from 1;");
+}
+
 TEST(StoreControlPlaneTest, TheDoneBarrierWaitsForTheLastAgent) {
   Job job;
   const auto results = job.Run<int>(2, [](ControlPlane& c) {

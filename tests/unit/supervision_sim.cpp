@@ -167,7 +167,7 @@ class Simulation {
       policy.OnNotice(Notice::Parse(p.what.substr(p.what.find('\n') + 1)), now);
     } else if (verb == "notice") {
       Notice n{arg == "stop" ? Notice::Kind::kStop : Notice::Kind::kFailure, -1, "",
-               arg == "stop" ? "received SIGTERM" : "exited with code 1"};
+               arg == "stop" ? "received SIGTERM" : "exited with code 1", 1};
       if (n.kind == Notice::Kind::kFailure) in >> n.rank;
       in >> n.host;
       policy.OnNotice(n, now);
