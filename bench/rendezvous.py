@@ -13,7 +13,11 @@ linearly with the agents. Rounds are interleaved (N and launcher alternate withi
 Writes an SVG plot of time against agents.
 
     bench/rendezvous.py build/runner/runner [--agents 16,64,256] [--rounds 2] [--svg out.svg]
-                        [--launchers mpi,tcp]
+                        [--launchers mpi,tcp] [--worker sleep|fail] [--baseline OTHER_RUNNER]
+
+--worker fail: every worker exits 1 after its second, so every agent reports a failure at once
+(the `workers` step then holds the notices' traffic). --baseline: the same runs with another
+runner too (rows "<launcher>-baseline"), interleaved.
 """
 import argparse
 import glob
@@ -36,9 +40,18 @@ def free_port():
         return s.getsockname()[1]
 
 
+WORKER = {"sleep": ["sleep", "1"], "fail": ["sh", "-c", "sleep 1; exit 1"]}
+OPTIONS = {"worker": "sleep"}
+
+
 def agent_args(runner, root):
     return [runner, "--log-root", root, "--job-name", "b", "--nproc-per-node", "1",
-            "launch.rendezvous_timeout_s=600", "--", "sleep", "1"]
+            "launch.rendezvous_timeout_s=600", "--", *WORKER[OPTIONS["worker"]]]
+
+
+def expected(code):
+    """Whether an agent's (or mpirun's) exit code is what the workers make it."""
+    return code == 0 if OPTIONS["worker"] == "sleep" else code in (12, 20)
 
 
 MPIRUN_QUIRKS = []  # runs where mpirun failed although every agent recorded success
@@ -50,7 +63,7 @@ def run_mpi(runner, n, root):
                     *agent_args(runner, root)]
     proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                           timeout=900)
-    if proc.returncode == 0:
+    if (proc.returncode != 0) == (OPTIONS["worker"] == "fail"):  # mpirun's code: any non-zero
         return
     # OpenMPI 4.1's mpirun, oversubscribed with 256 processes on one node, now and then reports
     # "process rank R with PID 0 ... exiting improperly" after every process finalized (a
@@ -73,7 +86,7 @@ def run_tcp(runner, n, root):
         procs.append(subprocess.Popen(agent_args(runner, root), env=env,
                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
     codes = [p.wait(timeout=900) for p in procs]
-    if any(codes):
+    if not all(expected(c) for c in codes):
         raise RuntimeError(f"tcp launch of {n} agents: exit codes {sorted(set(codes))}")
 
 
@@ -81,7 +94,7 @@ def measure(runner, launcher, n):
     with tempfile.TemporaryDirectory(prefix="bench-rdv-") as tmp:
         root = os.path.join(tmp, "logs")
         t0 = time.time()
-        (run_mpi if launcher == "mpi" else run_tcp)(runner, n, root)
+        (run_mpi if launcher.startswith("mpi") else run_tcp)(runner, n, root)
         wall = time.time() - t0
         events = []
         for path in glob.glob(os.path.join(root, "b-*", "events.jsonl")):
@@ -157,7 +170,7 @@ def svg_plot(results, agents, path, launchers):
 
 
 STEPS = ("control plane", "rendezvous", "job files")           # attempt_started's `startup`
-END_STEPS = ("outcome gather", "job view", "outcome.json")     # attempt_ended's `ending`
+END_STEPS = ("workers", "outcome gather", "job view", "outcome.json")  # attempt_ended's `ending`
 
 
 def med(values):
@@ -269,14 +282,22 @@ def main():
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--svg", default="")
     parser.add_argument("--launchers", default="mpi,tcp")
+    parser.add_argument("--worker", choices=sorted(WORKER), default="sleep")
+    parser.add_argument("--baseline", default="")
     args = parser.parse_args()
+    OPTIONS["worker"] = args.worker
     agents = [int(n) for n in args.agents.split(",")]
     launchers = args.launchers.split(",")
+    runners = {launcher: args.runner for launcher in launchers}
+    if args.baseline:
+        runners.update({launcher + "-baseline": args.baseline for launcher in launchers})
+        launchers = sorted(runners)
     results = {}
     for _ in range(args.rounds):
         for n in agents:
             for launcher in launchers:
-                results.setdefault((launcher, n), []).append(measure(args.runner, launcher, n))
+                results.setdefault((launcher, n), []).append(
+                    measure(runners[launcher], launcher, n))
     print_wall(results, agents, launchers)
     print()
     print_cpu(results, agents, launchers)

@@ -80,8 +80,9 @@ class AgentJob {
                                                   const JobDirNames& names);
   void WriteManifest(const std::vector<std::string>& worker_command);
   void BeginAttemptLog(int attempt);
+  // `started`: the attempt's start (its record's first step, `workers`, runs from there).
   [[nodiscard]] int AgreeAndRecord(int attempt, int restarts, const AttemptOutcome& outcome,
-                                   double attempt_started_at);
+                                   StepClock started);
   [[nodiscard]] common::JsonObject Event(const std::string& name, int attempt) const;
   // Both clocks, with node 0's store's counts (the TCP store is up before the rendezvous).
   [[nodiscard]] StepClock Now() const {
@@ -267,8 +268,9 @@ void AgentJob::BeginAttemptLog(int attempt) {
 // Node 0 gathers every agent's view, writes outcome.json from them with the first failure across
 // nodes, and broadcasts the job's view (outcome.h's JobView). Returns the agreed code.
 int AgentJob::AgreeAndRecord(int attempt, int restarts, const AttemptOutcome& outcome,
-                             double attempt_started_at) {
-  StartupRecord ending(Now());  // the same steps' record for the attempt's end
+                             StepClock started) {
+  StartupRecord ending(started);  // the same steps' record for the attempt and its end
+  ending.Mark("workers", Now());
   const AgentView mine{meeting_.me, launch_.hostname, meeting_.place.node, outcome,
                        write_errors_->Snapshot()};
   const std::string record = mine.Serialize();
@@ -306,13 +308,13 @@ int AgentJob::AgreeAndRecord(int attempt, int restarts, const AttemptOutcome& ou
                    common::UnixSeconds(),
                    restarts,
                    views,
-                   ReadSavedCheckpoint(dir_->path(), attempt_started_at),
+                   ReadSavedCheckpoint(dir_->path(), started.wall),
                    decision.skipped};
     if (job.checkpoint || agreed != common::kExitOk) log_.info("{}", DescribeSaved(job.checkpoint));
     WriteOutcomeFiles(*dir_, attempt, OutcomeJson(job) + "\n", log_);
     ending.Mark("outcome.json", Now());
   }
-  log_.info("{}", ending.Line("attempt end"));
+  log_.info("{}", ending.Line("attempt"));
   dir_->AppendEvent(Event("attempt_ended", attempt)
                         .Add("code", outcome.code)
                         .Add("job_code", agreed)
@@ -363,9 +365,9 @@ int AgentJob::Run() {
     supervisor.SetAttemptDir(dir.AttemptPath(attempt));
     ProcessWorkerRunner runner(SelfExecutable(), write_errors_.get(),
                                LogWriterOptionsFrom(config_));
-    const double attempt_started_at = common::UnixSeconds();
+    const StepClock attempt_started = Now();
     const AttemptOutcome outcome = supervisor.RunAttempt(attempt, launches, worker_env, runner);
-    const int agreed = AgreeAndRecord(attempt, restarts, outcome, attempt_started_at);
+    const int agreed = AgreeAndRecord(attempt, restarts, outcome, attempt_started);
     if (agreed != kRestart) {
       log_.log(job_write_errors_.empty() ? spdlog::level::info : spdlog::level::warn,
                "job {}-{} {} with exit code {} ({}); logs in {}{}", job_name_,

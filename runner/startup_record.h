@@ -3,8 +3,8 @@
 // join; the rendezvous; the job's files), in wall and CPU seconds, with the bytes each collective
 // moved. Logged once in the runner log and recorded in attempt 0's `attempt_started` event, so a
 // slow start at scale can be pinned on a step (bench/rendezvous.py reads it). The same record
-// times the end of each attempt (the outcome gather, the job view's broadcast and node 0's
-// outcome.json, in `attempt_ended`).
+// times each attempt (its workers' run, then the outcome gather, the job view's broadcast and
+// node 0's outcome.json, in `attempt_ended`).
 
 #include <cstddef>
 #include <cstdint>
