@@ -40,8 +40,27 @@ def free_port():
         return s.getsockname()[1]
 
 
-WORKER = {"sleep": ["sleep", "1"], "fail": ["sh", "-c", "sleep 1; exit 1"]}
+# fail: every worker waits for the file $GO, which the script creates once all have started, and
+# exits 1: every agent has a failure at once, as when one rank's death ends every collective.
+WORKER = {"sleep": ["sleep", "1"],
+          "fail": ["sh", "-c", 'while [ ! -e "$GO" ]; do sleep 0.05; done; exit 1']}
 OPTIONS = {"worker": "sleep"}
+
+
+def release_when_started(root, n, procs):
+    """--worker fail: creates $GO once the job's events count n started workers."""
+    if OPTIONS["worker"] != "fail":
+        return
+    deadline = time.monotonic() + 900
+    while time.monotonic() < deadline and all(p.poll() is None for p in procs):
+        started = 0
+        for path in glob.glob(os.path.join(root, "b-*", "events.jsonl")):
+            with open(path) as f:
+                started += sum('"worker_started"' in line for line in f)
+        if started >= n:
+            break
+        time.sleep(0.2)
+    open(os.environ["GO"], "w").close()
 
 
 def agent_args(runner, root):
@@ -61,20 +80,22 @@ def run_mpi(runner, n, root):
     cmd = MPIRUN + ["-np", str(n), "sh", "-c",
                     'RUNNER_HOSTNAME=n$OMPI_COMM_WORLD_RANK exec "$@"', "sh",
                     *agent_args(runner, root)]
-    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                          timeout=900)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    release_when_started(root, n, [proc])
+    proc.stdout_text = proc.communicate(timeout=900)[0]
     if (proc.returncode != 0) == (OPTIONS["worker"] == "fail"):  # mpirun's code: any non-zero
         return
     # OpenMPI 4.1's mpirun, oversubscribed with 256 processes on one node, now and then reports
     # "process rank R with PID 0 ... exiting improperly" after every process finalized (a
     # trivial MPI_Init/MPI_Finalize program does it too); the job's own record decides.
     outcome = glob.glob(os.path.join(root, "b-*", "outcome.json"))
-    if "exiting improperly" in proc.stdout and outcome:
+    if "exiting improperly" in proc.stdout_text and outcome:
         with open(outcome[0]) as f:
             if json.load(f)["status"] == "succeeded":
                 MPIRUN_QUIRKS.append(n)
                 return
-    raise RuntimeError(f"mpirun with {n} agents: exit {proc.returncode}\n{proc.stdout[-3000:]}")
+    raise RuntimeError(f"mpirun with {n} agents: exit {proc.returncode}\n"
+                       f"{proc.stdout_text[-3000:]}")
 
 
 def run_tcp(runner, n, root):
@@ -85,6 +106,7 @@ def run_tcp(runner, n, root):
                    MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
         procs.append(subprocess.Popen(agent_args(runner, root), env=env,
                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    release_when_started(root, n, procs)
     codes = [p.wait(timeout=900) for p in procs]
     if not all(expected(c) for c in codes):
         raise RuntimeError(f"tcp launch of {n} agents: exit codes {sorted(set(codes))}")
@@ -93,6 +115,7 @@ def run_tcp(runner, n, root):
 def measure(runner, launcher, n):
     with tempfile.TemporaryDirectory(prefix="bench-rdv-") as tmp:
         root = os.path.join(tmp, "logs")
+        os.environ["GO"] = os.path.join(tmp, "go")  # the agents and their workers inherit it
         t0 = time.time()
         (run_mpi if launcher.startswith("mpi") else run_tcp)(runner, n, root)
         wall = time.time() - t0
