@@ -34,18 +34,18 @@ class StartupRecord {
   // `started`: the agent's start, before its control plane.
   explicit StartupRecord(StepClock started) : last_(started), started_(started) {}
 
-  // The step that ends `now`: its name and what it moved ("allgather 4 records, 180 B").
+  // The step that ends `now`: its name and what it moved ("gather 4 records, 180 B").
   void Mark(const std::string& name, StepClock now, const std::string& moved = "");
 
   // "start-up 0.420 s (cpu 0.050 s): control plane 0.120 s (cpu 0.010 s), rendezvous 0.200 s
-  // (cpu 0.020 s; allgather 4 records, 720 B; store 12 replies, 3 KiB), ..."; `what` names the
+  // (cpu 0.020 s; gather 4 records, 720 B; store 12 replies, 3 KiB), ..."; `what` names the
   // whole. The store's replies are those of the steps that end with one (node 0).
   [[nodiscard]] std::string Line(const std::string& what = "start-up") const;
   // {"total_s": 0.42, "cpu_s": 0.05, "steps": [{"step": "rendezvous", "s": 0.2, "cpu_s": 0.02,
   // "moved": "...", "store_replies": 12, "store_bytes": 3100}, ...]}
   [[nodiscard]] std::string Json() const;
 
-  // "N records, B bytes" for what a gather or allgather of `records` moved.
+  // "N records, B bytes" for what a gather or scatter of `records` moved.
   [[nodiscard]] static std::string Moved(const std::string& collective,
                                          const std::vector<std::string>& records);
 
