@@ -13,11 +13,12 @@ linearly with the agents. Rounds are interleaved (N and launcher alternate withi
 Writes an SVG plot of time against agents.
 
     bench/rendezvous.py build/runner/runner [--agents 16,64,256] [--rounds 2] [--svg out.svg]
-                        [--launchers mpi,tcp] [--worker sleep|fail] [--baseline OTHER_RUNNER]
+                        [--launchers mpi,tcp] [--worker sleep|fail|hang] [--baseline OTHER_RUNNER]
 
---worker fail: every worker exits 1 after its second, so every agent reports a failure at once
-(the `workers` step then holds the notices' traffic). --baseline: the same runs with another
-runner too (rows "<launcher>-baseline"), interleaved.
+--worker fail: every worker waits until all have started, then exits 1, so every agent reports a
+failure at once; --worker hang: a silent worker that never ends, judged hung after 5 s (the
+`workers` step then holds the notices' or the hang agreement's traffic). --baseline: the same
+runs with another runner too (rows "<launcher>-baseline"), interleaved.
 """
 import argparse
 import glob
@@ -42,8 +43,13 @@ def free_port():
 
 # fail: every worker waits for the file $GO, which the script creates once all have started, and
 # exits 1: every agent has a failure at once, as when one rank's death ends every collective.
+# hang: a silent worker (no heartbeat) that never ends: the hang watchdog's agreement and verdict
+# (limits of 5 s), then exit 13.
 WORKER = {"sleep": ["sleep", "1"],
-          "fail": ["sh", "-c", 'while [ ! -e "$GO" ]; do sleep 0.05; done; exit 1']}
+          "fail": ["sh", "-c", 'while [ ! -e "$GO" ]; do sleep 0.05; done; exit 1'],
+          "hang": ["sleep", "600"]}
+HANG_LIMITS = ["launch.hang_timeout_s=5", "launch.first_step_timeout_s=5",
+               "launch.grace_period_s=5"]
 OPTIONS = {"worker": "sleep"}
 
 
@@ -65,12 +71,13 @@ def release_when_started(root, n, procs):
 
 def agent_args(runner, root):
     return [runner, "--log-root", root, "--job-name", "b", "--nproc-per-node", "1",
-            "launch.rendezvous_timeout_s=600", "--", *WORKER[OPTIONS["worker"]]]
+            "launch.rendezvous_timeout_s=600",
+            *(HANG_LIMITS if OPTIONS["worker"] == "hang" else []), "--", *WORKER[OPTIONS["worker"]]]
 
 
 def expected(code):
     """Whether an agent's (or mpirun's) exit code is what the workers make it."""
-    return code == 0 if OPTIONS["worker"] == "sleep" else code in (12, 20)
+    return code in {"sleep": (0,), "fail": (12, 20), "hang": (13,)}[OPTIONS["worker"]]
 
 
 MPIRUN_QUIRKS = []  # runs where mpirun failed although every agent recorded success
@@ -83,7 +90,7 @@ def run_mpi(runner, n, root):
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     release_when_started(root, n, [proc])
     proc.stdout_text = proc.communicate(timeout=900)[0]
-    if (proc.returncode != 0) == (OPTIONS["worker"] == "fail"):  # mpirun's code: any non-zero
+    if (proc.returncode != 0) == (OPTIONS["worker"] != "sleep"):  # mpirun's code: any non-zero
         return
     # OpenMPI 4.1's mpirun, oversubscribed with 256 processes on one node, now and then reports
     # "process rank R with PID 0 ... exiting improperly" after every process finalized (a

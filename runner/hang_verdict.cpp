@@ -14,6 +14,21 @@ namespace runner {
 
 namespace {
 
+// A verdict's lines stay a screenful however many ranks the job has (each agent's outcome view and
+// the verdict sent to every agent carry them): this many named ranks and places in full, the rest
+// by their ranks; diagnosis.json has every rank's view.
+constexpr size_t kMostInFull = 8;
+constexpr size_t kMostRankListChars = 160;
+
+// FormatRanks, cut after about kMostRankListChars at a comma ("0,2,4,...,510 (256 ranks)").
+std::string RankList(const std::vector<int>& ranks) {
+  const std::string all = FormatRanks(ranks);
+  if (all.size() <= kMostRankListChars) return all;
+  const size_t cut = all.rfind(',', kMostRankListChars);
+  return all.substr(0, cut) + ",...," + std::to_string(ranks.back()) + " (" +
+         std::to_string(ranks.size()) + " ranks)";
+}
+
 bool Abnormal(const RankView& v) {
   return v.ended || v.proc_state == 'T' || v.proc_state == 't' || v.proc_state == 'D' ||
          v.proc_state == 'Z' || v.proc_state == 'X';
@@ -130,9 +145,20 @@ std::vector<std::string> WaitingLines(const std::vector<RankView>& waiting) {
         .push_back(v.rank);
   }
   std::vector<std::string> lines;
+  std::vector<int> elsewhere;
   for (auto& [place, ranks] : by_place) {
     std::sort(ranks.begin(), ranks.end());
-    lines.push_back((ranks.size() == 1 ? "rank " : "ranks ") + FormatRanks(ranks) + " " + place);
+    if (lines.size() == kMostInFull) {
+      elsewhere.insert(elsewhere.end(), ranks.begin(), ranks.end());
+      continue;
+    }
+    lines.push_back((ranks.size() == 1 ? "rank " : "ranks ") + RankList(ranks) + " " + place);
+  }
+  if (!elsewhere.empty()) {
+    std::sort(elsewhere.begin(), elsewhere.end());
+    lines.push_back("ranks " + RankList(elsewhere) + " waiting in " +
+                    std::to_string(by_place.size() - kMostInFull) +
+                    " other places (diagnosis/diagnosis.json)");
   }
   return lines;
 }
@@ -167,7 +193,16 @@ HangVerdict JudgeHang(std::vector<RankView> views, double timeout_s) {
   if (verdict.step >= 0) headline += " at step " + std::to_string(verdict.step);
   headline += ": ";
   std::vector<std::string> parts;
-  for (const RankView& v : verdict.laggards) parts.push_back(Named(v));
+  const size_t in_full = std::min(verdict.laggards.size(), kMostInFull);
+  for (size_t i = 0; i < in_full; ++i) parts.push_back(Named(verdict.laggards[i]));
+  std::vector<int> more;
+  for (size_t i = in_full; i < verdict.laggards.size(); ++i)
+    more.push_back(verdict.laggards[i].rank);
+  if (!more.empty()) {
+    parts.push_back("and " + std::to_string(more.size()) +
+                    " more named: " + (more.size() == 1 ? "rank " : "ranks ") + RankList(more) +
+                    " (each in diagnosis/diagnosis.json)");
+  }
   if (parts.empty()) {
     parts.push_back(
         "no rank is behind: every rank waits in the same collective (suspect the "
@@ -179,9 +214,13 @@ HangVerdict JudgeHang(std::vector<RankView> views, double timeout_s) {
   if (const std::string mismatch = MismatchLine(views); !mismatch.empty())
     verdict.lines.push_back(mismatch);
   verdict.weak_evidence = true;
-  for (const RankView& v : verdict.laggards) {
-    verdict.lines.push_back(Detail(v));
-    verdict.weak_evidence = verdict.weak_evidence && !v.published;
+  for (size_t i = 0; i < verdict.laggards.size(); ++i) {
+    if (i < in_full) verdict.lines.push_back(Detail(verdict.laggards[i]));
+    verdict.weak_evidence = verdict.weak_evidence && !verdict.laggards[i].published;
+  }
+  if (!more.empty()) {
+    verdict.lines.push_back("the other " + std::to_string(more.size()) +
+                            " named ranks: diagnosis/diagnosis.json and diagnosis/rank-<R>.txt");
   }
   if (verdict.laggards.empty()) verdict.weak_evidence = false;
   if (verdict.weak_evidence) {

@@ -141,6 +141,44 @@ TEST(HangVerdict, DetailLinesSayTheKernelWaitTheCpuAndWhereTheStackIs) {
   EXPECT_EQ(verdict.step, 5);
 }
 
+// Thousands of ranks: the lines stay a screenful (each agent's outcome and the verdict sent to
+// every agent carry them); diagnosis.json keeps every rank.
+TEST(HangVerdict, ManyNamedRanksAndPlacesStayAFewLines) {
+  std::vector<RankView> silent;
+  for (int r = 0; r < 4000; ++r) silent.push_back(Silent(r, 0.0));
+  const HangVerdict all_silent = JudgeHang(silent, 300);
+  EXPECT_EQ(all_silent.laggards.size(), 4000u);
+  EXPECT_LE(all_silent.lines.size(), 12u);
+  size_t bytes = 0;
+  for (const std::string& line : all_silent.lines) bytes += line.size();
+  EXPECT_LT(bytes, 4000u);
+  EXPECT_NE(all_silent.lines[0].find("and 3992 more named: ranks 8-3999 (each in "
+                                     "diagnosis/diagnosis.json)"),
+            std::string::npos)
+      << all_silent.lines[0];
+  EXPECT_EQ(all_silent.lines[9],
+            "the other 3992 named ranks: diagnosis/diagnosis.json and diagnosis/rank-<R>.txt");
+  EXPECT_NE(HangVerdictJson(all_silent, 300, {}).find("\"rank\":3999"), std::string::npos);
+
+  // Rank 0 behind; the others wait in 2000 different collectives, every other rank in the same.
+  std::vector<RankView> spread = {Rank(0, 4, 1, false, "data")};
+  for (int r = 1; r < 4000; ++r) spread.push_back(Rank(r, 5, 10 + r % 2000, true, "all-reduce"));
+  const HangVerdict spread_out = JudgeHang(spread, 300);
+  ASSERT_EQ(spread_out.laggards.size(), 1u);
+  EXPECT_LE(spread_out.lines[0].size(), 3000u);
+  EXPECT_NE(spread_out.lines[0].find("waiting in 1992 other places (diagnosis/diagnosis.json)"),
+            std::string::npos)
+      << spread_out.lines[0];
+  // Even and odd ranks in two collectives: each list is cut.
+  std::vector<RankView> alternate = {Rank(0, 4, 1, false, "data")};
+  for (int r = 1; r < 4000; ++r) alternate.push_back(Rank(r, 5, 10 + r % 2, true, "all-reduce"));
+  const std::string headline = JudgeHang(alternate, 300).lines[0];
+  EXPECT_LE(headline.size(), 600u);
+  EXPECT_NE(headline.find("ranks 2,4,6,"), std::string::npos) << headline;
+  EXPECT_NE(headline.find(",...,3998 (1999 ranks) waiting in all-reduce #10"), std::string::npos)
+      << headline;
+}
+
 TEST(HangVerdict, TheMismatchIsSpelledOut) {
   const HangVerdict verdict =
       JudgeHang({Rank(0, 4, 5, true, "all-reduce"), Rank(1, 4, 5, true, "barrier")}, 300);
