@@ -58,6 +58,7 @@ std::unique_ptr<ControlPlane> MakeTcpControlPlane(const AgentRequest& request, s
                               ? launch.master_addr->source
                               : launch.master_addr->source + ":" + launch.master_port->source;
   options.rendezvous_timeout_s = request.config->GetFloat("launch.rendezvous_timeout_s");
+  options.poll_s = PollInterval(options.size);
   if (options.rank == 0) {
     options.hosted = HostJobStore(
         options, [&log](const std::string& line) { log.warn("{}", line); },

@@ -265,6 +265,8 @@ void StoreControlPlane::Abort(int code, const std::string& reason) {
 
 }  // namespace store_plane
 
+double PollInterval(int agents) { return std::max(0.1, agents / 10000.0); }
+
 std::unique_ptr<ControlPlane> MakeStoreControlPlane(const StoreControlPlaneOptions& options) {
   return std::make_unique<store_plane::StoreControlPlane>(options);
 }

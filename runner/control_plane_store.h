@@ -24,7 +24,8 @@
 //                (/runner/lost names it); /runner/bye/<r> when an agent ends normally
 //   abort        /runner/abort: code, node rank, host and reason; the others end with that code
 //
-// Requests per agent: about 1 / poll_s while workers run (one MULTI_GET per poll), 1 / heartbeat_s
+// Requests per agent: about 1 / poll_s while workers run (one MULTI_GET per poll; PollInterval
+// lengthens it past 1,000 agents so node 0 answers at most ~10,000 polls a second), 1 / heartbeat_s
 // for liveness (node 0: 2), and while waiting in a collective one WAIT per 0.5 s (the store
 // answers it the moment the key is set; between two, the abort and lost keys are read). Node 0's
 // store serves NNODES times that.
@@ -53,6 +54,12 @@ struct StoreControlPlaneOptions {
   double request_timeout_s = 30;
   std::shared_ptr<StoreServer> hosted;  // node 0: the store, already listening
 };
+
+// How often each of `agents` agents polls node 0's store while workers run: 0.1 s, and in jobs
+// of over 1,000 agents agents / 10,000 s, so that node 0's store answers at most about 10,000
+// polls a second (one costs it about 22 us: a fifth of a core), at the price of notices reaching
+// agents that much later (0.4 s at 4,000 agents).
+[[nodiscard]] double PollInterval(int agents);
 
 // Meets the other agents (blocks until all NNODES have joined). Throws common::EnvironmentError
 // (a second agent with this NODE_RANK, NNODES disagreeing) or common::CommunicationError (the

@@ -234,6 +234,18 @@ TEST(StoreControlPlaneTest, APortInUseOnTheMasterIsNamedWithTheFix) {
                          "MASTER_PORT");
 }
 
+// Node 0's store answers at most about 10,000 polls a second, however many agents poll it.
+TEST(StoreControlPlanePolls, TheIntervalKeepsNodeZerosLoadBounded) {
+  struct Row {
+    int agents;
+    double interval_s;
+  };
+  for (const Row& row : std::vector<Row>{{2, 0.1}, {1000, 0.1}, {4000, 0.4}, {20000, 2.0}}) {
+    EXPECT_DOUBLE_EQ(PollInterval(row.agents), row.interval_s) << row.agents << " agents";
+    EXPECT_LE(row.agents / PollInterval(row.agents), 10000.0 + 1e-6) << row.agents << " agents";
+  }
+}
+
 TEST(StoreControlPlaneCounters, AreReadStrictlyAndGarbageIsNamed) {
   EXPECT_EQ(store_plane::ParseCount("", "/runner/joined"), 0);
   EXPECT_EQ(store_plane::ParseCount("12", "/runner/joined"), 12);
