@@ -72,10 +72,27 @@ TEST(StoreControlPlaneTest, NoAgentReadsEveryAgentsValue) {
 // Each agent sends a notice (one of 20 KiB), sees the others' and never its own; the barrier
 // completes once all are done; a notice sent just before the barrier is returned by EndAttempt
 // when it was not polled in time.
+// Enters the done barrier and collects every notice until it completes (5 s at most), the late
+// ones included; each cut to `keep` characters. Returns them sorted, ';'-terminated.
+std::string CollectUntilDone(ControlPlane& c, std::multiset<std::string>& got,
+                             size_t keep = std::string::npos) {
+  c.EnterDone();
+  const auto deadline = std::chrono::steady_clock::now() + 5s;
+  while (!c.PollDone() && std::chrono::steady_clock::now() < deadline) {
+    while (std::optional<std::string> n = c.PollNotice()) got.insert(n->substr(0, keep));
+    std::this_thread::sleep_for(5ms);
+  }
+  for (const std::string& n : c.EndAttempt()) got.insert(n.substr(0, keep));
+  std::string out;
+  for (const std::string& n : got) out += n + ";";
+  return out;
+}
+
 TEST(StoreControlPlaneTest, NoticesOfAnySizeReachEveryOtherAgentAndLateOnesAreCollected) {
   Job job;
   const auto results = job.Run<std::string>(3, [](ControlPlane& c) {
     std::multiset<std::string> got;
+    std::string out;
     for (int attempt = 0; attempt < 2; ++attempt) {
       c.BeginAttempt(attempt);
       const std::string mine = "from " + std::to_string(c.rank()) + " attempt " +
@@ -83,16 +100,8 @@ TEST(StoreControlPlaneTest, NoticesOfAnySizeReachEveryOtherAgentAndLateOnesAreCo
                                (c.rank() == 1 ? std::string(20000, '.') : "");
       c.Notify(mine);
       (void)c.AllReduceMax(0);  // everyone has sent
-      c.EnterDone();
-      const auto deadline = std::chrono::steady_clock::now() + 5s;
-      while (!c.PollDone() && std::chrono::steady_clock::now() < deadline) {
-        while (std::optional<std::string> n = c.PollNotice()) got.insert(n->substr(0, 16));
-        std::this_thread::sleep_for(5ms);
-      }
-      for (const std::string& n : c.EndAttempt()) got.insert(n.substr(0, 16));
+      out = CollectUntilDone(c, got, 16);
     }
-    std::string out;
-    for (const std::string& n : got) out += n + ";";
     return out;
   });
   EXPECT_EQ(results[0], "from 1 attempt 0;from 1 attempt 1;from 2 attempt 0;from 2 attempt 1;");
@@ -118,16 +127,7 @@ TEST(StoreControlPlaneTest, NoticesToAgentZeroAndItsForwardsReachOnlyTheirAgents
       c.Forward("forwarded from 1", 1);
     }
     (void)c.AllReduceMax(0);
-    c.EnterDone();
-    const auto deadline = std::chrono::steady_clock::now() + 5s;
-    while (!c.PollDone() && std::chrono::steady_clock::now() < deadline) {
-      while (std::optional<std::string> n = c.PollNotice()) got.insert(*n);
-      std::this_thread::sleep_for(5ms);
-    }
-    for (const std::string& n : c.EndAttempt()) got.insert(n);
-    std::string out;
-    for (const std::string& n : got) out += n + ";";
-    return out;
+    return CollectUntilDone(c, got);
   });
   EXPECT_EQ(results[0], "to 0 from 1;to 0 from 2;");
   EXPECT_EQ(results[1], "");
