@@ -41,12 +41,11 @@ namespace layout = common::job_layout;
 namespace {
 
 // Everything one agent knows once the agents have met: its place, the job session, and (on the
-// node-0 agent) every agent's report, the whole layout and the store.
+// node-0 agent) the whole layout and the store.
 struct Meeting {
   int me = 0;
   AgentPlace place;
   JobSession session;
-  std::vector<AgentInfo> agents;       // node 0 only
   Layout layout;                       // node 0 only
   std::shared_ptr<StoreServer> store;  // node 0 only
 };
@@ -76,8 +75,8 @@ class AgentJob {
 
  private:
   void Meet();
-  [[nodiscard]] std::vector<std::string> Welcomes(const std::vector<std::string>& reports,
-                                                  const JobDirNames& names);
+  [[nodiscard]] std::vector<std::string> LeadRendezvous(const std::vector<std::string>& reports,
+                                                        const JobDirNames& names);
   void WriteManifest(const std::vector<std::string>& worker_command);
   void BeginAttemptLog(int attempt);
   // `started`: the attempt's start (its record's first step, `workers`, runs from there).
@@ -134,7 +133,7 @@ void AgentJob::Meet() {
                                                launch_.job_name.value, launch_.job_id.value);
   job_name_ = names.name;
   std::vector<std::string> welcomes;
-  if (meeting_.me == 0) welcomes = Welcomes(reports, names);
+  if (meeting_.me == 0) welcomes = LeadRendezvous(reports, names);
   const std::string welcome = control_.Scatter(welcomes);
   const Welcome parsed = Welcome::Parse(welcome);
   meeting_.place = parsed.place;
@@ -151,30 +150,29 @@ void AgentJob::Meet() {
 
 // Node 0's part of the rendezvous: the layout from every report, the job directory's lock, the
 // store, the session; returns each agent's welcome (by rank).
-std::vector<std::string> AgentJob::Welcomes(const std::vector<std::string>& reports,
-                                            const JobDirNames& names) {
-  meeting_.agents = ParseReports(reports);
-  meeting_.layout = BuildLayout(meeting_.agents);
+std::vector<std::string> AgentJob::LeadRendezvous(const std::vector<std::string>& reports,
+                                                  const JobDirNames& names) {
+  const std::vector<AgentInfo> agents = ParseReports(reports);
+  meeting_.layout = BuildLayout(agents);
   JobSession session;
   session.job_id = names.id.empty() ? LocalJobId() : names.id;
   const JobDir dir(config_.GetString("job.log_root"), job_name_, session.job_id);
   lock_.emplace(dir.path(), launch_.hostname);  // before anything is written into it
   meeting_.store = request_.store;  // torchrun-style: on MASTER_ADDR:MASTER_PORT already
   if (!meeting_.store) {
-    const std::string addr = ChooseStoreAddress(meeting_.agents, meeting_.layout,
-                                                config_.GetString("launch.store_addr"));
+    const std::string addr =
+        ChooseStoreAddress(agents, meeting_.layout, config_.GetString("launch.store_addr"));
     meeting_.store = std::make_shared<StoreServer>(
         addr, static_cast<uint16_t>(config_.GetInt("launch.store_port")),
         [this](const std::string& line) { log_.warn("{}", line); },
-        JobStoreOptions(meeting_.agents, addr, config_));
+        JobStoreOptions(agents, addr, config_));
   } else {
     // Open to the joining agents until now; from here on only the job's hosts.
-    meeting_.store->SetAllowList(
-        JobStoreOptions(meeting_.agents, meeting_.store->address(), config_).allow);
+    meeting_.store->SetAllowList(JobStoreOptions(agents, meeting_.store->address(), config_).allow);
   }
   // Said at start: a store that cannot hold every worker fails the rendezvous much later.
   for (const std::string& line :
-       JobStoreCapacityWarnings(meeting_.agents, *meeting_.store, launch_.hostname))
+       JobStoreCapacityWarnings(agents, *meeting_.store, launch_.hostname))
     log_.warn("{}", line);
   session.store_addr = meeting_.store->address();
   session.token = RandomHex(16);

@@ -50,6 +50,9 @@ class ControlPlane {
   [[noreturn]] virtual void Abort(int code, const std::string& reason) = 0;
 };
 
+// Throws common::Error (internal) unless node 0's scatter has one item per agent.
+void CheckOneItemPerAgent(const std::vector<std::string>& items, int agents);
+
 // Initialises MPI (MPI_Init_thread, FUNNELED). Throws common::CommunicationError on failure.
 [[nodiscard]] std::unique_ptr<ControlPlane> MakeMpiControlPlane();
 [[nodiscard]] std::unique_ptr<ControlPlane> MakeLocalControlPlane();

@@ -87,11 +87,7 @@ class MpiControlPlane final : public ControlPlane {
     std::vector<int> sizes;
     std::string all;
     if (rank_ == 0) {
-      if (from_root.size() != static_cast<size_t>(size_)) {
-        throw common::Error(common::kExitInternal,
-                            "scatter of " + std::to_string(from_root.size()) + " items to " +
-                                std::to_string(size_) + " agents");
-      }
+      CheckOneItemPerAgent(from_root, size_);
       for (const std::string& item : from_root) {
         sizes.push_back(static_cast<int>(item.size()));
         all += item;
@@ -249,6 +245,12 @@ class LocalControlPlane final : public ControlPlane {
 };
 
 }  // namespace
+
+void CheckOneItemPerAgent(const std::vector<std::string>& items, int agents) {
+  if (items.size() == static_cast<size_t>(agents)) return;
+  throw common::Error(common::kExitInternal, "scatter of " + std::to_string(items.size()) +
+                                                 " items to " + std::to_string(agents) + " agents");
+}
 
 std::unique_ptr<ControlPlane> MakeMpiControlPlane() { return std::make_unique<MpiControlPlane>(); }
 std::unique_ptr<ControlPlane> MakeLocalControlPlane() {

@@ -115,11 +115,7 @@ std::vector<std::string> StoreControlPlane::Gather(const std::string& mine) {
 std::string StoreControlPlane::Scatter(const std::vector<std::string>& from_root) {
   const std::string base = "c" + std::to_string(++seq_);
   if (rank() == 0) {
-    if (from_root.size() != static_cast<size_t>(size())) {
-      throw common::Error(common::kExitInternal, "scatter of " + std::to_string(from_root.size()) +
-                                                     " items to " + std::to_string(size()) +
-                                                     " agents");
-    }
+    CheckOneItemPerAgent(from_root, size());
     for (int r = 1; r < size(); ++r)
       client_->Set(RankKey(base, r), from_root[static_cast<size_t>(r)]);
     return from_root[0];
@@ -156,22 +152,24 @@ void StoreControlPlane::BeginAttempt(int attempt) {
   last_fetch_ = {};
 }
 
-void StoreControlPlane::Notify(const std::string& notice) {
-  const int64_t n = client_->Add(AttemptKey("nn"), 1);
-  client_->Set(AttemptKey("n" + std::to_string(n)), std::to_string(rank()) + "\n" + notice);
+// One notice on `channel` ("n": read by every agent, "f": by node 0 alone): its count
+// <channel>n, its key <channel><k>, its first line the agents that do not read it back.
+void StoreControlPlane::Post(const std::string& channel, const std::string& senders,
+                             const std::string& notice) {
+  const int64_t n = client_->Add(AttemptKey(channel + "n"), 1);
+  client_->Set(AttemptKey(channel + std::to_string(n)), senders + "\n" + notice);
 }
 
-// One key all read; "<from>,<rank>" first: neither reads it back.
+void StoreControlPlane::Notify(const std::string& notice) {
+  Post("n", std::to_string(rank()), notice);
+}
+
 void StoreControlPlane::Forward(const std::string& notice, int from) {
-  const int64_t n = client_->Add(AttemptKey("nn"), 1);
-  client_->Set(AttemptKey("n" + std::to_string(n)),
-               std::to_string(from) + "," + std::to_string(rank()) + "\n" + notice);
+  Post("n", std::to_string(from) + "," + std::to_string(rank()), notice);
 }
 
 void StoreControlPlane::NotifyFirst(const std::string& notice) {
-  if (rank() == 0) return;
-  const int64_t n = client_->Add(AttemptKey("fn"), 1);
-  client_->Set(AttemptKey("f" + std::to_string(n)), std::to_string(rank()) + "\n" + notice);
+  if (rank() != 0) Post("f", std::to_string(rank()), notice);
 }
 
 // One poll: the notice counts (node 0: both channels), the done count and the alarms in one

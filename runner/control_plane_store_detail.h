@@ -82,6 +82,7 @@ class StoreControlPlane final : public ControlPlane {
   void CheckAlarms(const std::string& abort, const std::string& lost);
   void WaitKey(const std::string& key);
   void Arrive(const std::string& prefix);
+  void Post(const std::string& channel, const std::string& senders, const std::string& notice);
   void Fetch();
   void ReadNotices(const std::string& prefix, int64_t count, int64_t& seen);
   [[nodiscard]] std::string AttemptKey(const std::string& tail) const;
