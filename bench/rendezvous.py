@@ -87,22 +87,25 @@ def run_mpi(runner, n, root):
     cmd = MPIRUN + ["-np", str(n), "sh", "-c",
                     'RUNNER_HOSTNAME=n$OMPI_COMM_WORLD_RANK exec "$@"', "sh",
                     *agent_args(runner, root)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    release_when_started(root, n, [proc])
-    proc.stdout_text = proc.communicate(timeout=900)[0]
+    # To a file, not a pipe: nobody reads a pipe while release_when_started waits.
+    with tempfile.TemporaryFile(mode="w+") as console:
+        proc = subprocess.Popen(cmd, stdout=console, stderr=subprocess.STDOUT, text=True)
+        release_when_started(root, n, [proc])
+        proc.wait(timeout=900)
+        console.seek(0)
+        out = console.read()
     if (proc.returncode != 0) == (OPTIONS["worker"] != "sleep"):  # mpirun's code: any non-zero
         return
     # OpenMPI 4.1's mpirun, oversubscribed with 256 processes on one node, now and then reports
     # "process rank R with PID 0 ... exiting improperly" after every process finalized (a
     # trivial MPI_Init/MPI_Finalize program does it too); the job's own record decides.
     outcome = glob.glob(os.path.join(root, "b-*", "outcome.json"))
-    if "exiting improperly" in proc.stdout_text and outcome:
+    if "exiting improperly" in out and outcome:
         with open(outcome[0]) as f:
             if json.load(f)["status"] == "succeeded":
                 MPIRUN_QUIRKS.append(n)
                 return
-    raise RuntimeError(f"mpirun with {n} agents: exit {proc.returncode}\n"
-                       f"{proc.stdout_text[-3000:]}")
+    raise RuntimeError(f"mpirun with {n} agents: exit {proc.returncode}\n{out[-3000:]}")
 
 
 def run_tcp(runner, n, root):
