@@ -269,9 +269,12 @@ void LogWriter::Submit(int file, std::string_view stamp, std::string bytes, size
     const size_t max = s.options.max_queued_bytes;
     return f.queued_bytes < max ? max - f.queued_bytes : 0;
   };
+  // A batch larger than the bound (one pipe read of short lines, timestamped) is taken whole once
+  // the file's queue is empty: the bound holds back a disk that does not keep up, not one batch.
+  const auto fits = [&] { return note + bytes.size() <= room() || f.queued_bytes == 0; };
   // A disk that keeps up, however slowly, is waited for (the worker's pipe fills and it waits
   // too, as for any slow reader); one whose write has not ended for stall_s is not.
-  while (note + bytes.size() > room() && !s.abandoned) {
+  while (!fits() && !s.abandoned) {
     const double since = Steady() - s.progress;
     if (since >= s.options.stall_s) break;
     s.idle.wait_for(lock, std::chrono::duration<double>(s.options.stall_s - since));
@@ -279,7 +282,7 @@ void LogWriter::Submit(int file, std::string_view stamp, std::string bytes, size
   if (s.abandoned) return s.Drop(f, stamp, bytes.size(), lines);
   size_t keep = 0;
   size_t keep_lines = 0;
-  if (note + bytes.size() <= room()) {
+  if (fits()) {
     keep = bytes.size();
     keep_lines = lines;
   } else {

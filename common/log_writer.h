@@ -46,8 +46,10 @@ class LogSink {
 [[nodiscard]] std::unique_ptr<LogSink> FdLogSink(int fd);
 
 struct LogWriterOptions {
-  size_t max_queued_bytes = 4u << 20;  // per file: job.log_buffer_mib
-  double flush_timeout_s = 10;         // the destructor's Flush: job.log_flush_timeout_s
+  // Per file: job.log_buffer_mib. A single batch larger than it is taken whole when the file's
+  // queue is empty (one pipe read of short lines is a few hundred KiB once timestamped).
+  size_t max_queued_bytes = 4u << 20;
+  double flush_timeout_s = 10;  // the destructor's Flush: job.log_flush_timeout_s
   // A full queue makes Submit wait while the thread ends writes (a disk that keeps up, however
   // slowly: the worker waits for its pipe as for any slow reader), at most until the thread has
   // ended none for this long (a stalled disk): then it drops.

@@ -128,6 +128,20 @@ TEST(LogWriterTest, AFullQueueWaitsForASlowDiskThatKeepsUpAndLosesNothing) {
   EXPECT_FALSE(errors.Any());
 }
 
+// One batch larger than the whole bound (a pipe read of many short lines) on a disk that keeps up:
+// taken whole once the queue is empty, nothing dropped.
+TEST(LogWriterTest, ABatchLargerThanTheBoundIsTakenWholeByADiskThatKeepsUp) {
+  auto disk = std::make_shared<FakeDisk>();
+  disk->delay_ms = 5;
+  LogWriteErrors errors;
+  LogWriter writer({/*max_queued_bytes=*/64, 30, /*stall_s=*/0.05}, &errors);
+  const int f = writer.AddFile(std::make_unique<FakeSink>(disk), "f.log");
+  for (int i = 0; i < 300; i += 100) writer.Submit(f, "T", Lines(i, 100), 100);  // ~1 KiB each
+  ASSERT_TRUE(writer.Flush(30));
+  EXPECT_EQ(disk->Data(), Lines(0, 300));
+  EXPECT_FALSE(errors.Any());
+}
+
 // A held disk: the queue takes up to its bound, whole lines; the rest is dropped and counted, and
 // once the disk takes writes again one note marks the gap before the next lines.
 TEST(LogWriterTest, AStalledDiskDropsWholeLinesBeyondTheBoundCountsAndMarksThem) {
@@ -172,14 +186,16 @@ TEST(LogWriterTest, ABatchThatFitsInPartKeepsItsFirstWholeLines) {
   LogWriter writer({/*max_queued_bytes=*/16, 30, /*stall_s=*/0.05}, &errors);
   const int f = writer.AddFile(std::make_unique<FakeSink>(disk), "f.log");
   disk->Hold();
-  writer.Submit(f, "T", "aaaa\nbbbb\ncccc\ndddd\n", 4);  // 20 bytes: 3 lines fit
-  EXPECT_EQ(errors.Snapshot().at(0).lines_lost, 1u);
-  EXPECT_EQ(errors.Snapshot().at(0).bytes_lost, 5u);
+  writer.Submit(f, "T", "xxxxx\n", 1);
+  disk->WaitForHeldWrite();                              // 6 of the 16 bytes are being written
+  writer.Submit(f, "T", "aaaa\nbbbb\ncccc\ndddd\n", 4);  // 20 bytes: 2 lines fit
+  EXPECT_EQ(errors.Snapshot().at(0).lines_lost, 2u);
+  EXPECT_EQ(errors.Snapshot().at(0).bytes_lost, 10u);
   disk->Release();
   ASSERT_TRUE(writer.Flush(30));  // the gap's note is written at the flush
-  EXPECT_EQ(disk->Data().substr(0, 15), "aaaa\nbbbb\ncccc\n");
+  EXPECT_EQ(disk->Data().substr(0, 16), "xxxxx\naaaa\nbbbb\n");
   EXPECT_NE(
-      disk->Data().find("[runner] 1 lines (5 bytes) of this log were dropped between T and T"),
+      disk->Data().find("[runner] 2 lines (10 bytes) of this log were dropped between T and T"),
       std::string::npos)
       << disk->Data();
 }
