@@ -44,6 +44,9 @@ class AgentFileSink : public spdlog::sinks::base_sink<std::mutex> {
   }
   void flush_() override {}  // called after every line (flush_on): never waits
 
+ public:
+  void Wait(double timeout_s) { (void)writer_.Flush(timeout_s); }
+
  private:
   std::shared_ptr<LogWriteErrors> errors_;  // before writer_, which counts into it to its end
   LogWriter writer_;
@@ -72,6 +75,12 @@ void SetFileSink(spdlog::logger& logger, const std::string& path,
                              }),
               sinks.end());
   sinks.push_back(sink);
+}
+
+void FlushFileSink(spdlog::logger& logger, double timeout_s) {
+  for (const spdlog::sink_ptr& sink : logger.sinks()) {
+    if (auto* file = dynamic_cast<AgentFileSink*>(sink.get())) file->Wait(timeout_s);
+  }
 }
 
 std::string Timestamp() {

@@ -108,6 +108,7 @@ int RunAgent(const AgentRequest& request) {
         common::ExitCodeName(code), e.what(),
         launch.scheduler == Scheduler::kTorchrun ? "an abort through the job's store"
                                                  : "MPI_Abort");
+    common::FlushFileSink(*log, 2);  // the abort skips destructors: the line above into the file
     control->Abort(code, e.what());  // does not return
     return code;
   }

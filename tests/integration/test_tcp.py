@@ -4,6 +4,7 @@ processes on this host acting as machines through RUNNER_HOSTNAME, with MASTER_A
 
 Environment: RUNNER_BIN (the runner), TRAINER_BIN (for the trainer case). Every wait is bounded.
 """
+import glob
 import json
 import os
 import signal
@@ -174,6 +175,12 @@ class TcpTest(unittest.TestCase):
         self.assertEqual(code0, 5, out0)
         self.assertIn(f"node rank 1 (host node1, pid {p1.pid}) is gone: its agent's connection "
                       "to the job's store closed without a goodbye", out0)
+        # The agent ends without destructors (the abort), its log file says why all the same.
+        [log] = glob.glob(os.path.join(self.root, "t-*", "attempt-0", "runner-node0.log"))
+        with open(log) as f:
+            text = f.read()
+        self.assertIn(f"node rank 1 (host node1, pid {p1.pid}) is gone", text)
+        self.assertIn("ending every agent of the job", text)
 
     def test_node_0_killed_is_named_by_the_other(self):
         p0 = self.start(0, *self.sh("sleep 60"))
@@ -184,6 +191,12 @@ class TcpTest(unittest.TestCase):
         self.assertEqual(code1, 5, out1)
         self.assertIn(f"lost the job's store at MASTER_ADDR:MASTER_PORT = 127.0.0.1:{self.port}",
                       out1)
+        # The agent ends without destructors (the abort), its log file says why all the same.
+        [log] = glob.glob(os.path.join(self.root, "t-*", "attempt-0", "runner-node1.log"))
+        with open(log) as f:
+            text = f.read()
+        self.assertIn("lost the job's store", text)
+        self.assertIn("ending every agent of the job", text)
 
     def test_an_agent_that_cannot_go_on_ends_every_agent_with_its_code(self):
         p0 = self.start(0, *self.sh("sleep 60"))
