@@ -35,7 +35,13 @@ StoreControlPlane::StoreControlPlane(const StoreControlPlaneOptions& options) : 
           std::to_string(options_.master_port);
   Join();
   WatchConnections();
-  ConnectBeat();
+  try {
+    ConnectBeat();
+  } catch (...) {
+    // No destructor runs after a throw here: the store must not call back into this object.
+    if (rank() == 0 && options_.hosted) options_.hosted->SetCloseObserver(nullptr);
+    throw;
+  }
   live_thread_ = std::thread([this] { Live(); });
 }
 

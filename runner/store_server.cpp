@@ -57,7 +57,7 @@ class StoreServer::Impl {
     if (epoll_fd_ < 0 || pipe2(wake_, O_CLOEXEC | O_NONBLOCK) != 0 ||
         !Watch(wake_[0], EPOLL_CTL_ADD, EPOLLIN) || !Watch(listen_fd_, EPOLL_CTL_ADD, EPOLLIN)) {
       const std::string why = std::strerror(errno);
-      for (int fd : {listen_fd_, epoll_fd_, wake_[0], wake_[1]}) {
+      for (int fd : {listen_fd_, spare_fd_, epoll_fd_, wake_[0], wake_[1]}) {
         if (fd >= 0) close(fd);
       }
       throw common::CommunicationError("store: cannot set up its epoll set: " + why);

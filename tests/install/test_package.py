@@ -83,9 +83,6 @@ class PackageTest(unittest.TestCase, InstalledChecks):
         self.run_smoke_job()
 
 
-if __name__ == "__main__":
-    unittest.main()
-
 
 class PackageArgumentsTest(unittest.TestCase):
     def test_a_debug_build_is_refused_naming_it_and_the_fix(self):
@@ -100,3 +97,14 @@ class PackageArgumentsTest(unittest.TestCase):
                           "CMAKE_BUILD_TYPE='Debug'", result.stdout)
             self.assertIn("-DCMAKE_BUILD_TYPE=RelWithDebInfo", result.stdout)
             self.assertFalse(os.path.exists(os.path.join(tmp, "out")))
+
+    def test_a_second_argument_is_refused(self):
+        with tempfile.TemporaryDirectory(prefix="package-args-") as tmp:
+            result = run([os.path.join(SOURCE_DIR, "scripts/package"), "out", "extra"], cwd=tmp)
+            self.assertEqual(result.returncode, 2, result.stdout)
+            self.assertIn("package: expected at most one argument, OUTDIR (got 2)", result.stdout)
+            self.assertFalse(os.path.exists(os.path.join(tmp, "out")))
+
+
+if __name__ == "__main__":
+    unittest.main()
