@@ -1,10 +1,10 @@
 #pragma once
 // What could not be written to the job's logs: a full disk (ENOSPC), a quota (EDQUOT), a failing
-// disk (EIO) under job.log_root. The runner never stops or slows a worker for its logs: a line
-// that cannot be written is dropped and counted here, per file, and the first failure of each
-// file is said at once (the agent's log and console) with what to do. outcome.json lists the
-// counts, and a job whose workers all succeeded but whose logs lost lines ends with
-// common::kExitLogsIncomplete instead of 0.
+// disk (EIO) under job.log_root, or a disk that stalled (common/log_writer.h). A worker waits for
+// its logs only while the disk keeps up; a line that cannot be written is dropped and counted here,
+// per file, and the first failure of each file is said at once (the agent's log and console) with
+// what to do. outcome.json lists the counts, and a job whose workers all succeeded but whose logs
+// lost lines ends with common::kExitLogsIncomplete instead of 0.
 //
 // Thread-safe: the agent's rank logs (written by their writer thread, common/log_writer.h), its
 // events.jsonl lines and its own log (written from the store's thread too) all count into one

@@ -1,7 +1,8 @@
 #pragma once
 // The thread that writes the agent's log files (the rank logs, the agent's own log), so that a
-// slow or stalled disk under job.log_root (an NFS server that hangs for a minute) never stalls
-// the agent's loop (supervision, heartbeats, signals) nor, through a full pipe, its workers.
+// stalled disk under job.log_root (an NFS server that hangs for a minute) stalls neither the
+// agent's loop (supervision, heartbeats, signals) nor, through a full pipe, its workers for more
+// than stall_s; a slow disk that keeps up is waited for, as any slow reader would be.
 //
 // The caller hands over complete lines (Submit): each file has a bounded queue
 // (LogWriterOptions::max_queued_bytes, counting what is being written). When it is full, Submit

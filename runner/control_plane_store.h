@@ -21,7 +21,9 @@
 //                (EndAttempt: once every agent is there nobody sends, so nn is final)
 //   liveness     /runner/alive/<r> bumped every heartbeat by a thread of each agent; node 0's
 //                thread declares an agent whose counter stands still for lost_after_s lost
-//                (/runner/lost names it); /runner/bye/<r> when an agent ends normally
+//                (/runner/lost names it); /runner/bye/<r> when an agent ends normally;
+//                /runner/beat_from/<r>: the address:port its liveness connection comes from,
+//                so node 0 names an agent whose connection closed without a bye at once
 //   abort        /runner/abort: code, node rank, host and reason; the others end with that code
 //
 // Requests per agent: about 1 / poll_s while workers run (one MULTI_GET per poll; PollInterval

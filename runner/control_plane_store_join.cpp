@@ -127,9 +127,9 @@ void StoreControlPlane::TakeNodeRank() {
       options_.host + ")");
 }
 
-// Blocks at the store until the last agent to join sets joined/go (a WAIT: no polling, so a
-// join costs node 0's store a few requests per agent however long the others take to start), in
-// slices of a second for a stop signal and the deadline. An agent that aborts the rendezvous sets
+// Blocks at the store until the last agent to join sets joined/go (a WAIT, answered when the key
+// is set; no polling), in slices of a second for a stop signal and the deadline: a WAIT and its
+// CANCEL_WAIT per agent and second while the others start. An agent that aborts the rendezvous sets
 // joined/go as well: the others read why at once.
 void StoreControlPlane::WaitForEveryone(Clock::time_point deadline) {
   while (true) {
