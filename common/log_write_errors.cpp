@@ -27,11 +27,15 @@ std::string WriteErrorText(const LogWriteError& e) {
 
 std::string DescribeFirstWriteError(const std::string& file, int error, const std::string& reason) {
   if (!reason.empty()) {
+    // Lines still queued when the wait at the end ran out, or dropped while the disk stalled.
+    const bool at_end = reason.rfind("still not written", 0) == 0;
     return "cannot write to " + file + " in time: " + reason +
-           "; its lines are being dropped while it is slow (counted in outcome.json, a note in "
-           "the file marks each gap) and the workers go on; fix: check the filesystem under "
-           "job.log_root (a slow or hung file server?), raise job.log_buffer_mib, or point "
-           "job.log_root (--log-root) at a faster disk";
+           (at_end ? "; they are counted as lost in outcome.json"
+                   : "; its lines are being dropped while it is slow (counted in outcome.json, a "
+                     "note in the file marks each gap) and the workers go on") +
+           "; fix: check the filesystem under job.log_root (a slow or hung file server?), " +
+           (at_end ? "raise job.log_flush_timeout_s" : "raise job.log_buffer_mib") +
+           ", or point job.log_root (--log-root) at a faster disk";
   }
   return "cannot write to " + file + ": " + std::strerror(error) +
          "; its lines are being dropped (counted in outcome.json) and the workers go on; fix: "

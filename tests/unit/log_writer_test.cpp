@@ -128,6 +128,19 @@ TEST(LogWriterTest, AFullQueueWaitsForASlowDiskThatKeepsUpAndLosesNothing) {
   EXPECT_FALSE(errors.Any());
 }
 
+// The fix the first failure names is the setting that would have helped.
+TEST(LogWriterTest, TheFirstFailureNamesTheSettingThatFitsItsReason) {
+  const std::string stalled = common::DescribeFirstWriteError(
+      "/j/rank-1.log", 0, "the disk did not keep up (a write to it had taken 1.0 s)");
+  EXPECT_NE(stalled.find("raise job.log_buffer_mib"), std::string::npos) << stalled;
+  const std::string at_end = common::DescribeFirstWriteError(
+      "/j/rank-1.log", 0, "still not written 10.0 s after the end (a write to it had taken 12 s)");
+  EXPECT_NE(at_end.find("raise job.log_flush_timeout_s"), std::string::npos) << at_end;
+  EXPECT_EQ(at_end.find("log_buffer_mib"), std::string::npos) << at_end;
+  const std::string full = common::DescribeFirstWriteError("/j/rank-1.log", ENOSPC, "");
+  EXPECT_NE(full.find("free space under job.log_root"), std::string::npos) << full;
+}
+
 // One batch larger than the whole bound (a pipe read of many short lines) on a disk that keeps up:
 // taken whole once the queue is empty, nothing dropped.
 TEST(LogWriterTest, ABatchLargerThanTheBoundIsTakenWholeByADiskThatKeepsUp) {
